@@ -1,0 +1,209 @@
+"""HTTP digest authentication for SIP (RFC 3261 22, RFC 7616, RFC 8760): MD5 and SHA-256.
+
+Nonces are stateless: a timestamp and random bytes signed with a server secret, so any
+process holding the secret can check them and a restart does not invalidate them. A nonce
+older than its lifetime is answered with ``stale=true`` (the client retries without asking
+its user again). Nonce counts seen with qop=auth are remembered in a bounded table to
+refuse replays.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+import os
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+
+ALGORITHMS: dict[str, str] = {"MD5": "md5", "SHA-256": "sha256"}
+
+
+def digest_hex(algorithm: str, text: str) -> str:
+    return hashlib.new(ALGORITHMS[algorithm], text.encode()).hexdigest()
+
+
+def compute_ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """H(username:realm:password), what the store keeps instead of the SIP password."""
+    return digest_hex(algorithm, f"{username}:{realm}:{password}")
+
+
+class AuthOutcome(enum.Enum):
+    OK = "ok"
+    STALE = "stale"  # right password, expired nonce: challenge again with stale=true
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The parameters of one ``Authorization: Digest ...`` header."""
+
+    username: str
+    realm: str
+    nonce: str
+    uri: str
+    response: str
+    algorithm: str = "MD5"
+    qop: str | None = None
+    nc: str | None = None
+    cnonce: str | None = None
+    opaque: str | None = None
+
+
+def parse_auth_params(text: str) -> dict[str, str]:
+    """Parse ``a=b, c="d,e"`` auth-params; names lowercased, quotes and escapes removed."""
+    params: dict[str, str] = {}
+    index, length = 0, len(text)
+    while index < length:
+        while index < length and text[index] in " \t,":
+            index += 1
+        if index >= length:
+            break
+        equals = text.find("=", index)
+        if equals < 0:
+            raise ValueError(f"auth-param without '=' at {text[index:]!r}")
+        name = text[index:equals].strip().lower()
+        index = equals + 1
+        while index < length and text[index] in " \t":
+            index += 1
+        if index < length and text[index] == '"':
+            index += 1
+            value_chars: list[str] = []
+            while index < length and text[index] != '"':
+                if text[index] == "\\" and index + 1 < length:
+                    index += 1
+                value_chars.append(text[index])
+                index += 1
+            if index >= length:
+                raise ValueError("unterminated quoted string in auth-params")
+            index += 1
+            value = "".join(value_chars)
+        else:
+            end = text.find(",", index)
+            end = length if end < 0 else end
+            value = text[index:end].strip()
+            index = end
+        if not name:
+            raise ValueError("empty auth-param name")
+        params[name] = value
+    return params
+
+
+def parse_credentials(header_value: str) -> Credentials:
+    """Parse an Authorization / Proxy-Authorization value; ValueError when it is not digest."""
+    scheme, _, rest = header_value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise ValueError(f"unsupported authorization scheme {scheme!r}")
+    params = parse_auth_params(rest)
+    try:
+        algorithm = params.get("algorithm", "MD5").upper()
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+        return Credentials(
+            username=params["username"],
+            realm=params["realm"],
+            nonce=params["nonce"],
+            uri=params["uri"],
+            response=params["response"].lower(),
+            algorithm=algorithm,
+            qop=params.get("qop"),
+            nc=params.get("nc"),
+            cnonce=params.get("cnonce"),
+            opaque=params.get("opaque"),
+        )
+    except KeyError as missing:
+        raise ValueError(f"digest credentials lack {missing.args[0]!r}") from None
+
+
+def expected_response(credentials: Credentials, method: str, ha1: str) -> str:
+    """The response a client knowing ``ha1`` computes (RFC 7616 3.4.1, qop auth or none)."""
+    algorithm = credentials.algorithm
+    ha2 = digest_hex(algorithm, f"{method}:{credentials.uri}")
+    if credentials.qop:
+        return digest_hex(
+            algorithm,
+            f"{ha1}:{credentials.nonce}:{credentials.nc}:{credentials.cnonce}:"
+            f"{credentials.qop}:{ha2}",
+        )
+    return digest_hex(algorithm, f"{ha1}:{credentials.nonce}:{ha2}")
+
+
+class DigestAuthenticator:
+    """Issues challenges and checks credentials; knows nothing of users (the caller gives HA1)."""
+
+    def __init__(
+        self, secret: bytes, *, nonce_lifetime: float = 300.0, replay_table_size: int = 65536
+    ) -> None:
+        self._secret = secret
+        self._nonce_lifetime = nonce_lifetime
+        self._replay_table_size = replay_table_size
+        self._last_nonce_count: OrderedDict[str, int] = OrderedDict()
+
+    def make_nonce(self, now: float) -> str:
+        payload = struct.pack(">d", now) + os.urandom(12)
+        signature = hmac.new(self._secret, payload, hashlib.sha256).digest()[:12]
+        return base64.urlsafe_b64encode(payload + signature).decode().rstrip("=")
+
+    def _nonce_time(self, nonce: str) -> float | None:
+        """The time a nonce was issued, or None when we did not issue it."""
+        try:
+            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+        except ValueError:
+            return None
+        if len(raw) != 32:
+            return None
+        payload, signature = raw[:20], raw[20:]
+        expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:12]
+        if not hmac.compare_digest(signature, expected):
+            return None
+        issued: float = struct.unpack(">d", payload[:8])[0]
+        return issued
+
+    def challenges(self, realm: str, now: float, *, stale: bool = False) -> list[str]:
+        """WWW-Authenticate values, MD5 first: RFC 8760 clients pick the first they support,
+        and many deployed phones only know MD5 and take the first one blindly."""
+        nonce = self.make_nonce(now)
+        stale_param = ", stale=true" if stale else ""
+        return [
+            f'Digest realm="{realm}", nonce="{nonce}", algorithm={algorithm}, qop="auth"'
+            f"{stale_param}"
+            for algorithm in ("MD5", "SHA-256")
+        ]
+
+    def verify(
+        self, credentials: Credentials, method: str, realm: str, ha1: str, now: float
+    ) -> AuthOutcome:
+        """Check ``credentials`` for ``method`` against the user's HA1 for its algorithm."""
+        if credentials.realm != realm:
+            return AuthOutcome.FAILED
+        issued = self._nonce_time(credentials.nonce)
+        if issued is None or issued > now + 5:
+            return AuthOutcome.FAILED
+        if credentials.qop not in (None, "auth"):
+            return AuthOutcome.FAILED
+        expected = expected_response(credentials, method, ha1)
+        if not hmac.compare_digest(expected, credentials.response):
+            return AuthOutcome.FAILED
+        if now - issued > self._nonce_lifetime:
+            return AuthOutcome.STALE
+        if credentials.qop and not self._fresh_nonce_count(credentials):
+            return AuthOutcome.STALE
+        return AuthOutcome.OK
+
+    def _fresh_nonce_count(self, credentials: Credentials) -> bool:
+        """A replayed (nonce, nc) pair is refused; counts must grow per nonce."""
+        try:
+            count = int(credentials.nc or "", 16)
+        except ValueError:
+            return False
+        key = f"{credentials.nonce}:{credentials.cnonce}"
+        last = self._last_nonce_count.get(key)
+        if last is not None and count <= last:
+            return False
+        self._last_nonce_count[key] = count
+        self._last_nonce_count.move_to_end(key)
+        while len(self._last_nonce_count) > self._replay_table_size:
+            self._last_nonce_count.popitem(last=False)
+        return True

@@ -1,0 +1,115 @@
+"""Digest authentication: the RFC's own vectors, nonce signing, staleness and replays."""
+
+from __future__ import annotations
+
+import pytest
+
+from nuage.sip.digest import (
+    AuthOutcome,
+    Credentials,
+    DigestAuthenticator,
+    compute_ha1,
+    expected_response,
+    parse_auth_params,
+    parse_credentials,
+)
+
+
+def test_rfc2617_md5_vector() -> None:
+    ha1 = compute_ha1("MD5", "Mufasa", "testrealm@host.com", "Circle Of Life")
+    credentials = Credentials(
+        username="Mufasa",
+        realm="testrealm@host.com",
+        nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093",
+        uri="/dir/index.html",
+        response="",
+        qop="auth",
+        nc="00000001",
+        cnonce="0a4f113b",
+    )
+    assert expected_response(credentials, "GET", ha1) == "6629fae49393a05397450978507c4ef1"
+
+
+def test_rfc7616_sha256_vector() -> None:
+    algorithm = "SHA-256"
+    expected = "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+    ha1 = compute_ha1(algorithm, "Mufasa", "http-auth@example.org", "Circle of Life")
+    credentials = Credentials(
+        username="Mufasa",
+        realm="http-auth@example.org",
+        nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+        uri="/dir/index.html",
+        response="",
+        algorithm=algorithm,
+        qop="auth",
+        nc="00000001",
+        cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+    )
+    assert expected_response(credentials, "GET", ha1) == expected
+
+
+def test_auth_params_quoting() -> None:
+    params = parse_auth_params('realm="a, \\"b\\"", qop=auth ,nc=00000001')
+    assert params == {"realm": 'a, "b"', "qop": "auth", "nc": "00000001"}
+
+
+def _answer(challenge: str, algorithm: str, password: str, nc: str = "00000001") -> Credentials:
+    params = parse_auth_params(challenge.partition(" ")[2])
+    unsigned = Credentials(
+        username="1001",
+        realm=params["realm"],
+        nonce=params["nonce"],
+        uri="sip:acme.example",
+        response="",
+        algorithm=algorithm,
+        qop="auth",
+        nc=nc,
+        cnonce="c0ffee",
+    )
+    ha1 = compute_ha1(algorithm, "1001", params["realm"], password)
+    header = (
+        f'Digest username="1001", realm="{unsigned.realm}", nonce="{unsigned.nonce}", '
+        f'uri="{unsigned.uri}", algorithm={algorithm}, qop=auth, nc={nc}, cnonce="c0ffee", '
+        f'response="{expected_response(unsigned, "REGISTER", ha1)}"'
+    )
+    return parse_credentials(header)
+
+
+@pytest.mark.parametrize(("index", "algorithm"), [(0, "MD5"), (1, "SHA-256")])
+def test_challenge_and_verify(index: int, algorithm: str) -> None:
+    auth = DigestAuthenticator(b"secret", nonce_lifetime=60)
+    challenge = auth.challenges("acme.example", now=1000.0)[index]
+    assert f"algorithm={algorithm}" in challenge
+    ha1 = compute_ha1(algorithm, "1001", "acme.example", "sip-secret")
+    good = _answer(challenge, algorithm, "sip-secret")
+    assert auth.verify(good, "REGISTER", "acme.example", ha1, now=1001.0) is AuthOutcome.OK
+    # The same nonce count again is a replay.
+    assert auth.verify(good, "REGISTER", "acme.example", ha1, now=1002.0) is AuthOutcome.STALE
+    wrong = _answer(challenge, algorithm, "not-the-password", nc="00000002")
+    assert auth.verify(wrong, "REGISTER", "acme.example", ha1, now=1002.0) is AuthOutcome.FAILED
+    later = _answer(challenge, algorithm, "sip-secret", nc="00000003")
+    assert auth.verify(later, "REGISTER", "acme.example", ha1, now=1100.0) is AuthOutcome.STALE
+
+
+def test_foreign_nonce_and_realm_fail() -> None:
+    ours = DigestAuthenticator(b"secret")
+    theirs = DigestAuthenticator(b"other secret")
+    challenge = theirs.challenges("acme.example", now=10.0)[0]
+    ha1 = compute_ha1("MD5", "1001", "acme.example", "sip-secret")
+    forged = _answer(challenge, "MD5", "sip-secret")
+    assert ours.verify(forged, "REGISTER", "acme.example", ha1, now=11.0) is AuthOutcome.FAILED
+    genuine = _answer(ours.challenges("acme.example", now=10.0)[0], "MD5", "sip-secret")
+    assert ours.verify(genuine, "REGISTER", "other.example", ha1, now=11.0) is AuthOutcome.FAILED
+
+
+def test_malformed_credentials_rejected() -> None:
+    with pytest.raises(ValueError, match="scheme"):
+        parse_credentials("Basic dXNlcjpwYXNz")
+    with pytest.raises(ValueError, match="lack"):
+        parse_credentials('Digest username="1001", realm="x"')
+    with pytest.raises(ValueError, match="algorithm"):
+        parse_credentials(
+            'Digest username="a", realm="r", nonce="n", uri="u", response="r", algorithm=SHA-1'
+        )
+    with pytest.raises(ValueError, match="unterminated"):
+        parse_credentials('Digest username="a')
