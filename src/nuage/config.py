@@ -1,0 +1,203 @@
+"""Server configuration: a TOML file validated into typed, immutable settings.
+
+Start-up must stop on any mistake in the file, with a message that names the key, so
+every section forbids unknown keys and every value is checked here rather than at first use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+__all__ = ["Config", "ConfigError", "DatabaseConfig", "LogConfig", "ServerConfig", "load_config"]
+
+# RFC 1123 host names; a trailing dot is not allowed because the value ends up in SIP URIs.
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+# The only drivers the store is written and tested for; anything else would fail later,
+# at the first query, far from the key that caused it.
+_DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message names the key."""
+
+
+def _is_host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return bool(_HOSTNAME.match(value))
+    return True
+
+
+def _check_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
+
+
+class ServerConfig(_Section):
+    sip_host: str = "0.0.0.0"
+    sip_port: int = 5060
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 20000
+    # Relative paths are taken from the working directory of the process.
+    data_dir: Path = Field(default=Path("./data"), strict=False)
+    public_address: str | None = None
+    ring_timeout: float = Field(default=30.0, gt=0)
+    tcp_idle_timeout: float = Field(default=300.0, gt=0)
+
+    @field_validator("sip_host", "http_host")
+    @classmethod
+    def _bind_host(cls, value: str) -> str:
+        if not _is_host(value):
+            raise ValueError(f"{value!r} is not an IP address or host name")
+        return value
+
+    @field_validator("public_address")
+    @classmethod
+    def _public_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _is_host(value):
+            raise ValueError(f"{value!r} is not an IP address or host name")
+        try:
+            unspecified = ipaddress.ip_address(value).is_unspecified
+        except ValueError:
+            unspecified = False
+        if unspecified:
+            # Peers would send their media and requests to "nowhere".
+            raise ValueError("must be an address peers can reach, not an unspecified address")
+        return value
+
+    @field_validator("sip_port", "http_port", "rtp_port_min", "rtp_port_max")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        return _check_port(value)
+
+    @field_validator("http_port")
+    @classmethod
+    def _http_port(cls, value: int, info: ValidationInfo) -> int:
+        # SIP listens on TCP as well, so the two cannot share a port.
+        if value == info.data.get("sip_port"):
+            raise ValueError(f"must differ from sip_port ({value})")
+        return value
+
+    @field_validator("rtp_port_min")
+    @classmethod
+    def _rtp_min(cls, value: int) -> int:
+        # RTP takes the even port and RTCP the next odd one (RFC 3550 section 11).
+        if value % 2:
+            raise ValueError("must be even")
+        return value
+
+    @field_validator("rtp_port_max")
+    @classmethod
+    def _rtp_max(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("rtp_port_min")
+        if low is None:
+            return value
+        if value <= low:
+            raise ValueError(f"must be greater than rtp_port_min ({low})")
+        sip_port = info.data.get("sip_port")
+        if sip_port is not None and low <= sip_port <= value:
+            raise ValueError(f"RTP range {low}-{value} includes sip_port ({sip_port})")
+        return value
+
+
+class DatabaseConfig(_Section):
+    # None until Config resolves it against server.data_dir; always set on a loaded Config.
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, _ = value.partition("://")
+        if not sep or scheme not in _DATABASE_SCHEMES:
+            allowed = ", ".join(f"{s}://" for s in _DATABASE_SCHEMES)
+            raise ValueError(f"unsupported database URL {value!r}; use one of {allowed}")
+        return value
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class Config(_Section):
+    server: ServerConfig = ServerConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    log: LogConfig = LogConfig()
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.database.url is None:
+            url = f"sqlite+aiosqlite:///{self.server.data_dir / 'nuage.db'}"
+            # Frozen model: the default depends on another section, so it is filled in once here.
+            object.__setattr__(self, "database", DatabaseConfig(url=url))
+
+    @property
+    def database_url(self) -> str:
+        assert self.database.url is not None  # set by model_post_init
+        return self.database.url
+
+    @classmethod
+    def default(cls) -> Config:
+        return cls()
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Config:
+        """Validate already-parsed TOML; raises ConfigError naming the first bad keys."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate the TOML file at path; with no path, the defaults."""
+    if path is None:
+        return Config.default()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return Config.from_mapping(data)

@@ -1,0 +1,635 @@
+"""`nuage provision PLAN.toml`: make a company's rows in the store match a plan file.
+
+The whole plan is checked before anything is written, and everything is written in one
+transaction, so a bad plan changes nothing. Applying the same plan again changes nothing:
+rows are compared with the plan and only differences are written. A running server reads
+these rows on every request, so the changes take effect without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import phonenumbers
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nuage.pbx.numbering import NumberError, normalize_number
+from nuage.store import repositories
+from nuage.store.database import Database
+from nuage.store.models import CallRecord, Company, Number, Trunk, TrunkAddress, User
+
+__all__ = [
+    "CompanyNotFoundError",
+    "KindReport",
+    "Plan",
+    "PlanError",
+    "ProvisionReport",
+    "apply_plan",
+    "find_company",
+    "list_calls",
+    "load_plan",
+    "sip_ha1",
+]
+
+_HASHER = PasswordHasher()
+
+# RFC 1123 host names, lower case; the domain is the SIP realm and a URI host.
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
+# Deliberately loose: the address must only be recognisably an email, the mail server
+# decides the rest; no spaces, one @, a dot in the domain.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_E164_PREFIX = re.compile(r"^\+[0-9]{1,15}$")
+
+# Extensions cannot start with 0: dialled numbers starting with 0 are national or
+# international external numbers (0475..., 0033...), and the router must tell them apart.
+Extension = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{1,5}$")]
+Secret = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class PlanError(Exception):
+    """The plan is invalid; the message lists each wrong entry, e.g. "users[2].email: ..."."""
+
+
+class CompanyNotFoundError(LookupError):
+    pass
+
+
+def _region(value: str) -> str:
+    region = value.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown country code {value!r} (ISO 3166 alpha-2, e.g. BE)")
+    return region
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class CompanyPlan(_Entry):
+    name: Name
+    domain: str
+    country: str
+    language: Literal["fr", "nl", "en"] = "fr"
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        domain = value.lower()
+        if not _DOMAIN.match(domain):
+            raise ValueError(f"{value!r} is not a domain name")
+        return domain
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        return _region(value)
+
+
+class UserPlan(_Entry):
+    name: Name
+    extension: Extension
+    email: str
+    password: Secret
+    sip_password: Secret
+    role: Literal["user", "admin"] = "user"
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.match(value) or len(value) > 254:
+            raise ValueError(f"{value!r} is not an email address")
+        return value.lower()
+
+
+class TrunkPlan(_Entry):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
+    # "host:port" or "host" (port 5060); IPv6 as "[2001:db8::1]:5060".
+    host: str
+    transport: Literal["udp", "tcp"] = "udp"
+    username: str | None = None
+    password: str | None = None
+    # "register" would shadow a method pydantic models inherit from ABCMeta.
+    register_: bool = Field(default=False, alias="register")
+    inbound_addresses: list[str] = Field(default_factory=list)
+    caller_id: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        _split_host(value)
+        return value
+
+    @field_validator("inbound_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        normalised = []
+        for address in value:
+            try:
+                normalised.append(str(ipaddress.ip_address(address)))
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address") from None
+        if len(set(normalised)) != len(normalised):
+            raise ValueError("an address is listed twice")
+        return sorted(normalised)
+
+    @model_validator(mode="after")
+    def _registration(self) -> TrunkPlan:
+        if self.register_ and not (self.username and self.password):
+            raise ValueError("register = true needs username and password")
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return _split_host(self.host)
+
+
+class NumberPlan(_Entry):
+    number: str
+    route: Extension
+
+
+class PolicyPlan(_Entry):
+    allowed_countries: list[str]
+    blocked_prefixes: list[str] = Field(default_factory=list)
+    max_external_calls: int = Field(default=10, ge=0)
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _countries(cls, value: list[str]) -> list[str]:
+        return sorted({_region(v) for v in value})
+
+    @field_validator("blocked_prefixes")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not _E164_PREFIX.match(prefix):
+                raise ValueError(f"{prefix!r} is not a number prefix like '+3290'")
+        return sorted(set(value))
+
+
+class Plan(_Entry):
+    company: CompanyPlan
+    users: list[UserPlan] = Field(default_factory=list)
+    trunks: list[TrunkPlan] = Field(default_factory=list)
+    numbers: list[NumberPlan] = Field(default_factory=list)
+    # Without a [policy], external calls may only go to the company's own country.
+    policy: PolicyPlan | None = None
+
+    def effective_policy(self) -> PolicyPlan:
+        return self.policy or PolicyPlan(allowed_countries=[self.company.country])
+
+
+def _split_host(value: str) -> tuple[str, int]:
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        port_text = rest.removeprefix(":") if sep and rest else None
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{value!r} is not host:port")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r}: {host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port_text_ = value.partition(":")
+        port_text = port_text_ if sep else None
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _DOMAIN.match(host.lower()) and host.lower() != "localhost":
+                raise ValueError(f"{value!r}: {host!r} is not a host name or address") from None
+    if port_text is None:
+        return host, 5060
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"{value!r}: port must be between 1 and 65535")
+    return host, int(port_text)
+
+
+# -- checking ------------------------------------------------------------------------------
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _pydantic_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        key = _format_loc(error["loc"]) or "(top level)"
+        message = (
+            "unknown key"
+            if error["type"] == "extra_forbidden"
+            else error["msg"].removeprefix("Value error, ")
+        )
+        lines.append(f"{key}: {message}")
+    return lines
+
+
+def _duplicates(values: list[str], path: str, key: str) -> list[str]:
+    seen: set[str] = set()
+    errors = []
+    for index, value in enumerate(values):
+        if value in seen:
+            errors.append(f"{path}[{index}].{key}: duplicate {value!r}")
+        seen.add(value)
+    return errors
+
+
+@dataclass(frozen=True)
+class _CheckedPlan:
+    plan: Plan
+    # Plan numbers in E.164, in plan order.
+    numbers: list[str]
+    caller_ids: list[str | None]
+
+
+def _check(plan: Plan) -> _CheckedPlan:
+    """Cross-entry rules pydantic cannot see; every error names its entry."""
+    errors: list[str] = []
+    errors += _duplicates([u.extension for u in plan.users], "users", "extension")
+    errors += _duplicates([u.email for u in plan.users], "users", "email")
+    errors += _duplicates([t.name for t in plan.trunks], "trunks", "name")
+    country = plan.company.country
+    numbers: list[str] = []
+    for index, entry in enumerate(plan.numbers):
+        try:
+            numbers.append(normalize_number(entry.number, country))
+        except NumberError as exc:
+            errors.append(f"numbers[{index}].number: {exc}")
+            numbers.append(entry.number)
+    errors += _duplicates(numbers, "numbers", "number")
+    extensions = {u.extension for u in plan.users}
+    for index, entry in enumerate(plan.numbers):
+        if entry.route not in extensions:
+            errors.append(f"numbers[{index}].route: no user with extension {entry.route!r}")
+    caller_ids: list[str | None] = []
+    for index, trunk in enumerate(plan.trunks):
+        if trunk.caller_id is None:
+            caller_ids.append(None)
+            continue
+        try:
+            caller_ids.append(normalize_number(trunk.caller_id, country))
+        except NumberError as exc:
+            errors.append(f"trunks[{index}].caller_id: {exc}")
+            caller_ids.append(None)
+    if errors:
+        raise PlanError("\n".join(errors))
+    return _CheckedPlan(plan=plan, numbers=numbers, caller_ids=caller_ids)
+
+
+def _read(plan_path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(plan_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanError(f"{plan_path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PlanError(f"{plan_path}: invalid TOML: {exc}") from None
+
+
+def _validate(data: dict[str, Any]) -> _CheckedPlan:
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError("\n".join(_pydantic_errors(exc))) from None
+    return _check(plan)
+
+
+def load_plan(plan_path: Path) -> Plan:
+    """Read and validate a plan file without touching the store (a dry run);
+    PlanError lists every wrong entry."""
+    return _validate(_read(plan_path)).plan
+
+
+# -- secrets -------------------------------------------------------------------------------
+
+
+def sip_ha1(algorithm: Literal["md5", "sha256"], extension: str, domain: str, password: str) -> str:
+    """Digest HA1 = H(username:realm:password), username the extension, realm the domain."""
+    return hashlib.new(algorithm, f"{extension}:{domain}:{password}".encode()).hexdigest()
+
+
+def _password_hash(current: str | None, password: str) -> str | None:
+    """A new argon2 hash, or None when `current` already matches and is up to date.
+
+    Hashes are salted, so re-hashing an unchanged password would look like a change and
+    cost ~50 ms per user: verify first.
+    """
+    if current is not None:
+        try:
+            if _HASHER.verify(current, password) and not _HASHER.check_needs_rehash(current):
+                return None
+        except (VerificationError, InvalidHashError):
+            pass
+    return _HASHER.hash(password)
+
+
+# -- applying ------------------------------------------------------------------------------
+
+
+@dataclass
+class KindReport:
+    created: int = 0
+    updated: int = 0
+    removed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.removed)
+
+
+@dataclass
+class ProvisionReport:
+    company: str
+    domain: str
+    company_created: bool = False
+    company_updated: bool = False
+    users: KindReport = field(default_factory=KindReport)
+    trunks: KindReport = field(default_factory=KindReport)
+    numbers: KindReport = field(default_factory=KindReport)
+
+    @property
+    def changed(self) -> bool:
+        return (
+            self.company_created
+            or self.company_updated
+            or self.users.changed
+            or self.trunks.changed
+            or self.numbers.changed
+        )
+
+    def __str__(self) -> str:
+        state = (
+            "created"
+            if self.company_created
+            else "updated"
+            if self.company_updated
+            else "unchanged"
+        )
+        lines = [f"company {self.company} ({self.domain}): {state}"]
+        for kind in ("users", "trunks", "numbers"):
+            report: KindReport = getattr(self, kind)
+            lines.append(
+                f"{kind}: {report.created} created, {report.updated} updated, "
+                f"{report.removed} removed"
+            )
+        return "\n".join(lines)
+
+
+def _assign(row: object, values: dict[str, Any]) -> bool:
+    """Set the attributes that differ; True when any did."""
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed
+
+
+async def apply_plan(db: Database, plan_path: Path) -> ProvisionReport:
+    """Make the company described by the plan file exist exactly as described.
+
+    Raises PlanError, naming the entry, when the plan is invalid or conflicts with another
+    company (an email or number already theirs); nothing is written then.
+    """
+    checked = _validate(_read(plan_path))
+    plan = checked.plan
+    report = ProvisionReport(company=plan.company.name, domain=plan.company.domain)
+    async with db.session() as session:
+        company = await repositories.company_by_domain(session, plan.company.domain)
+        current_users = (
+            {u.extension: u for u in await repositories.users(session, company.id)}
+            if company
+            else {}
+        )
+        await _check_conflicts(session, checked, company)
+        # argon2 is slow on purpose: hash in threads, all users at once.
+        hashes = await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    _password_hash,
+                    current.password_hash if (current := current_users.get(u.extension)) else None,
+                    u.password,
+                )
+                for u in plan.users
+            )
+        )
+        company = await _apply_company(session, plan, company, report)
+        await _apply_users(
+            session, plan, company, current=current_users, hashes=hashes, report=report.users
+        )
+        await _apply_trunks(session, checked, company, report.trunks)
+        await _apply_numbers(session, checked, company, report.numbers)
+        # Everything above is one transaction: leaving the block without this commit,
+        # through any exception, rolls it all back.
+        await session.commit()
+    return report
+
+
+async def _check_conflicts(
+    session: AsyncSession, checked: _CheckedPlan, company: Company | None
+) -> None:
+    """Plan entries that collide with another company's rows."""
+    errors: list[str] = []
+    emails = [u.email for u in checked.plan.users]
+    email_query = select(User.email).where(User.email.in_(emails))
+    number_query = select(Number.number).where(Number.number.in_(checked.numbers))
+    if company is not None:
+        email_query = email_query.where(User.company_id != company.id)
+        number_query = number_query.where(Number.company_id != company.id)
+    if emails:
+        taken = set((await session.execute(email_query)).scalars())
+        errors += [
+            f"users[{i}].email: {e!r} belongs to a user of another company"
+            for i, e in enumerate(emails)
+            if e in taken
+        ]
+    if checked.numbers:
+        taken = set((await session.execute(number_query)).scalars())
+        errors += [
+            f"numbers[{i}].number: {n!r} belongs to another company"
+            for i, n in enumerate(checked.numbers)
+            if n in taken
+        ]
+    if errors:
+        raise PlanError("\n".join(errors))
+
+
+async def _apply_company(
+    session: AsyncSession, plan: Plan, company: Company | None, report: ProvisionReport
+) -> Company:
+    policy = plan.effective_policy()
+    values: dict[str, Any] = {
+        "name": plan.company.name,
+        "domain": plan.company.domain,
+        "country": plan.company.country,
+        "language": plan.company.language,
+        "allowed_countries": policy.allowed_countries,
+        "blocked_prefixes": policy.blocked_prefixes,
+        "max_external_calls": policy.max_external_calls,
+    }
+    if company is None:
+        company = Company(**values)
+        session.add(company)
+        await session.flush()
+        report.company_created = True
+    else:
+        report.company_updated = _assign(company, values)
+    return company
+
+
+async def _apply_users(
+    session: AsyncSession,
+    plan: Plan,
+    company: Company,
+    *,
+    current: dict[str, User],
+    hashes: list[str | None],
+    report: KindReport,
+) -> None:
+    wanted = {u.extension for u in plan.users}
+    for extension, old in current.items():
+        if extension not in wanted:
+            await session.delete(old)
+            report.removed += 1
+    # Emails are unique across rows: park the changing ones first so that two users
+    # swapping addresses do not collide half-way through the flush.
+    parked = False
+    for entry in plan.users:
+        user = current.get(entry.extension)
+        if user is not None and user.email != entry.email:
+            user.email = f"{user.id}@renaming.invalid"
+            parked = True
+    if parked or report.removed:
+        await session.flush()
+    domain = company.domain
+    for entry, new_hash in zip(plan.users, hashes, strict=True):
+        values: dict[str, Any] = {
+            "name": entry.name,
+            "extension": entry.extension,
+            "email": entry.email,
+            "role": entry.role,
+            "sip_ha1_md5": sip_ha1("md5", entry.extension, domain, entry.sip_password),
+            "sip_ha1_sha256": sip_ha1("sha256", entry.extension, domain, entry.sip_password),
+        }
+        if new_hash is not None:
+            values["password_hash"] = new_hash
+        user = current.get(entry.extension)
+        if user is None:
+            session.add(User(company_id=company.id, **values))
+            report.created += 1
+        elif _assign(user, values):
+            report.updated += 1
+    await session.flush()
+
+
+async def _apply_trunks(
+    session: AsyncSession, checked: _CheckedPlan, company: Company, report: KindReport
+) -> None:
+    current = {t.name: t for t in await repositories.trunks(session, company.id)}
+    wanted = {t.name for t in checked.plan.trunks}
+    for name, old in current.items():
+        if name not in wanted:
+            await session.delete(old)
+            report.removed += 1
+    for entry, caller_id in zip(checked.plan.trunks, checked.caller_ids, strict=True):
+        host, port = entry.address
+        values: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "transport": entry.transport,
+            "username": entry.username,
+            "password": entry.password,
+            "register": entry.register_,
+            "caller_id": caller_id,
+        }
+        trunk = current.get(entry.name)
+        if trunk is None:
+            trunk = Trunk(company_id=company.id, name=entry.name, **values)
+            trunk.addresses = [TrunkAddress(address=a) for a in entry.inbound_addresses]
+            session.add(trunk)
+            report.created += 1
+            continue
+        changed = _assign(trunk, values)
+        if trunk.inbound_addresses != entry.inbound_addresses:
+            # Keep the rows of addresses that stay: the flush inserts before it deletes,
+            # so re-creating one would hit the (trunk, address) unique constraint.
+            kept = {a.address: a for a in trunk.addresses}
+            trunk.addresses = [
+                kept.get(a) or TrunkAddress(address=a) for a in entry.inbound_addresses
+            ]
+            changed = True
+        if changed:
+            report.updated += 1
+    await session.flush()
+
+
+async def _apply_numbers(
+    session: AsyncSession, checked: _CheckedPlan, company: Company, report: KindReport
+) -> None:
+    current = {n.number: n for n in await repositories.numbers(session, company.id)}
+    routes = dict(zip(checked.numbers, (n.route for n in checked.plan.numbers), strict=True))
+    for number, old in current.items():
+        if number not in routes:
+            await session.delete(old)
+            report.removed += 1
+    for number, route in routes.items():
+        row = current.get(number)
+        if row is None:
+            session.add(Number(company_id=company.id, number=number, route=route))
+            report.created += 1
+        elif _assign(row, {"route": route}):
+            report.updated += 1
+    await session.flush()
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+async def find_company(session: AsyncSession, domain_or_name: str) -> Company:
+    """The company with that SIP domain, or else with that (unambiguous) name."""
+    company = await repositories.company_by_domain(session, domain_or_name)
+    if company is not None:
+        return company
+    result = await session.execute(select(Company).where(Company.name == domain_or_name))
+    matches = list(result.scalars())
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        domains = ", ".join(sorted(c.domain for c in matches))
+        raise CompanyNotFoundError(
+            f"several companies are named {domain_or_name!r}: use a domain ({domains})"
+        )
+    raise CompanyNotFoundError(f"no company with domain or name {domain_or_name!r}")
+
+
+async def list_calls(
+    db: Database, company_domain_or_name: str, limit: int = 100
+) -> list[CallRecord]:
+    """The company's most recent call records, newest first."""
+    async with db.session() as session:
+        company = await find_company(session, company_domain_or_name)
+        return await repositories.call_records(session, company.id, limit)

@@ -1,0 +1,211 @@
+"""Database tables: every row below a company carries its company_id.
+
+The schema is created and changed only by the Alembic migrations in store/migrations;
+these models must describe exactly what the migrations build (a test compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "CallRecord",
+    "Company",
+    "Number",
+    "Registration",
+    "Trunk",
+    "TrunkAddress",
+    "User",
+    "UtcDateTime",
+]
+
+# Deterministic constraint names, so that later migrations can refer to them on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend.
+
+    SQLite has no time zone type and would hand back naive values; storing naive UTC
+    there and re-attaching UTC on the way out keeps comparisons with `now` correct.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; pass an aware datetime (UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), list[str]: JSON()}
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The SIP domain, also the digest realm of its users.
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    # ISO 3166 alpha-2: the country used to read numbers dialled without a country code.
+    country: Mapped[str] = mapped_column(String(2))
+    language: Mapped[str] = mapped_column(String(8))
+    # Outbound policy against toll fraud; see nuage.pbx.numbering.OutboundPolicy.
+    allowed_countries: Mapped[list[str]] = mapped_column(default=list)
+    blocked_prefixes: Mapped[list[str]] = mapped_column(default=list)
+    max_external_calls: Mapped[int] = mapped_column(Integer)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("company_id", "extension"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    extension: Mapped[str] = mapped_column(String(16))
+    # The app login, hence unique across companies.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # Digest secrets H(extension:domain:sip_password); the SIP password itself is not kept.
+    sip_ha1_md5: Mapped[str] = mapped_column(String(32))
+    sip_ha1_sha256: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+
+
+class Trunk(Base):
+    __tablename__ = "trunks"
+    __table_args__ = (UniqueConstraint("company_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    host: Mapped[str] = mapped_column(String(253), index=True)
+    port: Mapped[int] = mapped_column(Integer)
+    transport: Mapped[str] = mapped_column(String(8))
+    # Registration to the carrier needs the clear password: a carrier's digest challenge
+    # names its own realm, so an HA1 cannot be precomputed.
+    username: Mapped[str | None] = mapped_column(String(200))
+    password: Mapped[str | None] = mapped_column(String(200))
+    register: Mapped[bool] = mapped_column(Boolean, default=False)
+    caller_id: Mapped[str | None] = mapped_column(String(32))
+    addresses: Mapped[list[TrunkAddress]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="TrunkAddress.address"
+    )
+
+    @property
+    def inbound_addresses(self) -> list[str]:
+        """Source IP addresses whose requests are accepted as coming from this trunk."""
+        return [a.address for a in self.addresses]
+
+
+class TrunkAddress(Base):
+    """One source address of an IP-authenticated trunk.
+
+    A table rather than a JSON list so that an inbound request's source address is found
+    with an index instead of a scan of every company's trunks.
+    """
+
+    __tablename__ = "trunk_addresses"
+    __table_args__ = (UniqueConstraint("trunk_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trunk_id: Mapped[int] = mapped_column(ForeignKey("trunks.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(45), index=True)
+
+
+class Number(Base):
+    __tablename__ = "numbers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(
+        ForeignKey("companies.id", ondelete="CASCADE"), index=True
+    )
+    # E.164; a number reaches exactly one company, whichever trunk it arrives on.
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    # The extension the calls go to.
+    route: Mapped[str] = mapped_column(String(16))
+
+
+class Registration(Base):
+    __tablename__ = "registrations"
+    __table_args__ = (UniqueConstraint("user_id", "contact"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    contact: Mapped[str] = mapped_column(Text)
+    # Where the REGISTER came from: requests to the contact go back there (NAT, RFC 3581).
+    transport: Mapped[str] = mapped_column(String(8))
+    source_host: Mapped[str] = mapped_column(String(253))
+    source_port: Mapped[int] = mapped_column(Integer)
+    # The connection of a TCP/TLS/WebSocket client; meaningless after a restart.
+    connection_id: Mapped[str | None] = mapped_column(String(100))
+    call_id: Mapped[str] = mapped_column(String(255))
+    cseq: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    # +sip.instance (RFC 5626): identifies the device across contact changes.
+    instance_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class CallRecord(Base):
+    __tablename__ = "call_records"
+    __table_args__ = (Index(None, "company_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(String(255))
+    direction: Mapped[str] = mapped_column(String(8))  # internal, inbound, outbound
+    caller: Mapped[str] = mapped_column(String(64))
+    caller_name: Mapped[str] = mapped_column(String(200), default="")
+    callee: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    # None while the call is in progress; answered, missed, busy, failed, cancelled, rejected.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    # Records outlive the users they mention: removing a user keeps the company's history.
+    caller_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    callee_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )

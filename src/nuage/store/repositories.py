@@ -1,0 +1,300 @@
+"""The queries the PBX and the API run.
+
+Every function takes the caller's session, so that several calls can share a transaction
+(`async with db.transaction() as session: ...`). Every query is scoped by company_id,
+except the few that find out which company a request belongs to: by SIP domain, by
+dialled number, by a trunk's source address, by login email.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Executable, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nuage.store.models import (
+    CallRecord,
+    Company,
+    Number,
+    Registration,
+    Trunk,
+    TrunkAddress,
+    User,
+)
+
+__all__ = [
+    "add_call_record",
+    "call_records",
+    "company",
+    "company_by_domain",
+    "contacts_of",
+    "expire_registrations",
+    "finish_call_record",
+    "number_owner",
+    "numbers",
+    "remove_registration",
+    "remove_registrations",
+    "save_registration",
+    "trunks",
+    "trunks_by_source_address",
+    "user_by_email",
+    "user_by_extension",
+    "users",
+]
+
+
+async def _rowcount(session: AsyncSession, statement: Executable) -> int:
+    result = cast("CursorResult[Any]", await session.execute(statement))
+    return result.rowcount
+
+
+# -- companies: identification -------------------------------------------------------------
+
+
+async def company(session: AsyncSession, company_id: int) -> Company | None:
+    return await session.get(Company, company_id)
+
+
+async def company_by_domain(session: AsyncSession, domain: str) -> Company | None:
+    # Domains are case-insensitive (RFC 3261 section 19.1.4); they are stored lower-case.
+    result = await session.execute(select(Company).where(Company.domain == domain.lower()))
+    return result.scalar_one_or_none()
+
+
+async def number_owner(session: AsyncSession, e164: str) -> Number | None:
+    """The company number (and its route) an inbound call to e164 reaches."""
+    result = await session.execute(select(Number).where(Number.number == e164))
+    return result.scalar_one_or_none()
+
+
+async def trunks_by_source_address(session: AsyncSession, host: str) -> list[Trunk]:
+    """Trunks that accept requests from `host`: listed in inbound_addresses, or the trunk's
+    own host when that is an address.
+
+    A list, because one carrier commonly serves several companies from the same
+    addresses; the dialled number (number_owner) then picks the company.
+    """
+    by_address = select(TrunkAddress.trunk_id).where(TrunkAddress.address == host)
+    result = await session.execute(
+        select(Trunk).where(or_(Trunk.host == host, Trunk.id.in_(by_address))).order_by(Trunk.id)
+    )
+    return list(result.scalars())
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    """The app login: emails are unique across companies."""
+    result = await session.execute(select(User).where(User.email == email.lower()))
+    return result.scalar_one_or_none()
+
+
+# -- users, trunks, numbers ----------------------------------------------------------------
+
+
+async def user_by_extension(session: AsyncSession, company_id: int, extension: str) -> User | None:
+    result = await session.execute(
+        select(User).where(User.company_id == company_id, User.extension == extension)
+    )
+    return result.scalar_one_or_none()
+
+
+async def users(session: AsyncSession, company_id: int) -> list[User]:
+    result = await session.execute(
+        select(User).where(User.company_id == company_id).order_by(User.extension)
+    )
+    return list(result.scalars())
+
+
+async def trunks(session: AsyncSession, company_id: int) -> list[Trunk]:
+    result = await session.execute(
+        select(Trunk).where(Trunk.company_id == company_id).order_by(Trunk.name)
+    )
+    return list(result.scalars())
+
+
+async def numbers(session: AsyncSession, company_id: int) -> list[Number]:
+    result = await session.execute(
+        select(Number).where(Number.company_id == company_id).order_by(Number.number)
+    )
+    return list(result.scalars())
+
+
+# -- registrations -------------------------------------------------------------------------
+
+
+async def save_registration(
+    session: AsyncSession,
+    *,
+    company_id: int,
+    user_id: int,
+    contact: str,
+    transport: str,
+    source_host: str,
+    source_port: int,
+    call_id: str,
+    cseq: int,
+    expires_at: datetime,
+    connection_id: str | None = None,
+    user_agent: str | None = None,
+    instance_id: str | None = None,
+) -> None:
+    """Add or refresh the binding of contact to the user (one row per user and contact).
+
+    One upsert statement, so that a phone's refresh racing its own retransmission cannot
+    fail on the unique constraint.
+    """
+    values = {
+        "company_id": company_id,
+        "user_id": user_id,
+        "contact": contact,
+        "transport": transport,
+        "source_host": source_host,
+        "source_port": source_port,
+        "connection_id": connection_id,
+        "call_id": call_id,
+        "cseq": cseq,
+        "expires_at": expires_at,
+        "user_agent": user_agent,
+        "instance_id": instance_id,
+    }
+    changing = {k: v for k, v in values.items() if k not in ("company_id", "user_id", "contact")}
+    statement: Executable
+    if session.get_bind().dialect.name == "postgresql":
+        pg = pg_insert(Registration).values(values)
+        statement = pg.on_conflict_do_update(
+            index_elements=[Registration.user_id, Registration.contact], set_=changing
+        )
+    else:
+        lite = sqlite_insert(Registration).values(values)
+        statement = lite.on_conflict_do_update(
+            index_elements=[Registration.user_id, Registration.contact], set_=changing
+        )
+    await session.execute(statement)
+
+
+async def remove_registration(
+    session: AsyncSession, company_id: int, user_id: int, contact: str
+) -> bool:
+    """Remove one binding; False when there was none."""
+    count = await _rowcount(
+        session,
+        delete(Registration).where(
+            Registration.company_id == company_id,
+            Registration.user_id == user_id,
+            Registration.contact == contact,
+        ),
+    )
+    return bool(count)
+
+
+async def remove_registrations(session: AsyncSession, company_id: int, user_id: int) -> int:
+    """Remove every binding of the user (REGISTER with `Contact: *`); returns how many."""
+    return await _rowcount(
+        session,
+        delete(Registration).where(
+            Registration.company_id == company_id, Registration.user_id == user_id
+        ),
+    )
+
+
+async def contacts_of(
+    session: AsyncSession, company_id: int, user_id: int, now: datetime
+) -> list[Registration]:
+    """The user's unexpired bindings, oldest first."""
+    result = await session.execute(
+        select(Registration)
+        .where(
+            Registration.company_id == company_id,
+            Registration.user_id == user_id,
+            Registration.expires_at > now,
+        )
+        .order_by(Registration.id)
+    )
+    return list(result.scalars())
+
+
+async def expire_registrations(session: AsyncSession, now: datetime) -> int:
+    """Housekeeping across all companies: delete expired bindings; returns how many."""
+    return await _rowcount(session, delete(Registration).where(Registration.expires_at <= now))
+
+
+# -- call records --------------------------------------------------------------------------
+
+
+async def add_call_record(
+    session: AsyncSession,
+    *,
+    company_id: int,
+    call_id: str,
+    direction: str,
+    caller: str,
+    callee: str,
+    started_at: datetime,
+    caller_name: str = "",
+    caller_user_id: int | None = None,
+    callee_user_id: int | None = None,
+) -> CallRecord:
+    """Record a call as it starts; the returned record's id is set (flushed)."""
+    record = CallRecord(
+        company_id=company_id,
+        call_id=call_id,
+        direction=direction,
+        caller=caller,
+        caller_name=caller_name,
+        callee=callee,
+        started_at=started_at,
+        caller_user_id=caller_user_id,
+        callee_user_id=callee_user_id,
+    )
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def finish_call_record(
+    session: AsyncSession,
+    company_id: int,
+    record_id: int,
+    *,
+    outcome: str,
+    ended_at: datetime,
+    answered_at: datetime | None = None,
+    reason: str = "",
+    callee_user_id: int | None = None,
+) -> bool:
+    """Close a record with its outcome; False when no such record in that company.
+
+    callee_user_id, when given, replaces the one recorded at the start: who answered is
+    known only at the end.
+    """
+    values: dict[str, object] = {
+        "outcome": outcome,
+        "ended_at": ended_at,
+        "answered_at": answered_at,
+        "reason": reason,
+    }
+    if callee_user_id is not None:
+        values["callee_user_id"] = callee_user_id
+    count = await _rowcount(
+        session,
+        update(CallRecord)
+        .where(CallRecord.company_id == company_id, CallRecord.id == record_id)
+        .values(values),
+    )
+    return bool(count)
+
+
+async def call_records(
+    session: AsyncSession, company_id: int, limit: int = 100
+) -> list[CallRecord]:
+    """The company's most recent calls, newest first."""
+    result = await session.execute(
+        select(CallRecord)
+        .where(CallRecord.company_id == company_id)
+        .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
+        .limit(limit)
+    )
+    return list(result.scalars())
