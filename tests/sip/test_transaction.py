@@ -26,7 +26,6 @@ from nuage.sip.transaction import (
     TimerConfig,
     TransactionManager,
     TransportFailed,
-    response_peer_for,
 )
 
 UDP = Peer("udp", "192.0.2.1", 5060)
@@ -555,16 +554,6 @@ def test_manager_schedules_the_earliest_deadline_of_all() -> None:
     assert isinstance(manager.receive_request(request(branch="z9hG4bK3"), UDP, 0.6)[-1], NewRequest)
     assert manager.next_deadline() == 0.7
     assert manager.handle_timers(0.1) == []  # nothing due
-
-
-def test_response_peer_follows_rport_and_via_port() -> None:
-    with_rport = request()
-    source = Peer("udp", "198.51.100.7", 40000)
-    assert response_peer_for(with_rport, source) == source
-    without = request()
-    without.headers.set("Via", "SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKabc")
-    assert response_peer_for(without, source) == Peer("udp", "198.51.100.7", 5070)
-    assert response_peer_for(without, TCP) == TCP
 
 
 def test_invite_server_is_an_invite_machine() -> None:

@@ -18,6 +18,9 @@ Machines (RFC 3261 17.1.1, 17.1.2, 17.2.1, 17.2.2, with RFC 6026's "Accepted" st
 - :class:`NonInviteServerTransaction`: Timer J.
 
 Over reliable transports (TCP, TLS, WS) Timers A, E, G do not run and D, I, J, K are zero.
+
+Server transactions send their responses to the Peer the request came from: the transport
+routes a response from there (RFC 3261 18.2.2, RFC 3581).
 """
 
 from __future__ import annotations
@@ -343,7 +346,7 @@ class NonInviteClientTransaction(_Machine):
 class InviteServerTransaction(_Machine):
     """RFC 3261 17.2.1 with RFC 6026 "Accepted", plus the 2xx retransmission of 13.3.1.4."""
 
-    __slots__ = ("_interval", "ack_key", "key", "last_response", "response_peer")
+    __slots__ = ("_interval", "ack_key", "key", "last_response")
 
     def __init__(
         self,
@@ -351,11 +354,9 @@ class InviteServerTransaction(_Machine):
         peer: Peer,
         config: TimerConfig,
         key: tuple[object, ...],
-        response_peer: Peer,
     ) -> None:
         super().__init__(request, peer, config, State.PROCEEDING)
         self.key = key
-        self.response_peer = response_peer
         self.last_response: Response | None = None
         self.ack_key: tuple[str, int] | None = None
         self._interval = config.t1
@@ -372,7 +373,7 @@ class InviteServerTransaction(_Machine):
 
     def _send_trying(self) -> list[Action]:
         self.last_response = make_response(self.request, 100)
-        return [Send(self.last_response, self.response_peer)]
+        return [Send(self.last_response, self.peer)]
 
     def send_response(self, response: Response, now: float) -> list[Action]:
         status = response.status
@@ -380,7 +381,7 @@ class InviteServerTransaction(_Machine):
             self._timers.pop("trying", None)
             self.last_response = response
             if status < 200:
-                return [Send(response, self.response_peer)]
+                return [Send(response, self.peer)]
             self._interval = self.config.t1
             if status < 300:
                 self.state = State.ACCEPTED
@@ -393,11 +394,11 @@ class InviteServerTransaction(_Machine):
                 if not self.reliable:
                     self._interval = self._backoff("G", self._interval, now, self.config.t2)
                 self._timers["H"] = now + 64 * self.config.t1
-            return [Send(response, self.response_peer)]
+            return [Send(response, self.peer)]
         if self.state is State.ACCEPTED and 200 <= status < 300:
             # The TU may repeat its 2xx (RFC 6026 7.1); it replaces what Timer G repeats.
             self.last_response = response
-            return [Send(response, self.response_peer)]
+            return [Send(response, self.peer)]
         return []
 
     def handle_request(self, request: Request, now: float) -> list[Action]:
@@ -415,9 +416,9 @@ class InviteServerTransaction(_Machine):
             if self.last_response is None:
                 self._timers.pop("trying", None)
                 return self._send_trying()
-            return [Send(self.last_response, self.response_peer)]
+            return [Send(self.last_response, self.peer)]
         if self.state is State.COMPLETED and self.last_response is not None:
-            return [Send(self.last_response, self.response_peer)]
+            return [Send(self.last_response, self.peer)]
         # Confirmed and Accepted absorb retransmissions (RFC 6026 7.1).
         return []
 
@@ -436,7 +437,7 @@ class InviteServerTransaction(_Machine):
                 self.state is State.ACCEPTED and self.ack_key is not None
             ):
                 self._interval = self._backoff("G", self._interval, now, self.config.t2)
-                return [Send(self.last_response, self.response_peer)]
+                return [Send(self.last_response, self.peer)]
             return []
         if name == "H" and self.state is State.COMPLETED:
             return self._terminate()
@@ -452,7 +453,7 @@ class InviteServerTransaction(_Machine):
 class NonInviteServerTransaction(_Machine):
     """RFC 3261 17.2.2."""
 
-    __slots__ = ("key", "last_response", "response_peer")
+    __slots__ = ("key", "last_response")
 
     def __init__(
         self,
@@ -460,11 +461,9 @@ class NonInviteServerTransaction(_Machine):
         peer: Peer,
         config: TimerConfig,
         key: tuple[object, ...],
-        response_peer: Peer,
     ) -> None:
         super().__init__(request, peer, config, State.TRYING)
         self.key = key
-        self.response_peer = response_peer
         self.last_response: Response | None = None
 
     @property
@@ -480,9 +479,9 @@ class NonInviteServerTransaction(_Machine):
         self.last_response = response
         if response.status < 200:
             self.state = State.PROCEEDING
-            return [Send(response, self.response_peer)]
+            return [Send(response, self.peer)]
         self.state = State.COMPLETED
-        actions: list[Action] = [Send(response, self.response_peer)]
+        actions: list[Action] = [Send(response, self.peer)]
         if self.reliable:
             return actions + self._terminate()
         self._timers["J"] = now + 64 * self.config.t1
@@ -491,7 +490,7 @@ class NonInviteServerTransaction(_Machine):
     def handle_request(self, request: Request, now: float) -> list[Action]:
         if self.state is State.TRYING or self.last_response is None:
             return []
-        return [Send(self.last_response, self.response_peer)]
+        return [Send(self.last_response, self.peer)]
 
     def _fire(self, name: str, now: float) -> list[Action]:
         if name == "J":
@@ -522,22 +521,6 @@ class _AckMemo:
     def handle_timers(self, now: float) -> list[Action]:
         self.deadline = None
         return []
-
-
-def response_peer_for(request: Request, source: Peer) -> Peer:
-    """Where responses to ``request`` go (RFC 3261 18.2.2, RFC 3581).
-
-    Stream transports answer on the connection the request came on. Over UDP the response
-    goes to the source address and port when the client asked for rport, else to the port
-    in its Via (default 5060) at the source address.
-    """
-    if source.transport != "udp":
-        return source
-    via = request.top_via
-    if "rport" in via.params:
-        return source
-    port = via.port or 5060
-    return source if port == source.port else Peer("udp", source.host, port)
 
 
 class OverloadError(RuntimeError):
@@ -652,14 +635,13 @@ class TransactionManager:
             return self._after(transaction, transaction.handle_request(request, now))
         if method == "ACK":
             return self._ack_2xx(request, peer, now)
-        response_peer = response_peer_for(request, peer)
         if len(self) >= self.max_transactions:
-            return [Send(make_response(request, 503), response_peer)]
+            return [Send(make_response(request, 503), peer)]
         server: ServerTransaction
         if method == "INVITE":
-            server = InviteServerTransaction(request, peer, self.config, key, response_peer)
+            server = InviteServerTransaction(request, peer, self.config, key)
         else:
-            server = NonInviteServerTransaction(request, peer, self.config, key, response_peer)
+            server = NonInviteServerTransaction(request, peer, self.config, key)
         self._servers[key] = server
         actions = self._after(server, server.start(now))
         if isinstance(server, NonInviteServerTransaction) and method == "CANCEL":
