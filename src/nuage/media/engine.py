@@ -1,0 +1,113 @@
+"""The media engine as the call engine sees it.
+
+``MediaEngine`` is kept narrow on purpose so that media can later move out of process
+(rtpengine) behind the same calls; ``LocalMediaEngine`` is the in-process relay.
+The call engine's use, per call:
+
+    session = await engine.create_session()
+    offer_to_b = sdp.anchor(offer_from_a, session.b.local_address, [session.b.rtp_port])
+    session.a.set_remote(...)      # from A's SDP (sdp.SessionDescription.remote_endpoints)
+    session.b.set_remote(...)      # from B's answer
+    ...
+    await session.close()          # however the call ends
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import Protocol
+
+from nuage.media.ports import PortAllocator
+from nuage.media.relay import Counters, RelaySession
+
+
+class MediaSide(Protocol):
+    """One party's end of a media session: what to advertise to it, and where it is."""
+
+    @property
+    def local_address(self) -> str: ...
+
+    @property
+    def rtp_port(self) -> int: ...
+
+    @property
+    def rtcp_port(self) -> int: ...
+
+    def set_remote(self, host: str, port: int, rtcp_port: int | None = None) -> None: ...
+
+    def rtp_counters(self) -> Counters: ...
+
+    def rtcp_counters(self) -> Counters: ...
+
+
+class MediaSession(Protocol):
+    """Media between two parties, A and B, anchored on the server."""
+
+    @property
+    def a(self) -> MediaSide: ...
+
+    @property
+    def b(self) -> MediaSide: ...
+
+    async def close(self) -> None: ...
+
+
+class MediaEngine(Protocol):
+    async def create_session(self) -> MediaSession: ...
+
+    @property
+    def active_sessions(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalMediaEngine:
+    """Relay sessions in this process, on ports of [port_min, port_max] bound on
+    ``bind_host`` and advertised as ``public_address`` (default: ``bind_host``)."""
+
+    def __init__(
+        self, bind_host: str, port_min: int, port_max: int, public_address: str | None = None
+    ) -> None:
+        self.ports = PortAllocator(bind_host, port_min, port_max)
+        if public_address is None:
+            if ipaddress.ip_address(bind_host).is_unspecified:
+                raise ValueError(
+                    f"public_address is required when binding RTP on {bind_host}: "
+                    "phones need an address they can send to"
+                )
+            public_address = bind_host
+        try:
+            self.public_address = str(ipaddress.ip_address(public_address))
+        except ValueError:
+            raise ValueError(f"public_address must be an IP address: {public_address!r}") from None
+        self._sessions: set[RelaySession] = set()
+        self._closed = False
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._sessions)
+
+    async def create_session(self) -> RelaySession:
+        """Bind two sides. Raises ``PortsExhaustedError`` when the range is full."""
+        if self._closed:
+            raise RuntimeError("media engine is closed")
+        pair_a = self.ports.allocate()
+        try:
+            pair_b = self.ports.allocate()
+        except BaseException:
+            self.ports.release(pair_a)
+            raise
+        session = await RelaySession.open(pair_a, pair_b, self.public_address, self._closed_session)
+        self._sessions.add(session)
+        return session
+
+    async def close(self) -> None:
+        """Close every session; no session can be created afterwards."""
+        self._closed = True
+        await asyncio.gather(*(session.close() for session in list(self._sessions)))
+
+    def _closed_session(self, session: RelaySession) -> None:
+        self._sessions.discard(session)
+        self.ports.release(session.a.pair)
+        self.ports.release(session.b.pair)

@@ -1,0 +1,291 @@
+"""The anchored RTP/RTCP relay: two sides, each with an RTP and an RTCP socket; what one
+side's socket receives from its peer goes out of the other side's socket to that side's
+peer. No buffering, no transcoding, no parsing beyond a header check when latching.
+
+The receive path runs inside ``datagram_received`` and sends with ``transport.sendto``
+directly: no await, no lock, no logging, no allocation beyond the datagram the loop
+hands us, and statistics as plain integer counters (DESIGN.md, media/).
+
+Symmetric RTP latching (RFC 4961, "comedia"), per socket:
+
+- ``set_remote`` (from SDP) sets where to send and opens the latch.
+- While open, the first packet that looks like RTP (or RTCP on the RTCP socket) latches
+  the socket to its source: packets are then sent back to that source, whatever the SDP
+  said. This is what makes phones behind NAT work.
+- Once latched, packets from any other source are dropped, so a stray or injected
+  stream cannot take over a call ("RTP bleed"). The latch moves to a new source only
+  after ``RELATCH_AFTER`` consecutive valid packets from that one source with none from
+  the latched source in between: a peer whose NAT binding changed, or a phone that
+  moved, takes over within a few packet times, while a peer that is still talking keeps
+  its latch against anything slower than itself.
+- A new ``set_remote`` (a re-INVITE) reopens the latch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from nuage.media.ports import PortPair
+
+RELATCH_AFTER = 8
+"""Consecutive packets from one new source that move a latch (160 ms of 20 ms audio)."""
+
+_RTP_HEADER = 12
+_RTCP_HEADER = 8
+
+SocketAddress = tuple[Any, ...]
+"""A socket address as the loop reports it: (host, port) or (host, port, flow, scope)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """A snapshot of one socket's traffic. ``packets_in``/``bytes_in`` count what it
+    received, ``packets_out``/``bytes_out`` what it sent to its peer, ``dropped`` the
+    received packets not forwarded (no destination known yet, a source other than the
+    latched one, or the outgoing socket's buffer full)."""
+
+    packets_in: int
+    bytes_in: int
+    packets_out: int
+    bytes_out: int
+    dropped: int
+
+
+class _Channel(asyncio.DatagramProtocol):
+    """One socket of one side (its RTP or its RTCP socket), paired with the socket of the
+    same kind on the other side."""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "candidate",
+        "closed",
+        "dropped",
+        "min_size",
+        "packets_in",
+        "packets_out",
+        "paused",
+        "peer",
+        "remote",
+        "source",
+        "strays",
+        "transport",
+    )
+
+    transport: asyncio.DatagramTransport
+    peer: _Channel
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, min_size: int) -> None:
+        self.min_size = min_size
+        self.remote: SocketAddress | None = None
+        self.source: SocketAddress | None = None
+        self.candidate: SocketAddress | None = None
+        self.strays = 0
+        self.paused = False
+        self.packets_in = 0
+        self.bytes_in = 0
+        self.packets_out = 0
+        self.bytes_out = 0
+        self.dropped = 0
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def itself(self) -> _Channel:
+        """The protocol factory handing the loop this already-wired channel."""
+        return self
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Neither asyncio's nor uvloop's UDP transport subclasses DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.packets_in += 1
+        self.bytes_in += len(data)
+        if addr != self.source:
+            if not self._admit(data, addr):
+                self.dropped += 1
+                return
+        elif self.strays:
+            self.strays = 0
+        peer = self.peer
+        remote = peer.remote
+        if remote is None or peer.paused:
+            self.dropped += 1
+            return
+        peer.transport.sendto(data, remote)
+        peer.packets_out += 1
+        peer.bytes_out += len(data)
+
+    def _admit(self, data: bytes, addr: SocketAddress) -> bool:
+        """Whether a packet from a source other than the latched one may pass; latches or
+        re-latches when the rule in the module docstring says so."""
+        if len(data) < self.min_size or data[0] >> 6 != 2:
+            return False
+        if self.source is not None:
+            if addr == self.candidate:
+                self.strays += 1
+            else:
+                self.candidate = addr
+                self.strays = 1
+            if self.strays < RELATCH_AFTER:
+                return False
+        self.source = self.remote = addr
+        self.candidate = None
+        self.strays = 0
+        return True
+
+    def expect(self, remote: SocketAddress | None) -> None:
+        self.remote = remote
+        self.source = None
+        self.candidate = None
+        self.strays = 0
+
+    def counters(self) -> Counters:
+        return Counters(
+            self.packets_in, self.bytes_in, self.packets_out, self.bytes_out, self.dropped
+        )
+
+
+class RelaySide:
+    """One party's end of a relay session: the ports advertised to it in SDP."""
+
+    def __init__(self, pair: PortPair, local_address: str, rtp: _Channel, rtcp: _Channel) -> None:
+        self.pair = pair
+        self.local_address = local_address
+        self._family = pair.rtp_socket.family
+        self._rtp = rtp
+        self._rtcp = rtcp
+
+    @property
+    def rtp_port(self) -> int:
+        return self.pair.rtp_port
+
+    @property
+    def rtcp_port(self) -> int:
+        return self.pair.rtcp_port
+
+    def set_remote(self, host: str, port: int, rtcp_port: int | None = None) -> None:
+        """Where this side's party said (in SDP) it receives RTP, and RTCP (default
+        ``port`` + 1). Reopens the latch. An unspecified address (0.0.0.0, the old way to
+        put a call on hold) or port 0 means "do not send" until the party sends."""
+        rtcp_port = port + 1 if rtcp_port is None else rtcp_port
+        self._rtp.expect(self._socket_address(host, port))
+        self._rtcp.expect(self._socket_address(host, rtcp_port))
+
+    @property
+    def remote(self) -> tuple[str, int] | None:
+        """Where RTP for this side's party goes now (latched source or SDP address)."""
+        return None if self._rtp.remote is None else (self._rtp.remote[0], self._rtp.remote[1])
+
+    @property
+    def rtcp_remote(self) -> tuple[str, int] | None:
+        remote = self._rtcp.remote
+        return None if remote is None else (remote[0], remote[1])
+
+    @property
+    def latched(self) -> bool:
+        """Whether RTP from this side's party has been seen and latched."""
+        return self._rtp.source is not None
+
+    def rtp_counters(self) -> Counters:
+        return self._rtp.counters()
+
+    def rtcp_counters(self) -> Counters:
+        return self._rtcp.counters()
+
+    def _socket_address(self, host: str, port: int) -> SocketAddress | None:
+        # An IP literal only: a name would make sendto resolve it, blocking, per packet.
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"remote media host must be an IP address, not {host!r}") from None
+        if not 0 <= port <= 65535:
+            raise ValueError(f"invalid remote media port {port}")
+        if ip.is_unspecified or port == 0:
+            return None
+        if self._family == socket.AF_INET:
+            if ip.version != 4:
+                raise ValueError(f"IPv6 remote {host} for an IPv4 relay socket")
+            return (str(ip), port)
+        if ip.version == 4:
+            return (f"::ffff:{ip}", port, 0, 0)
+        return (str(ip), port, 0, 0)
+
+
+class RelaySession:
+    """Two sides relayed to each other. Create through ``LocalMediaEngine``."""
+
+    def __init__(
+        self,
+        a: RelaySide,
+        b: RelaySide,
+        channels: tuple[_Channel, ...],
+        on_closed: Callable[[RelaySession], None],
+    ) -> None:
+        self.a = a
+        self.b = b
+        self._channels = channels
+        self._on_closed = on_closed
+        self._finished: asyncio.Future[list[None]] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        pair_a: PortPair,
+        pair_b: PortPair,
+        local_address: str,
+        on_closed: Callable[[RelaySession], None],
+    ) -> RelaySession:
+        """Start relaying on two bound port pairs. The pairs belong to the session from
+        here on: ``on_closed`` runs once their sockets are closed, also on failure."""
+        loop = asyncio.get_running_loop()
+        a_rtp, b_rtp = _Channel(loop, _RTP_HEADER), _Channel(loop, _RTP_HEADER)
+        a_rtcp, b_rtcp = _Channel(loop, _RTCP_HEADER), _Channel(loop, _RTCP_HEADER)
+        a_rtp.peer, b_rtp.peer = b_rtp, a_rtp
+        a_rtcp.peer, b_rtcp.peer = b_rtcp, a_rtcp
+        session = cls(
+            RelaySide(pair_a, local_address, a_rtp, a_rtcp),
+            RelaySide(pair_b, local_address, b_rtp, b_rtcp),
+            (a_rtp, a_rtcp, b_rtp, b_rtcp),
+            on_closed,
+        )
+        sockets = (pair_a.rtp_socket, pair_a.rtcp_socket, pair_b.rtp_socket, pair_b.rtcp_socket)
+        try:
+            for channel, sock in zip(session._channels, sockets, strict=True):
+                await loop.create_datagram_endpoint(channel.itself, sock=sock)
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    @property
+    def closed(self) -> bool:
+        return self._finished is not None
+
+    async def close(self) -> None:
+        """Stop relaying, close the four sockets and give the ports back. Idempotent;
+        returns once the sockets are closed. The release happens even if the caller is
+        cancelled while waiting."""
+        if self._finished is None:
+            waits = []
+            for channel in self._channels:
+                if hasattr(channel, "transport"):
+                    channel.transport.close()
+                    waits.append(channel.closed)
+            self._finished = asyncio.gather(*waits)
+            self._finished.add_done_callback(lambda _: self._on_closed(self))
+        await asyncio.shield(self._finished)
