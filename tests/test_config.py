@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nuage.config import Config, ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "nuage.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    config = load_config(None)
+    assert config == Config.default()
+    server = config.server
+    assert (server.sip_host, server.sip_port) == ("0.0.0.0", 5060)
+    assert (server.http_host, server.http_port) == ("0.0.0.0", 8080)
+    assert (server.rtp_port_min, server.rtp_port_max) == (10000, 20000)
+    assert server.data_dir == Path("data")
+    assert server.public_address is None
+    assert server.ring_timeout == 30
+    assert config.database_url == "sqlite+aiosqlite:///data/nuage.db"
+    assert config.log.level == "info"
+
+
+def test_full_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [server]
+        sip_host = "192.0.2.10"
+        sip_port = 5070
+        http_host = "::"
+        http_port = 8443
+        rtp_port_min = 30000
+        rtp_port_max = 30100
+        data_dir = "/var/lib/nuage"
+        public_address = "pbx.example.net"
+        ring_timeout = 20
+        tcp_idle_timeout = 90.5
+
+        [database]
+        url = "postgresql+asyncpg://nuage@db/nuage"
+
+        [log]
+        level = "DEBUG"
+        """,
+    )
+    config = load_config(path)
+    assert config.server.sip_port == 5070
+    assert config.server.http_host == "::"
+    assert config.server.data_dir == Path("/var/lib/nuage")
+    assert config.server.public_address == "pbx.example.net"
+    assert config.server.ring_timeout == 20.0
+    assert config.server.tcp_idle_timeout == 90.5
+    assert config.database_url == "postgresql+asyncpg://nuage@db/nuage"
+    assert config.log.level == "debug"
+
+
+def test_database_defaults_into_data_dir(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[server]\ndata_dir = "/srv/pbx"\n'))
+    assert config.database_url == "sqlite+aiosqlite:////srv/pbx/nuage.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nsip_prot = 5060\n", "server.sip_prot: unknown key"),
+        ("[sever]\n", "sever: unknown key"),
+        ("[server]\nrtp_port_min = 10001\n", "server.rtp_port_min: must be even"),
+        (
+            "[server]\nrtp_port_min = 20000\n",
+            "server.rtp_port_max: must be greater than rtp_port_min (20000)",
+        ),
+        (
+            "[server]\nrtp_port_min = 5000\nrtp_port_max = 6000\n",
+            "server.rtp_port_max: RTP range 5000-6000 includes sip_port (5060)",
+        ),
+        ("[server]\nsip_port = 70000\n", "server.sip_port: must be between 1 and 65535"),
+        ("[server]\nhttp_port = 0\n", "server.http_port: must be between 1 and 65535"),
+        ("[server]\nhttp_port = 5060\n", "server.http_port: must differ from sip_port (5060)"),
+        ('[server]\nsip_port = "5060"\n', "server.sip_port: Input should be a valid integer"),
+        ("[server]\nring_timeout = 0\n", "server.ring_timeout: Input should be greater than 0"),
+        ("[server]\ntcp_idle_timeout = -1\n", "server.tcp_idle_timeout: Input should be greater"),
+        ('[server]\nsip_host = "not a host"\n', "server.sip_host: 'not a host' is not an IP"),
+        ('[server]\npublic_address = "0.0.0.0"\n', "server.public_address: must be an address"),
+        ('[database]\nurl = "mysql://x/y"\n', "database.url: unsupported database URL"),
+        ('[database]\nurl = "postgresql://x/y"\n', "database.url: unsupported database URL"),
+        ('[log]\nlevel = "verbose"\n', "log.level: Input should be 'debug'"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert str(info.value).startswith(message)
+
+
+def test_every_error_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "[server]\nsip_port = 0\nfoo = 1\n[log]\nlevel = 3\n"))
+    lines = str(info.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["server.sip_port", "server.foo", "log.level"]
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
