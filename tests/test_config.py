@@ -115,3 +115,11 @@ def test_invalid_toml(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_documented_examples_load(tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    examples = [block.split("```", 1)[0] for block in doc.split("```toml\n")[1:]]
+    assert len(examples) == 2
+    for example in examples:
+        load_config(write(tmp_path, example))

@@ -404,3 +404,11 @@ async def test_removed_user_loses_registrations(database: Database, tmp_path: Pa
     assert (report.users.created, report.users.removed) == (1, 1)
     async with database.session() as session:
         assert (await session.execute(text("SELECT count(*) FROM registrations"))).scalar() == 0
+
+
+async def test_documented_example_applies(database: Database, tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "provisioning.md").read_text(encoding="utf-8")
+    example = doc.split("## Complete example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    report = await apply_plan(database, write(tmp_path, example))
+    assert (report.users.created, report.trunks.created, report.numbers.created) == (3, 2, 2)
+    assert not (await apply_plan(database, write(tmp_path, example))).changed
