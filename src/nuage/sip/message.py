@@ -119,12 +119,39 @@ LIST_HEADERS: frozenset[str] = frozenset(
 )
 
 
+# The spellings seen on the wire nearly always: canonical, lower case and compact forms.
+_FAST_NAMES: dict[str, str] = {
+    **{name: name for name in _CANONICAL.values()},
+    **_CANONICAL,
+    **COMPACT_FORMS,
+    **{compact.upper(): name for compact, name in COMPACT_FORMS.items()},
+}
+
+
 def canonical_name(name: str) -> str:
     """The canonical spelling of a header name, compact forms expanded."""
+    fast = _FAST_NAMES.get(name)
+    if fast is not None:
+        return fast
     lowered = name.lower()
     if len(lowered) == 1 and lowered in COMPACT_FORMS:
         return COMPACT_FORMS[lowered]
     return _CANONICAL.get(lowered, name)
+
+
+def _lookup_key(name: str) -> tuple[str, str | None]:
+    """The canonical name, and for a name not known here its lower case to match against.
+
+    Unknown names keep the case they arrived in, so they are compared case-insensitively
+    (RFC 3261 section 7.3.1); known names are canonical and compare as they are.
+    """
+    canonical = canonical_name(name)
+    lowered = canonical.lower()
+    return canonical, None if lowered in _CANONICAL else lowered
+
+
+def _matches(existing: str, name: str, folded: str | None) -> bool:
+    return existing == name or (folded is not None and existing.lower() == folded)
 
 
 class Headers:
@@ -135,50 +162,61 @@ class Headers:
     """
 
     __slots__ = ("_items",)
+    # Equal by content and mutable, hence unhashable.
+    __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+
+    @classmethod
+    def from_canonical(cls, items: list[tuple[str, str]]) -> Headers:
+        """Adopt a list whose names are already canonical (the parser's path; not copied)."""
+        headers = cls()
+        headers._items = items
+        return headers
 
     def add(self, name: str, value: str) -> None:
         self._items.append((canonical_name(name), value))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before any header of the same name (a new top Via or Record-Route)."""
-        name = canonical_name(name)
+        name, folded = _lookup_key(name)
         for index, (existing, _) in enumerate(self._items):
-            if existing == name:
+            if existing == name or (folded is not None and existing.lower() == folded):
                 self._items.insert(index, (name, value))
                 return
         self._items.append((name, value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every header of this name with one value (in the place of the first)."""
-        name = canonical_name(name)
+        name, folded = _lookup_key(name)
         for index, (existing, _) in enumerate(self._items):
-            if existing == name:
+            if existing == name or (folded is not None and existing.lower() == folded):
                 self._items[index] = (name, value)
                 self._items = [
-                    item for i, item in enumerate(self._items) if i <= index or item[0] != name
+                    item
+                    for i, item in enumerate(self._items)
+                    if i <= index or not _matches(item[0], name, folded)
                 ]
                 return
         self._items.append((name, value))
 
     def remove(self, name: str) -> None:
-        name = canonical_name(name)
-        self._items = [item for item in self._items if item[0] != name]
+        name, folded = _lookup_key(name)
+        self._items = [item for item in self._items if not _matches(item[0], name, folded)]
 
     def get(self, name: str) -> str | None:
         """The first raw value of a header, or None."""
-        name = canonical_name(name)
+        name, folded = _lookup_key(name)
         for existing, value in self._items:
-            if existing == name:
+            if existing == name or (folded is not None and existing.lower() == folded):
                 return value
         return None
 
     def values(self, name: str) -> list[str]:
         """Every raw value of a header, one per header line."""
-        name = canonical_name(name)
-        return [value for existing, value in self._items if existing == name]
+        name, folded = _lookup_key(name)
+        return [value for existing, value in self._items if _matches(existing, name, folded)]
 
     def get_all(self, name: str) -> list[str]:
         """Every element of a header, comma-separated list values split (quotes respected)."""
@@ -374,6 +412,7 @@ class Message:
 
 class Request(Message):
     __slots__ = ("method", "uri")
+    __hash__ = None  # type: ignore[assignment]
 
     def __init__(
         self, method: str, uri: URI, headers: Headers | None = None, body: bytes = b""
@@ -402,6 +441,7 @@ class Request(Message):
 
 class Response(Message):
     __slots__ = ("reason", "status")
+    __hash__ = None  # type: ignore[assignment]
 
     def __init__(
         self, status: int, reason: str, headers: Headers | None = None, body: bytes = b""
