@@ -53,8 +53,8 @@ __all__ = [
 _HASHER = PasswordHasher()
 
 # RFC 1123 host names, lower case; the domain is the SIP realm and a URI host.
-_DOMAIN = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 # Deliberately loose: the address must only be recognisably an email, the mail server
 # decides the rest; no spaces, one @, a dot in the domain.
@@ -74,6 +74,16 @@ class PlanError(Exception):
 
 class CompanyNotFoundError(LookupError):
     pass
+
+
+def _is_domain(value: str) -> bool:
+    """A host name or an IP address: a small installation may use the server's address
+    as the SIP domain of its single company."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return bool(_HOSTNAME.match(value.lower()))
+    return True
 
 
 def _region(value: str) -> str:
@@ -97,8 +107,8 @@ class CompanyPlan(_Entry):
     @classmethod
     def _domain(cls, value: str) -> str:
         domain = value.lower()
-        if not _DOMAIN.match(domain):
-            raise ValueError(f"{value!r} is not a domain name")
+        if not _is_domain(domain):
+            raise ValueError(f"{value!r} is not a domain name or IP address")
         return domain
 
     @field_validator("country")
@@ -202,23 +212,24 @@ class Plan(_Entry):
 
 
 def _split_host(value: str) -> tuple[str, int]:
+    """(host, port) from "host:port", "[IPv6]:port", or either without the port (5060)."""
+    port_text: str | None = None
     if value.startswith("["):
-        host, sep, rest = value[1:].partition("]")
-        port_text = rest.removeprefix(":") if sep and rest else None
-        if not sep or (rest and not rest.startswith(":")):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
             raise ValueError(f"{value!r} is not host:port")
+        if rest:
+            port_text = rest[1:]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError(f"{value!r}: {host!r} is not an IPv6 address") from None
     else:
-        host, sep, port_text_ = value.partition(":")
-        port_text = port_text_ if sep else None
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if not _DOMAIN.match(host.lower()) and host.lower() != "localhost":
-                raise ValueError(f"{value!r}: {host!r} is not a host name or address") from None
+        host, colon, rest = value.partition(":")
+        if colon:
+            port_text = rest
+        if not _is_domain(host):
+            raise ValueError(f"{value!r}: {host!r} is not a host name or address") from None
     if port_text is None:
         return host, 5060
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:

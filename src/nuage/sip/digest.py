@@ -161,6 +161,10 @@ class DigestAuthenticator:
         issued: float = struct.unpack(">d", payload[:8])[0]
         return issued
 
+    def issued(self, nonce: str) -> bool:
+        """Whether this secret signed ``nonce`` (however old it is)."""
+        return self._nonce_time(nonce) is not None
+
     def challenges(self, realm: str, now: float, *, stale: bool = False) -> list[str]:
         """WWW-Authenticate values, MD5 first: RFC 8760 clients pick the first they support,
         and many deployed phones only know MD5 and take the first one blindly."""

@@ -1,0 +1,609 @@
+"""The call engine: a back-to-back user agent with its media anchored in our relay.
+
+A call is two legs: A, the dialog with whoever sent the INVITE, and B, the dialog we
+open towards the callee (every registered device of a user in parallel, or the trunk).
+Each leg's SDP is rewritten so that both parties send their RTP to our relay; in-dialog
+requests on one leg are re-issued on the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from nuage.media import sdp
+from nuage.media.engine import MediaEngine, MediaSession, MediaSide
+from nuage.pbx.records import CallRecorder
+from nuage.sip.dialog import Dialog
+from nuage.sip.digest import Credentials, compute_ha1, expected_response, parse_auth_params
+from nuage.sip.endpoint import ClientTransactionHandle, ServerTransactionHandle, SipEndpoint
+from nuage.sip.message import URI, Address, Request, Response
+from nuage.sip.peer import Peer
+from nuage.store.models import Company, Registration, Trunk
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+_BYE_TIMEOUT = 10.0
+
+
+def new_call_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Who is on one end of a call, as shown to the other end."""
+
+    number: str  # extension or E.164
+    name: str = ""
+    user_id: int | None = None
+
+
+@dataclass(slots=True)
+class Destination:
+    """One place to send the B-leg INVITE: a registered device or the trunk."""
+
+    uri: URI
+    peer: Peer
+    to: Address
+    credentials: tuple[str, str] | None = None  # trunk (username, password)
+
+
+@dataclass(slots=True)
+class Leg:
+    name: str  # "A" or "B": for logs
+    dialog: Dialog
+    media: MediaSide
+    other: Leg | None = field(default=None, repr=False)
+
+
+class SdpRejected(Exception):
+    """An offer or answer we cannot anchor; the call gets 488."""
+
+
+class CallEngine:
+    """Runs every live call and routes in-dialog requests to them."""
+
+    def __init__(self, media: MediaEngine, recorder: CallRecorder, *, ring_timeout: float):
+        self.media = media
+        self.recorder = recorder
+        self.ring_timeout = ring_timeout
+        self._endpoint: SipEndpoint | None = None
+        self._legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
+        self._calls: set[Call] = set()
+        self.external_calls: Counter[int] = Counter()
+
+    def attach(self, endpoint: SipEndpoint) -> None:
+        self._endpoint = endpoint
+
+    @property
+    def endpoint(self) -> SipEndpoint:
+        assert self._endpoint is not None, "CallEngine.attach() first"
+        return self._endpoint
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    def contact_for(self, transport: str) -> str:
+        host, port = self.endpoint.transport.sent_by(transport)
+        host = f"[{host}]" if ":" in host else host
+        suffix = "" if transport == "udp" else f";transport={transport}"
+        return f"<sip:nuage@{host}:{port}{suffix}>"
+
+    def register_leg(self, call: Call, leg: Leg) -> None:
+        self._legs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, leg)
+
+    def forget(self, call: Call) -> None:
+        self._calls.discard(call)
+        for leg in call.legs():
+            self._legs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
+
+    async def place(
+        self,
+        tx: ServerTransactionHandle,
+        company: Company,
+        caller: Party,
+        callee: Party,
+        destinations: list[Destination],
+        *,
+        direction: str,
+    ) -> None:
+        """Run a call from the INVITE in ``tx`` to ``destinations`` until it ends."""
+        call = Call(self, tx, company, caller, callee, direction=direction)
+        self._calls.add(call)
+        if direction == "outbound":
+            self.external_calls[company.id] += 1
+        try:
+            await call.run(destinations)
+        finally:
+            if direction == "outbound":
+                self.external_calls[company.id] -= 1
+            self.forget(call)
+
+    async def handle_in_dialog(self, tx: ServerTransactionHandle) -> bool:
+        """Pass an in-dialog request to its call; False when no call has that dialog."""
+        request = tx.request
+        key = (request.call_id, request.to.tag or "")
+        found = self._legs.get(key)
+        if found is None:
+            return False
+        call, leg = found
+        await call.on_request(leg, tx)
+        return True
+
+    def handle_ack(self, request: Request, peer: Peer) -> None:
+        """ACKs for our 2xx reach the handle's wait_ack; nothing else to do with them."""
+
+    def handle_stray_2xx(self, response: Response, peer: Peer) -> None:
+        """A 2xx from a fork that lost the race: acknowledge it and hang it up at once."""
+        if response.cseq.method != "INVITE":
+            return
+        found = self._legs.get((response.call_id, response.from_.tag or ""))
+        if found is not None and found[1].dialog.remote_tag == response.to.tag:
+            # Our ACK to the winner was lost: the winner retransmits; acknowledge again.
+            dialog = found[1].dialog
+            self.endpoint.send_ack(dialog.create_ack(response.cseq.seq), peer)
+            return
+        asyncio.get_running_loop().create_task(self._release_fork(response, peer))
+
+    async def _release_fork(self, response: Response, peer: Peer) -> None:
+        with contextlib.suppress(Exception):
+            request = Request("INVITE", URI.parse("sip:invalid"), response.headers.copy())
+            dialog = Dialog.from_uac(request, response, peer=peer)
+            self.endpoint.send_ack(dialog.create_ack(response.cseq.seq), peer)
+            bye = await self.endpoint.request(dialog.create_request("BYE"), peer)
+            await asyncio.wait_for(bye.final(), _BYE_TIMEOUT)
+
+
+class Call:
+    """One call from the INVITE to the last BYE."""
+
+    def __init__(
+        self,
+        engine: CallEngine,
+        tx: ServerTransactionHandle,
+        company: Company,
+        caller: Party,
+        callee: Party,
+        *,
+        direction: str,
+    ) -> None:
+        self.engine = engine
+        self.tx = tx
+        self.company = company
+        self.caller = caller
+        self.callee = callee
+        self.direction = direction
+        self.a: Leg | None = None
+        self.b: Leg | None = None
+        self.session: MediaSession | None = None
+        self.answered_at: datetime | None = None
+        self._ended = asyncio.Event()
+        self._end_reason = ""
+
+    def legs(self) -> Iterable[Leg]:
+        return [leg for leg in (self.a, self.b) if leg is not None]
+
+    async def run(self, destinations: list[Destination]) -> None:
+        record_id = await self.engine.recorder.start(self)
+        outcome, reason = "failed", ""
+        try:
+            outcome, reason = await self._connect(destinations)
+            if outcome == "answered":
+                await self._ended.wait()
+                reason = self._end_reason
+        except Exception:
+            log.exception("call %s failed", self.tx.request.call_id)
+            if not self.tx.final_sent:
+                self.tx.respond(500, "Call engine error")
+            await self._hang_up_all()
+        finally:
+            if self.session is not None:
+                await self.session.close()
+            await self.engine.recorder.finish(record_id, self, outcome, reason)
+
+    # -- set-up ------------------------------------------------------------------------
+
+    async def _connect(self, destinations: list[Destination]) -> tuple[str, str]:
+        tx = self.tx
+        if not destinations:
+            tx.respond(480, "Not registered")
+            return "failed", "offline"
+        try:
+            offer = sdp.parse(tx.request.body) if tx.request.body else None
+        except sdp.SdpError as exc:
+            tx.respond(488, f"Bad SDP: {exc}"[:100])
+            return "failed", "bad SDP"
+        if offer is None:
+            tx.respond(488, "An SDP offer is required")
+            return "failed", "no SDP offer"
+        self.session = session = await self.engine.media.create_session()
+        try:
+            offer_to_b = _anchor(offer, session.a, session.b)
+        except SdpRejected as exc:
+            tx.respond(488, str(exc))
+            return "failed", "bad SDP"
+        forks = Forking(self, destinations, offer_to_b.encode())
+        return await forks.run()
+
+    def answer_a(self, response: Response, b_dialog: Dialog) -> None:
+        """B answered: relay its answer to A, open both legs."""
+        assert self.session is not None
+        answer = sdp.parse(response.body)
+        body = _anchor(answer, self.session.b, self.session.a).encode()
+        sent = self.tx.respond(
+            200,
+            headers=[
+                ("Contact", self.engine.contact_for(self.tx.source.transport)),
+                ("Allow", ALLOW),
+                ("Content-Type", "application/sdp"),
+            ],
+            body=body,
+        )
+        a_dialog = Dialog.from_uas(self.tx.request, sent, peer=self.tx.source)
+        self.a = Leg("A", a_dialog, self.session.a)
+        self.b = Leg("B", b_dialog, self.session.b)
+        self.a.other, self.b.other = self.b, self.a
+        self.engine.register_leg(self, self.a)
+        self.engine.register_leg(self, self.b)
+        self.answered_at = datetime.now(UTC)
+        asyncio.get_running_loop().create_task(self._await_ack())
+
+    async def _await_ack(self) -> None:
+        if await self.tx.wait_ack() is None and not self._ended.is_set():
+            await self._hang_up_all("no ACK from caller")
+
+    def provisional_to_a(self, response: Response) -> None:
+        """Ringing or early media from B, passed on to A (SDP anchored)."""
+        if self.tx.final_sent or self.session is None:
+            return
+        headers = [("Contact", self.engine.contact_for(self.tx.source.transport))]
+        body = b""
+        if response.body and response.content_type == "application/sdp":
+            try:
+                early = sdp.parse(response.body)
+                body = _anchor(early, self.session.b, self.session.a).encode()
+                headers.append(("Content-Type", "application/sdp"))
+            except (sdp.SdpError, SdpRejected):
+                body = b""
+        self.tx.respond(response.status, response.reason, headers=headers, body=body)
+
+    # -- in-dialog -------------------------------------------------------------------------
+
+    async def on_request(self, leg: Leg, tx: ServerTransactionHandle) -> None:
+        request = tx.request
+        status = leg.dialog.handle_request(request)
+        if status is not None:
+            tx.respond(status)
+            return
+        method = request.method
+        if method == "BYE":
+            tx.respond(200)
+            await self._hang_up_other(leg, f"hung up by {leg.name}")
+        elif method == "INVITE":
+            await self._relay_reinvite(leg, tx)
+        elif method in ("INFO", "UPDATE"):
+            await self._relay_request(leg, tx)
+        elif method == "OPTIONS":
+            tx.respond(200, headers=[("Allow", ALLOW)])
+        else:
+            tx.respond(501, f"{method} not supported in a call", headers=[("Allow", ALLOW)])
+
+    async def _relay_request(self, leg: Leg, tx: ServerTransactionHandle) -> None:
+        other = leg.other
+        assert other is not None and other.dialog.peer is not None
+        headers = [
+            (name, value)
+            for name, value in tx.request.headers
+            if name in ("Content-Type", "Event", "Info-Package")
+        ]
+        request = other.dialog.create_request(
+            tx.request.method, body=tx.request.body, headers=headers
+        )
+        handle = await self.engine.endpoint.request(request, other.dialog.peer)
+        final = await handle.final()
+        tx.respond(final.status, final.reason)
+
+    async def _relay_reinvite(self, leg: Leg, tx: ServerTransactionHandle) -> None:
+        """A re-INVITE (hold, codec change, target refresh) re-offered on the other leg."""
+        other = leg.other
+        assert other is not None and other.dialog.peer is not None
+        if not tx.request.body:
+            tx.respond(488, "re-INVITE without SDP is not supported")
+            return
+        try:
+            offer = _anchor(sdp.parse(tx.request.body), leg.media, other.media)
+        except (sdp.SdpError, SdpRejected) as exc:
+            tx.respond(488, str(exc)[:100])
+            return
+        request = other.dialog.create_request(
+            "INVITE",
+            body=offer.encode(),
+            headers=[("Content-Type", "application/sdp"), ("Allow", ALLOW)],
+        )
+        handle = await self.engine.endpoint.request(request, other.dialog.peer)
+        final = await handle.final()
+        if not 200 <= final.status < 300:
+            tx.respond(final.status, final.reason)
+            return
+        other.dialog.handle_response(final)
+        self.engine.endpoint.send_ack(other.dialog.create_ack(request.cseq.seq), other.dialog.peer)
+        try:
+            answer = _anchor(sdp.parse(final.body), other.media, leg.media)
+        except (sdp.SdpError, SdpRejected) as exc:
+            tx.respond(488, str(exc)[:100])
+            return
+        tx.respond(
+            200,
+            headers=[
+                ("Contact", self.engine.contact_for(tx.source.transport)),
+                ("Content-Type", "application/sdp"),
+            ],
+            body=answer.encode(),
+        )
+
+    # -- tear-down -------------------------------------------------------------------------
+
+    async def _hang_up_other(self, leg: Leg, reason: str) -> None:
+        if self._ended.is_set():
+            return
+        self._end_reason = reason
+        self._ended.set()
+        if leg.other is not None:
+            await self._send_bye(leg.other)
+
+    async def _hang_up_all(self, reason: str = "error") -> None:
+        if self._ended.is_set():
+            return
+        self._end_reason = reason
+        self._ended.set()
+        await asyncio.gather(*(self._send_bye(leg) for leg in self.legs()))
+
+    async def _send_bye(self, leg: Leg) -> None:
+        if leg.dialog.peer is None:
+            return
+        try:
+            handle = await self.engine.endpoint.request(
+                leg.dialog.create_request("BYE"), leg.dialog.peer
+            )
+            await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
+        except Exception:
+            log.warning("BYE to leg %s of call %s failed", leg.name, self.tx.request.call_id)
+
+
+class Forking:
+    """Rings every destination in parallel; the first to answer wins, the others are
+    cancelled. Ends on answer, on all failing, on the caller's CANCEL or on ring timeout."""
+
+    def __init__(self, call: Call, destinations: list[Destination], offer: bytes) -> None:
+        self.call = call
+        self.destinations = destinations
+        self.offer = offer
+        self.call_id = new_call_id()
+        self.from_tag = secrets.token_hex(6)
+        self._cseq = itertools.count(1)
+        self._handles: list[ClientTransactionHandle] = []
+        self._events: asyncio.Queue[tuple[str, Response | None, Destination | None]] = (
+            asyncio.Queue()
+        )
+
+    def _invite(self, destination: Destination, cseq: int) -> Request:
+        call = self.call
+        domain = call.company.domain
+        caller = call.caller
+        from_address = Address(
+            URI("sip", caller.number, host=domain),
+            caller.name or None,
+            {"tag": self.from_tag},
+        )
+        request = Request("INVITE", destination.uri)
+        headers = request.headers
+        headers.add("Max-Forwards", "70")
+        headers.add("From", str(from_address))
+        headers.add("To", str(destination.to))
+        headers.add("Call-ID", self.call_id)
+        headers.add("CSeq", f"{cseq} INVITE")
+        headers.add("Contact", call.engine.contact_for(destination.peer.transport))
+        headers.add("Allow", ALLOW)
+        headers.add("Content-Type", "application/sdp")
+        if call.direction == "outbound":
+            headers.add("P-Asserted-Identity", f"<sip:{caller.number}@{domain}>")
+        request.body = self.offer
+        return request
+
+    async def run(self) -> tuple[str, str]:
+        call = self.call
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._ring(d)) for d in self.destinations]
+        cancel_watch = loop.create_task(self._watch_cancel())
+        timer = loop.call_later(
+            call.engine.ring_timeout, self._events.put_nowait, ("timeout", None, None)
+        )
+        failures: list[Response] = []
+        try:
+            while True:
+                kind, response, destination = await self._events.get()
+                if kind == "cancel":
+                    self._cancel_all()
+                    call.tx.respond(487)
+                    return "cancelled", "caller hung up"
+                if kind == "timeout":
+                    self._cancel_all()
+                    call.tx.respond(480, "No answer")
+                    return "missed", "no answer"
+                assert response is not None and destination is not None
+                if response.status < 200:
+                    call.provisional_to_a(response)
+                elif response.status < 300:
+                    self._answered(response, destination)
+                    return "answered", ""
+                else:
+                    failures.append(response)
+                    if len(failures) == len(self.destinations):
+                        return self._fail(failures)
+        finally:
+            timer.cancel()
+            cancel_watch.cancel()
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+
+    async def _watch_cancel(self) -> None:
+        await self.call.tx.cancelled.wait()
+        self._events.put_nowait(("cancel", None, None))
+
+    async def _ring(self, destination: Destination) -> None:
+        request = self._invite(destination, next(self._cseq))
+        handle = await self.call.engine.endpoint.request(request, destination.peer)
+        self._handles.append(handle)
+        async for response in handle:
+            if response.status in (401, 407) and destination.credentials is not None:
+                retry = self._with_credentials(request, response, destination.credentials)
+                if retry is not None:
+                    handle = await self.call.engine.endpoint.request(retry, destination.peer)
+                    self._handles.append(handle)
+                    async for second in handle:
+                        self._events.put_nowait(("response", second, destination))
+                    return
+            self._events.put_nowait(("response", response, destination))
+
+    def _with_credentials(
+        self, request: Request, challenge: Response, credentials: tuple[str, str]
+    ) -> Request | None:
+        """The INVITE again with an Authorization answering the carrier's challenge."""
+        header = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
+        value = challenge.headers.get(header)
+        if value is None or not value.lower().startswith("digest"):
+            return None
+        params = parse_auth_params(value.partition(" ")[2])
+        algorithm = params.get("algorithm", "MD5").upper()
+        if algorithm not in ("MD5", "SHA-256"):
+            return None
+        username, password = credentials
+        realm = params.get("realm", "")
+        qop = "auth" if "auth" in params.get("qop", "").split(",") else None
+        unsigned = Credentials(
+            username=username,
+            realm=realm,
+            nonce=params.get("nonce", ""),
+            uri=str(request.uri),
+            response="",
+            algorithm=algorithm,
+            qop=qop,
+            nc="00000001" if qop else None,
+            cnonce=secrets.token_hex(8) if qop else None,
+        )
+        ha1 = compute_ha1(algorithm, username, realm, password)
+        answer = expected_response(unsigned, "INVITE", ha1)
+        parts = [
+            f'username="{username}"',
+            f'realm="{realm}"',
+            f'nonce="{unsigned.nonce}"',
+            f'uri="{unsigned.uri}"',
+            f'response="{answer}"',
+            f"algorithm={algorithm}",
+        ]
+        if qop:
+            parts += [f"qop={qop}", f"nc={unsigned.nc}", f'cnonce="{unsigned.cnonce}"']
+        if "opaque" in params:
+            parts.append(f'opaque="{params["opaque"]}"')
+        retry = Request("INVITE", request.uri, request.headers.copy(), request.body)
+        retry.headers.remove("Via")
+        retry.headers.set("CSeq", f"{next(self._cseq)} INVITE")
+        retry.headers.add(
+            "Authorization" if challenge.status == 401 else "Proxy-Authorization",
+            "Digest " + ", ".join(parts),
+        )
+        return retry
+
+    def _answered(self, response: Response, destination: Destination) -> None:
+        call = self.call
+        endpoint = call.engine.endpoint
+        request = next(h.request for h in self._handles if h.request.cseq == response.cseq)
+        dialog = Dialog.from_uac(request, response, peer=destination.peer)
+        endpoint.send_ack(dialog.create_ack(response.cseq.seq), destination.peer)
+        for handle in self._handles:
+            if handle.request is not request:
+                with contextlib.suppress(Exception):
+                    handle.cancel()
+        call.answer_a(response, dialog)
+
+    def _cancel_all(self) -> None:
+        for handle in self._handles:
+            with contextlib.suppress(Exception):
+                handle.cancel()
+
+    def _fail(self, failures: list[Response]) -> tuple[str, str]:
+        """Every destination refused: pass on the most telling answer (RFC 3261 16.7)."""
+        statuses = [r.status for r in failures]
+        busy = next((r for r in failures if r.status in (486, 600)), None)
+        chosen = busy or next((r for r in failures if r.status >= 600), None)
+        if chosen is None:
+            chosen = min(failures, key=lambda r: (r.status in (408, 503), r.status))
+        status = 480 if chosen.status in (408, 503) else chosen.status
+        reason = "Unavailable" if status != chosen.status else chosen.reason
+        self.call.tx.respond(status, reason)
+        if busy is not None:
+            return "busy", f"{busy.status} {busy.reason}"
+        return "failed", ", ".join(str(s) for s in statuses)
+
+
+def _anchor(
+    description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
+) -> sdp.SessionDescription:
+    """``description`` (from the party behind ``sender``) rewritten for the party behind
+    ``receiver``: the first audio stream through our relay, other streams refused.
+
+    The sender's advertised address primes the relay; symmetric RTP latching corrects it
+    from the first packet when the sender is behind NAT.
+    """
+    try:
+        endpoints = description.remote_endpoints()
+    except sdp.SdpError as exc:
+        raise SdpRejected(str(exc)) from None
+    audio = next(
+        (
+            index
+            for index, media in enumerate(description.media)
+            if media.media == "audio" and endpoints[index] is not None
+        ),
+        None,
+    )
+    if audio is None:
+        raise SdpRejected("No audio stream offered")
+    first = endpoints[audio]
+    assert first is not None
+    sender.set_remote(first.host, first.rtp_port, first.rtcp_port)
+    ports = [receiver.rtp_port if i == audio else 0 for i in range(len(description.media))]
+    return sdp.anchor(description, receiver.local_address, ports)
+
+
+def registration_destination(registration: Registration, to: Address) -> Destination:
+    """A registered device: its contact as Request-URI, sent where its REGISTER came from."""
+    connection = registration.connection_id
+    peer = Peer(
+        registration.transport,
+        registration.source_host,
+        registration.source_port,
+        int(connection) if connection is not None else None,
+    )
+    return Destination(URI.parse(registration.contact), peer, to)
+
+
+def trunk_destination(trunk: Trunk, number: str) -> Destination:
+    uri = URI("sip", number, host=trunk.host, port=trunk.port)
+    if trunk.transport != "udp":
+        uri.params["transport"] = trunk.transport
+    peer = Peer(trunk.transport, trunk.host, trunk.port)
+    credentials = (trunk.username, trunk.password) if trunk.username and trunk.password else None
+    to = Address(URI("sip", number, host=trunk.host))
+    return Destination(uri, peer, to, credentials)
