@@ -412,3 +412,23 @@ async def test_documented_example_applies(database: Database, tmp_path: Path) ->
     report = await apply_plan(database, write(tmp_path, example))
     assert (report.users.created, report.trunks.created, report.numbers.created) == (3, 2, 2)
     assert not (await apply_plan(database, write(tmp_path, example))).changed
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1:5080", ("127.0.0.1", 5080)),
+        ("sip.carrier.example", ("sip.carrier.example", 5060)),
+        ("[2001:db8::1]:5070", ("2001:db8::1", 5070)),
+        ("[2001:db8::1]", ("2001:db8::1", 5060)),
+    ],
+)
+def test_trunk_host_forms(tmp_path: Path, host: str, expected: tuple[str, int]) -> None:
+    plan = load_plan(write(tmp_path, bad(ISSUE_PLAN, '"127.0.0.1:5080"', f'"{host}"')))
+    assert plan.trunks[0].address == expected
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:", "[2001:db8::1]5060", "[not-v6]:5060", "a b:5060"])
+def test_trunk_host_refused(tmp_path: Path, host: str) -> None:
+    with pytest.raises(PlanError, match=r"trunks\[0\]\.host: "):
+        load_plan(write(tmp_path, bad(ISSUE_PLAN, '"127.0.0.1:5080"', f'"{host}"')))

@@ -229,7 +229,7 @@ def _split_host(value: str) -> tuple[str, int]:
         if colon:
             port_text = rest
         if not _is_domain(host):
-            raise ValueError(f"{value!r}: {host!r} is not a host name or address") from None
+            raise ValueError(f"{value!r}: {host!r} is not a host name or address")
     if port_text is None:
         return host, 5060
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:

@@ -31,7 +31,7 @@ class Database:
 
     @property
     def dialect(self) -> str:
-        """ "sqlite" or "postgresql"."""
+        """The backend: "sqlite" or "postgresql"."""
         return self.engine.dialect.name
 
     def session(self) -> AsyncSession:
