@@ -18,6 +18,7 @@ from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.routing import (
     Refused,
+    Route,
     ToTrunk,
     ToUser,
     caller_id_of,
@@ -89,7 +90,7 @@ class PbxService:
         async with self._db.session() as session:
             trunks = await repositories.trunks_by_source_address(session, tx.source.host)
         if trunks:
-            await self._invite_from_trunk(tx, trunks[0])
+            await self._invite_from_trunk(tx, trunks)
             return
         company = await self._company_for(request.from_.uri.host)
         if company is None:
@@ -141,31 +142,38 @@ class PbxService:
             tx, company, external_caller, Party(route.number), [destination], direction="outbound"
         )
 
-    async def _invite_from_trunk(self, tx: ServerTransactionHandle, trunk: Trunk) -> None:
+    async def _invite_from_trunk(self, tx: ServerTransactionHandle, trunks: list[Trunk]) -> None:
+        """A carrier's call: the dialled number picks the company among those the carrier
+        serves from this address."""
         request = tx.request
         dialled = request.uri.user or request.to.uri.user or ""
-        async with self._db.session() as session:
-            company = await repositories.company(session, trunk.company_id)
-            if company is None:
-                tx.respond(404)
-                return
-            route = await route_from_trunk(session, company, dialled)
         from_ = request.from_
         caller = Party(from_.uri.user or "anonymous", from_.display_name or "")
-        if isinstance(route, ToUser):
+        route: Route = Refused(404, "Number not in service")
+        company: Company | None = None
+        async with self._db.session() as session:
+            for trunk in trunks:
+                company = await repositories.company(session, trunk.company_id)
+                if company is None:
+                    continue
+                route = await route_from_trunk(session, company, dialled)
+                if isinstance(route, ToUser):
+                    break
+        if company is not None and isinstance(route, ToUser):
             await self._call_user(tx, company, caller, route.user, direction="inbound")
             return
         status, reason = (route.status, route.reason) if isinstance(route, Refused) else (404, "")
         tx.respond(status, reason or None)
-        await self._recorder.refused(
-            company.id,
-            request.call_id,
-            direction="inbound",
-            caller=caller.number,
-            callee=dialled,
-            outcome="failed",
-            reason=f"{status} {reason}",
-        )
+        if company is not None:
+            await self._recorder.refused(
+                company.id,
+                request.call_id,
+                direction="inbound",
+                caller=caller.number,
+                callee=dialled,
+                outcome="failed",
+                reason=f"{status} {reason}",
+            )
 
     async def _call_user(
         self,

@@ -1,0 +1,169 @@
+"""The `nuage` command: serve, provision, calls, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+from collections.abc import Coroutine, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from nuage.config import Config, ConfigError, load_config
+from nuage.pbx.provision import CompanyNotFoundError, PlanError, apply_plan, list_calls, load_plan
+from nuage.server import serve
+from nuage.store.database import open_database
+
+
+def _run_until_signal(config: Config, *, before_stop: asyncio.Event | None = None) -> None:
+    async def main() -> None:
+        stop = before_stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(config, stop)
+
+    _run(main())
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    uvloop.run(main)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    _run_until_signal(config)
+    return 0
+
+
+async def _provision(config: Config, plan: Path) -> str:
+    db = await open_database(config.database_url)
+    try:
+        return str(await apply_plan(db, plan))
+    finally:
+        await db.close()
+
+
+def _cmd_provision(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    config.server.data_dir.mkdir(parents=True, exist_ok=True)
+    print(asyncio.run(_provision(config, args.plan)))
+    return 0
+
+
+async def _calls(config: Config, company: str, limit: int) -> list[str]:
+    db = await open_database(config.database_url)
+    try:
+        records = await list_calls(db, company, limit)
+    finally:
+        await db.close()
+    lines = []
+    for r in records:
+        answered = r.answered_at.isoformat(timespec="seconds") if r.answered_at else "-"
+        ended = r.ended_at.isoformat(timespec="seconds") if r.ended_at else "(live)"
+        lines.append(
+            f"{r.started_at.isoformat(timespec='seconds')}  {r.direction:<8} "
+            f"{r.caller:>14} -> {r.callee:<14} {r.outcome or '-':<9} answered {answered} "
+            f"ended {ended}  {r.reason}"
+        )
+    return lines
+
+
+def _cmd_calls(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    for line in asyncio.run(_calls(config, args.company, args.limit)):
+        print(line)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="nuage-"))
+    config = Config.from_mapping(
+        {
+            "server": {
+                "sip_host": args.host,
+                "sip_port": args.sip_port,
+                "http_host": args.host,
+                "http_port": args.http_port,
+                "rtp_port_min": 20000,
+                "rtp_port_max": 20999,
+                "data_dir": str(data_dir),
+            }
+        }
+    )
+    plan_file = resources.files("nuage").joinpath("data/demo-plan.toml")
+    with resources.as_file(plan_file) as plan_path:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        asyncio.run(_provision(config, plan_path))
+        plan = load_plan(plan_path)
+    company = plan.company
+    print(f"Nuage demo: company {company.name}, SIP domain {company.domain}")
+    print(f"  SIP server   {args.host}:{args.sip_port} (UDP and TCP)")
+    print(f"  health       http://{args.host}:{args.http_port}/healthz")
+    print(f"  data         {data_dir}")
+    print("  extension  SIP password  name")
+    for user in plan.users:
+        print(f"  {user.extension:<10} {user.sip_password:<13} {user.name}")
+    for number in plan.numbers:
+        print(f"  number {number.number} rings {number.route}")
+    print(
+        "Register a phone as <extension>@" + company.domain + f" via {args.host}:{args.sip_port}."
+    )
+    sys.stdout.flush()
+    _run_until_signal(config)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nuage", description="Nuage hosted phone system")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = sub.add_parser("serve", help="run the server")
+    serve_parser.add_argument("--config", type=Path, help="nuage.toml")
+    serve_parser.set_defaults(handler=_cmd_serve)
+
+    provision = sub.add_parser("provision", help="create or update a company from a plan file")
+    provision.add_argument("plan", type=Path)
+    provision.add_argument("--config", type=Path, help="nuage.toml")
+    provision.set_defaults(handler=_cmd_provision)
+
+    calls = sub.add_parser("calls", help="list a company's call records")
+    calls.add_argument("--company", required=True, help="the company's SIP domain or name")
+    calls.add_argument("--limit", type=int, default=100)
+    calls.add_argument("--config", type=Path, help="nuage.toml")
+    calls.set_defaults(handler=_cmd_calls)
+
+    demo = sub.add_parser("demo", help="serve a demo company")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--sip-port", type=int, default=5060)
+    demo.add_argument("--http-port", type=int, default=8080)
+    demo.add_argument("--data-dir", help="keep the demo's data here (default: a new temp dir)")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        result: int = args.handler(args)
+        return result
+    except (ConfigError, PlanError, CompanyNotFoundError) as exc:
+        print(f"nuage: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

@@ -1,0 +1,161 @@
+"""The composition root: builds every part from the config, starts and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Generator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvicorn
+
+from nuage.api.health import create_app
+from nuage.config import Config
+from nuage.media.engine import LocalMediaEngine
+from nuage.pbx.auth import UserAuthenticator
+from nuage.pbx.calls import CallEngine
+from nuage.pbx.records import CallRecorder
+from nuage.pbx.registrar import Registrar
+from nuage.pbx.service import PbxService
+from nuage.pbx.throttle import FailureThrottle
+from nuage.sip.digest import DigestAuthenticator
+from nuage.sip.endpoint import SipEndpoint
+from nuage.store import repositories
+from nuage.store.database import Database, open_database
+
+log = logging.getLogger(__name__)
+
+_HOUSEKEEPING_PERIOD = 60.0
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The server's signing secret (digest nonces), created once and kept in data_dir so
+    that nonces stay valid across restarts and across processes sharing the directory."""
+    path = data_dir / "secret"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        secret = secrets.token_bytes(32)
+        path.touch(mode=0o600)
+        path.write_text(secret.hex())
+        return secret
+
+
+class _EmbeddedHttpServer(uvicorn.Server):
+    """uvicorn inside our loop: signals belong to the CLI, which stops every part."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class NuageServer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.db: Database | None = None
+        self.media: LocalMediaEngine | None = None
+        self.endpoint: SipEndpoint | None = None
+        self.service: PbxService | None = None
+        self._http: uvicorn.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "storage": self.db is not None,
+            "media": self.media is not None,
+            "sip": self.endpoint is not None,
+        }
+
+    async def start(self) -> None:
+        server = self.config.server
+        server.data_dir.mkdir(parents=True, exist_ok=True)
+        await self._start_http()
+        self.db = await open_database(self.config.database_url)
+        media_host = server.sip_host
+        self.media = LocalMediaEngine(
+            media_host, server.rtp_port_min, server.rtp_port_max, server.public_address
+        )
+        recorder = CallRecorder(self.db)
+        auth = UserAuthenticator(
+            self.db, DigestAuthenticator(load_secret(server.data_dir)), FailureThrottle()
+        )
+        calls = CallEngine(self.media, recorder, ring_timeout=server.ring_timeout)
+        self.service = PbxService(self.db, auth, Registrar(self.db, auth), calls, recorder)
+        public = (server.public_address, None) if server.public_address else None
+        endpoint = SipEndpoint(
+            self.service.handle_request,
+            on_ack=calls.handle_ack,
+            on_stray_2xx=calls.handle_stray_2xx,
+            tcp_idle_timeout=server.tcp_idle_timeout,
+            public_address=public,
+        )
+        calls.attach(endpoint)
+        await endpoint.listen_udp(server.sip_host, server.sip_port)
+        await endpoint.listen_tcp(server.sip_host, server.sip_port)
+        self.endpoint = endpoint
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        log.info(
+            "nuage ready: SIP %s:%d (udp, tcp), HTTP %s:%d, RTP %d-%d",
+            server.sip_host,
+            server.sip_port,
+            server.http_host,
+            server.http_port,
+            server.rtp_port_min,
+            server.rtp_port_max,
+        )
+
+    async def _start_http(self) -> None:
+        server = self.config.server
+        config = uvicorn.Config(
+            create_app(self.readiness),
+            host=server.http_host,
+            port=server.http_port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self._http = _EmbeddedHttpServer(config)
+        task = asyncio.create_task(self._http.serve())
+        self._tasks.append(task)
+        while not self._http.started:
+            if task.done():
+                task.result()  # the bind failed: raise its error
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.02)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(_HOUSEKEEPING_PERIOD)
+            if self.db is None:
+                continue
+            try:
+                async with self.db.transaction() as session:
+                    await repositories.expire_registrations(session, datetime.now(UTC))
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            self._http.should_exit = True
+        if self.endpoint is not None:
+            await self.endpoint.close()
+        if self.media is not None:
+            await self.media.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.db is not None:
+            await self.db.close()
+
+
+async def serve(config: Config, stop: asyncio.Event) -> None:
+    server = NuageServer(config)
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        await server.stop()
