@@ -46,11 +46,15 @@ def write_wav(path: Path, samples: Samples, rate: int = 8000) -> Path:
 def write_tone_wav(
     path: Path,
     frequency: float,
-    duration: float = 10.0,
+    duration: float = 60.0,
     rate: int = 8000,
     amplitude: float = 0.5,
 ) -> Path:
-    """A tone WAV ready for `audio_source aufile,<path>` or sipp's rtp_stream."""
+    """A tone WAV ready for `audio_source aufile,<path>` or sipp's rtp_stream.
+
+    Make it outlast the call: baresip's aufile does not loop, and at its end the phone
+    stops sending and, soon after, stops recording what it receives.
+    """
     return write_wav(path, tone(frequency, duration, rate, amplitude), rate)
 
 

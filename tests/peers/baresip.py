@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import shutil
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ MODULE_PATH = Path("/usr/lib/baresip/modules")
 _RTP_PORTS = 8
 _MAX_CALLS = 4
 _START_TIMEOUT = 10.0
+# The call status line baresip rewrites several times a second would bury the log tail.
+_STATUS_LINE = re.compile(r"^\[\d+:\d\d:\d\d\] +audio=")
 
 
 class BaresipError(AssertionError):
@@ -321,4 +324,6 @@ class BaresipPhone:
 
     def _explain(self, problem: str) -> str:
         events = ", ".join(e.type for e in self._events) or "none"
-        return f"baresip {self.user}: {problem}\nevents: {events}\n{tail(self.log)}"
+        return (
+            f"baresip {self.user}: {problem}\nevents: {events}\n{tail(self.log, skip=_STATUS_LINE)}"
+        )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import re
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,11 +58,13 @@ async def wait_or_kill(
     raise RuntimeError(f"process {proc.pid} survived SIGKILL")
 
 
-def tail(path: Path, lines: int = 40) -> str:
-    """The last `lines` lines of a log, for assertion messages."""
+def tail(path: Path, lines: int = 40, skip: re.Pattern[str] | None = None) -> str:
+    """The last `lines` lines of a log (blank lines and `skip` matches left out)."""
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
         return f"({path} does not exist)"
-    kept = text.splitlines()[-lines:]
+    kept = [
+        line for line in text.splitlines() if line.strip() and not (skip and skip.search(line))
+    ][-lines:]
     return f"--- {path} (last {len(kept)} lines) ---\n" + "\n".join(kept)
