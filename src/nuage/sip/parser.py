@@ -23,6 +23,8 @@ from nuage.sip.grammar import (
 )
 from nuage.sip.message import _FAST_NAMES, URI, Headers, Request, Response, canonical_name
 
+_MAX_REASON = 120
+
 
 class MessageRejected(SipSyntaxError):
     """A message that cannot be accepted.
@@ -35,6 +37,9 @@ class MessageRejected(SipSyntaxError):
     """
 
     def __init__(self, reason: str, status: int = 400, request: Request | None = None) -> None:
+        # The reason goes on the wire as a reason phrase: keep it a phrase.
+        if len(reason) > _MAX_REASON:
+            reason = reason[: _MAX_REASON - 3] + "..."
         super().__init__(reason)
         self.status = status
         self.reason = reason
@@ -231,7 +236,8 @@ def _check_headers(items: list[tuple[str, str]]) -> str:
     Raises SipSyntaxError naming the header.
     """
     single: dict[str, str] = {}
-    has_via = False
+    has_via = wildcard = False
+    contacts = 0
     name = ""
     try:
         for name, value in items:
@@ -244,10 +250,16 @@ def _check_headers(items: list[tuple[str, str]]) -> str:
                 for element in split_comma_list(value):
                     parse_via(element)
             elif name in _ADDRESS_LISTS:
-                elements = split_comma_list(value)
-                for element in elements:
-                    if parse_address(element).wildcard and (name != "Contact" or len(elements) > 1):
-                        raise SipSyntaxError("'*' must be the only Contact")
+                for element in split_comma_list(value):
+                    if parse_address(element).wildcard:
+                        if name != "Contact":
+                            raise SipSyntaxError("'*' is not an address")
+                        wildcard = True
+                    if name == "Contact":
+                        contacts += 1
+        name = "Contact"
+        if wildcard and contacts > 1:
+            raise SipSyntaxError("'*' must be the only Contact")
         name = "Via"
         if not has_via:
             raise SipSyntaxError("missing")
