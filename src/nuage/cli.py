@@ -37,8 +37,17 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Migrations run at every start; their chatter is not news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    _configure_logging(config.log.level)
     _run_until_signal(config)
     return 0
 
@@ -53,6 +62,7 @@ async def _provision(config: Config, plan: Path) -> str:
 
 def _cmd_provision(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    _configure_logging("warning")
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
     print(asyncio.run(_provision(config, args.plan)))
     return 0
@@ -78,6 +88,7 @@ async def _calls(config: Config, company: str, limit: int) -> list[str]:
 
 def _cmd_calls(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    _configure_logging("warning")
     for line in asyncio.run(_calls(config, args.company, args.limit)):
         print(line)
     return 0
@@ -98,6 +109,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             }
         }
     )
+    _configure_logging(config.log.level)
     plan_file = resources.files("nuage").joinpath("data/demo-plan.toml")
     with resources.as_file(plan_file) as plan_path:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -151,9 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         result: int = args.handler(args)
         return result

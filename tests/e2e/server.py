@@ -1,0 +1,172 @@
+"""A real `nuage serve` process for end-to-end tests, on free loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from peers.ports import free_port, free_ports
+from peers.process import tail
+
+NUAGE = Path(sys.executable).with_name("nuage")
+# The carrier's own loopback address: a trunk is recognised by its source address, and the
+# phones all use 127.0.0.1.
+CARRIER_HOST = "127.0.0.2"
+DOMAIN = "acme.example"
+
+USERS = {
+    "1001": ("Élodie Martin", "elodie@acme.example", "sip-1001"),
+    "1002": ("Lucas Dubois", "lucas@acme.example", "sip-1002"),
+    "1003": ("Camille Lambert", "camille@acme.example", "sip-1003"),
+}
+
+
+def acme_plan(carrier_port: int, *, extra: str = "") -> str:
+    """The issue's example plan, with three users and the trunk on the carrier's address."""
+    users = "".join(
+        f"""
+[[users]]
+name = "{name}"
+extension = "{extension}"
+email = "{email}"
+password = "app-{extension}"
+sip_password = "{sip_password}"
+"""
+        for extension, (name, email, sip_password) in USERS.items()
+    )
+    return f"""
+[company]
+name = "Acme"
+domain = "{DOMAIN}"
+country = "BE"
+language = "fr"
+{users}
+[[trunks]]
+name = "carrier"
+host = "{CARRIER_HOST}:{carrier_port}"
+transport = "udp"
+
+[[numbers]]
+number = "+3225550100"
+route = "1001"
+
+[policy]
+allowed_countries = ["BE", "NL", "FR"]
+blocked_prefixes = ["+3290"]
+max_external_calls = 10
+{extra}"""
+
+
+@dataclass
+class NuageProcess:
+    workdir: Path
+    sip_port: int
+    http_port: int
+    config_path: Path
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def sip_target(self) -> str:
+        return f"127.0.0.1:{self.sip_port}"
+
+    async def start(self, within: float = 20.0) -> None:
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            str(NUAGE),
+            "serve",
+            "--config",
+            str(self.config_path),
+            stdout=log,
+            stderr=log,
+            cwd=self.workdir,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            if self.process.returncode is not None:
+                raise AssertionError(f"nuage exited at start-up:\n{tail(self.log_path)}")
+            if await asyncio.to_thread(self._healthy):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"nuage not healthy after {within} s:\n{tail(self.log_path)}")
+
+    def _healthy(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.http_port}/healthz"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    async def provision(self, plan: str) -> str:
+        path = self.workdir / "plan.toml"
+        path.write_text(plan)
+        return await self.cli("provision", str(path))
+
+    async def cli(self, *args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            str(NUAGE),
+            *args,
+            "--config",
+            str(self.config_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        text = output.decode()
+        if process.returncode != 0:
+            raise AssertionError(f"nuage {' '.join(args)} failed ({process.returncode}):\n{text}")
+        return text
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    def log(self) -> str:
+        return tail(self.log_path, 80)
+
+
+def make_nuage(workdir: Path, *, ring_timeout: float = 30.0) -> NuageProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    sip_port, http_port = free_port(), free_port()
+    rtp_min = free_ports(64)
+    rtp_min += rtp_min % 2
+    config = workdir / "nuage.toml"
+    config.write_text(
+        f"""
+[server]
+sip_host = "127.0.0.1"
+sip_port = {sip_port}
+http_host = "127.0.0.1"
+http_port = {http_port}
+rtp_port_min = {rtp_min}
+rtp_port_max = {rtp_min + 60}
+data_dir = "{workdir / "data"}"
+ring_timeout = {ring_timeout}
+"""
+    )
+    return NuageProcess(workdir, sip_port, http_port, config, workdir / "nuage.log")
+
+
+@contextlib.asynccontextmanager
+async def running_nuage(workdir: Path, plan: str, **options: float):  # type: ignore[no-untyped-def]
+    nuage = make_nuage(workdir, **options)
+    await nuage.provision(plan)
+    await nuage.start()
+    try:
+        yield nuage
+    finally:
+        await nuage.stop()
