@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-__all__ = ["NumberError", "OutboundPolicy", "PolicyDecision", "normalize_number"]
+__all__ = ["NumberError", "OutboundPolicy", "PolicyDecision", "normalize_number", "region_of"]
 
 # What people type or paste between digits: "0475 12 34 56", "+33 (0)1.23-45/67 89".
 _SEPARATORS = re.compile(r"[\s.\-()/]")
