@@ -123,3 +123,13 @@ def test_documented_examples_load(tmp_path: Path) -> None:
     assert len(examples) == 2
     for example in examples:
         load_config(write(tmp_path, example))
+
+
+def test_digest_algorithms_default_and_choice() -> None:
+    assert Config.default().server.digest_algorithms == ["MD5"]
+    chosen = Config.from_mapping({"server": {"digest_algorithms": ["SHA-256", "MD5"]}})
+    assert chosen.server.digest_algorithms == ["SHA-256", "MD5"]
+    with pytest.raises(ConfigError, match=r"server\.digest_algorithms"):
+        Config.from_mapping({"server": {"digest_algorithms": ["SHA-1"]}})
+    with pytest.raises(ConfigError, match=r"server\.digest_algorithms"):
+        Config.from_mapping({"server": {"digest_algorithms": []}})

@@ -113,3 +113,12 @@ def test_malformed_credentials_rejected() -> None:
         )
     with pytest.raises(ValueError, match="unterminated"):
         parse_credentials('Digest username="a')
+
+
+def test_challenges_follow_the_configured_algorithms() -> None:
+    only_md5 = DigestAuthenticator(b"s", algorithms=["MD5"]).challenges("r", now=1.0)
+    assert len(only_md5) == 1 and "algorithm=MD5" in only_md5[0]
+    both = DigestAuthenticator(b"s", algorithms=["SHA-256", "MD5"]).challenges("r", now=1.0)
+    assert ["SHA-256" in both[0], "MD5" in both[1]] == [True, True]
+    with pytest.raises(ValueError, match="algorithms"):
+        DigestAuthenticator(b"s", algorithms=["SHA-1"])

@@ -61,6 +61,11 @@ class ServerConfig(_Section):
     public_address: str | None = None
     ring_timeout: float = Field(default=30.0, gt=0)
     tcp_idle_timeout: float = Field(default=300.0, gt=0)
+    # Offered in this order in every challenge. SHA-256 is off by default: some deployed
+    # phones (baresip 1.0 / libre) fail on a challenge whose algorithm they do not know
+    # instead of skipping it, as RFC 8760 asks.
+    # pydantic copies a mutable default per instance.
+    digest_algorithms: list[Literal["MD5", "SHA-256"]] = Field(default=["MD5"], min_length=1)
 
     @field_validator("sip_host", "http_host")
     @classmethod

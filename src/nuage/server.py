@@ -80,7 +80,9 @@ class NuageServer:
         )
         recorder = CallRecorder(self.db)
         auth = UserAuthenticator(
-            self.db, DigestAuthenticator(load_secret(server.data_dir)), FailureThrottle()
+            self.db,
+            DigestAuthenticator(load_secret(server.data_dir), algorithms=server.digest_algorithms),
+            FailureThrottle(),
         )
         calls = CallEngine(self.media, recorder, ring_timeout=server.ring_timeout)
         self.service = PbxService(self.db, auth, Registrar(self.db, auth), calls, recorder)

@@ -16,6 +16,7 @@ import hmac
 import os
 import struct
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 ALGORITHMS: dict[str, str] = {"MD5": "md5", "SHA-256": "sha256"}
@@ -134,8 +135,17 @@ class DigestAuthenticator:
     """Issues challenges and checks credentials; knows nothing of users (the caller gives HA1)."""
 
     def __init__(
-        self, secret: bytes, *, nonce_lifetime: float = 300.0, replay_table_size: int = 65536
+        self,
+        secret: bytes,
+        *,
+        algorithms: Sequence[str] = ("MD5", "SHA-256"),
+        nonce_lifetime: float = 300.0,
+        replay_table_size: int = 65536,
     ) -> None:
+        unknown = [a for a in algorithms if a not in ALGORITHMS]
+        if unknown or not algorithms:
+            raise ValueError(f"digest algorithms must be among {list(ALGORITHMS)}: {unknown}")
+        self._algorithms = tuple(algorithms)
         self._secret = secret
         self._nonce_lifetime = nonce_lifetime
         self._replay_table_size = replay_table_size
@@ -166,14 +176,14 @@ class DigestAuthenticator:
         return self._nonce_time(nonce) is not None
 
     def challenges(self, realm: str, now: float, *, stale: bool = False) -> list[str]:
-        """WWW-Authenticate values, MD5 first: RFC 8760 clients pick the first they support,
-        and many deployed phones only know MD5 and take the first one blindly."""
+        """WWW-Authenticate values, one per algorithm in the configured order (RFC 8760:
+        a client answers the first it supports)."""
         nonce = self.make_nonce(now)
         stale_param = ", stale=true" if stale else ""
         return [
             f'Digest realm="{realm}", nonce="{nonce}", algorithm={algorithm}, qop="auth"'
             f"{stale_param}"
-            for algorithm in ("MD5", "SHA-256")
+            for algorithm in self._algorithms
         ]
 
     def verify(
