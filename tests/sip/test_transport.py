@@ -15,9 +15,9 @@ from typing import Any, cast
 
 import pytest
 import uvloop
-from nuage.sip.parser import parse_message
 
 from nuage.sip.message import Message, Request, Response, make_response
+from nuage.sip.parser import parse_message
 from nuage.sip.peer import Peer
 from nuage.sip.transport import TransportLayer
 
@@ -89,8 +89,13 @@ def options(
     return head.encode() + body
 
 
-def family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Wait for what a callback with no event to await will make true."""
+    for _ in range(int(WAIT / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
 
 
 class Collector:
@@ -296,16 +301,35 @@ async def test_udp_garbage_dropped_and_counted() -> None:
 
 
 @on_each_loop
+async def test_failing_callback_does_not_break_the_transport() -> None:
+    seen: list[str] = []
+
+    def on_message(message: Request | Response, peer: Peer) -> None:
+        seen.append(message.call_id)
+        if len(seen) == 1:
+            raise RuntimeError("a bug above the transport")
+
+    layer = TransportLayer(on_message)
+    await layer.listen_udp("127.0.0.1", 0)
+    try:
+        client = await udp_client(layer.local_addresses("udp")[0])
+        client.send(options(call_id="first"))
+        client.send(options(call_id="second"))
+        await eventually(lambda: len(seen) == 2)
+        assert seen == ["first", "second"]
+        assert layer.stats.callback_errors == 1
+    finally:
+        await layer.close()
+
+
+@on_each_loop
 async def test_udp_empty_and_keepalive_datagrams() -> None:
     async with started() as (layer, _collector):
         address = bound(layer, "udp", "127.0.0.1")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.sendto(b"", address)
             sock.sendto(b"\r\n\r\n", address)
-        for _ in range(100):
-            if layer.stats.dropped and layer.stats.keepalives:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: layer.stats.dropped + layer.stats.keepalives == 2)
         assert layer.stats.dropped == 1
         assert layer.stats.keepalives == 1
 
@@ -404,6 +428,35 @@ async def test_tcp_response_goes_back_on_the_connection() -> None:
 
 
 @on_each_loop
+async def test_tcp_response_reconnects_to_sent_by_when_connection_is_gone() -> None:
+    async with started() as (layer, collector):
+        remote = SipServer()
+        server = await asyncio.start_server(remote.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await tcp_client(bound(layer, "tcp", "127.0.0.1"))
+        writer.write(
+            options(f"SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bK-t9", cseq="1 INVITE").replace(
+                b"OPTIONS", b"INVITE"
+            )
+        )
+        request, peer = await collector.next()
+        assert isinstance(request, Request)
+        writer.close()
+        await writer.wait_closed()
+        await eventually(lambda: layer.stats.tcp_connections == 0)
+        # RFC 3261 18.2.2: the request's connection is gone, so a new one goes to sent-by.
+        layer.send(make_response(request, 486), peer)
+        while b"SIP/2.0 486" not in remote.data:
+            remote.changed.clear()
+            await asyncio.wait_for(remote.changed.wait(), WAIT)
+        assert remote.connections == 1
+        server.close()
+        for remote_writer in remote.writers:
+            remote_writer.close()
+        await server.wait_closed()
+
+
+@on_each_loop
 async def test_tcp_keepalive_ping_answered() -> None:
     async with started() as (layer, collector):
         reader, writer = await tcp_client(bound(layer, "tcp", "127.0.0.1"))
@@ -485,11 +538,7 @@ async def test_tcp_idle_connection_closed() -> None:
         # ...silence closes it.
         assert await asyncio.wait_for(reader.read(), WAIT) == b""
         assert layer.stats.tcp_idle_closed == 1
-        for _ in range(100):
-            if layer.stats.tcp_connections == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert layer.stats.tcp_connections == 0
+        await eventually(lambda: layer.stats.tcp_connections == 0)
         writer.close()
 
 

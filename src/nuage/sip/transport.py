@@ -8,20 +8,29 @@ the transaction layer above.
 Choices the layer above relies on:
 
 - ``send(response, peer)`` takes the Peer the *request* came from and routes the response
-  itself per RFC 3261 section 18.2.2 and RFC 3581 (see :meth:`TransportLayer.response_destination`);
-  requests go to exactly the Peer given.
+  itself per RFC 3261 section 18.2.2 and RFC 3581
+  (:meth:`TransportLayer.response_destination`); requests go to exactly the Peer given.
 - Requests larger than :data:`UDP_MTU_THRESHOLD` SHOULD go over TCP (RFC 3261 section
   18.1.1). That switch is the transaction user's, since only it knows whether the target
   accepts TCP: this layer sends over UDP whatever it is asked to.
 - Send failures are reported through ``on_send_error(message, peer, exc)`` from a later
-  loop iteration, never from inside ``send()``, so the caller is not re-entered.
+  loop iteration, never from inside ``send()``, so the caller is not re-entered. A
+  datagram dropped because the socket's send buffer is full is not reported: like loss
+  in the network, the transaction's retransmissions cover it.
 - Hosts given to ``send`` should be IP literals; a host name is resolved with one plain
   address look-up (the RFC 3263 NAPTR/SRV procedure belongs above).
-- Incoming responses are passed up without checking the top Via sent-by (RFC 3261
-  section 18.1.2): the transaction layer matches them by branch and drops strays.
+- Incoming requests get ``received`` and ``rport`` in their top Via (RFC 3261 section
+  18.2.1, RFC 3581) before they are passed up. Incoming responses are passed up without
+  checking the top Via sent-by (section 18.1.2): the transaction layer matches them by
+  branch and drops strays.
+- TCP: one connection per remote (host, port), reused by later sends and by requests
+  that arrived on it (``Peer.connection_id``); CRLFCRLF pings are answered with CRLF
+  (RFC 5626 section 4.4.1); a connection without traffic for ``tcp_idle_timeout`` is
+  closed, and so is one that breaks framing or stops reading what we write.
 
 Nothing raised while handling received bytes ever escapes a transport callback: hostile
-input is counted in :attr:`TransportLayer.stats` and logged at debug level only.
+input is counted in :attr:`TransportLayer.stats` and logged at debug level only; a
+malformed request is answered statelessly (400, or the parser's status) to its source.
 """
 
 from __future__ import annotations
@@ -479,9 +488,10 @@ class TransportLayer:
         reason = getattr(exc, "reason", None)
         response = make_response(request, status, reason)
         _add_to_tag(response)
-        # Sent back to the source itself: the Via may be what is broken.
+        data = bytes(response)
         self.stats.rejected += 1
-        source.reply(bytes(response), peer)
+        # Sent back to the source itself: the Via may be what is broken.
+        source.reply(data, peer)
         _log.debug("answered %d to a malformed request from %s: %s", status, peer, exc)
 
     @staticmethod
