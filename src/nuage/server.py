@@ -69,6 +69,17 @@ class NuageServer:
             "sip": self.endpoint is not None,
         }
 
+    def counters(self) -> dict[str, int]:
+        figures: dict[str, int] = {}
+        if self.service is not None:
+            figures["active_calls"] = self.service.calls.active_calls
+        if self.media is not None:
+            figures["media_sessions"] = self.media.active_sessions
+            figures["rtp_ports_in_use"] = self.media.ports.in_use
+        if self.endpoint is not None:
+            figures["sip_transactions"] = self.endpoint.transaction_count
+        return figures
+
     async def start(self) -> None:
         server = self.config.server
         server.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +123,7 @@ class NuageServer:
     async def _start_http(self) -> None:
         server = self.config.server
         config = uvicorn.Config(
-            create_app(self.readiness),
+            create_app(self.readiness, self.counters),
             host=server.http_host,
             port=server.http_port,
             log_level="warning",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import urllib.request
@@ -103,6 +104,31 @@ class NuageProcess:
                 return bool(response.status == 200)
         except OSError:
             return False
+
+    async def counters(self) -> dict[str, int]:
+        def fetch() -> dict[str, int]:
+            url = f"http://127.0.0.1:{self.http_port}/healthz"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                counters: dict[str, int] = json.load(response)["counters"]
+                return counters
+
+        return await asyncio.to_thread(fetch)
+
+    async def assert_idle(self, within: float = 5.0) -> None:
+        """No call, media session or RTP port left behind once calls are over."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            counters = await self.counters()
+            idle = (
+                counters["active_calls"] == 0
+                and counters["media_sessions"] == 0
+                and counters["rtp_ports_in_use"] == 0
+            )
+            if idle:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"server not idle: {counters}")
+            await asyncio.sleep(0.1)
 
     async def provision(self, plan: str) -> str:
         path = self.workdir / "plan.toml"

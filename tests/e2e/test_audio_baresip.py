@@ -21,12 +21,20 @@ async def test_two_phones_talk_through_the_relay(tmp_path: Path) -> None:
         alice_wav = audio.write_tone_wav(tmp_path / "alice.wav", ALICE_TONE)
         bob_wav = audio.write_tone_wav(tmp_path / "bob.wav", BOB_TONE)
         alice = BaresipPhone(
-            tmp_path, "1001", tone_wav=alice_wav, domain=DOMAIN,
-            password=USERS["1001"][2], proxy=proxy,
+            tmp_path,
+            "1001",
+            tone_wav=alice_wav,
+            domain=DOMAIN,
+            password=USERS["1001"][2],
+            proxy=proxy,
         )
         bob = BaresipPhone(
-            tmp_path, "1002", tone_wav=bob_wav, domain=DOMAIN,
-            password=USERS["1002"][2], proxy=proxy,
+            tmp_path,
+            "1002",
+            tone_wav=bob_wav,
+            domain=DOMAIN,
+            password=USERS["1002"][2],
+            proxy=proxy,
         )
         async with alice, bob:
             await alice.wait_event("REGISTER_OK", timeout=10)

@@ -60,6 +60,8 @@ async def _records(nuage: NuageProcess) -> list[str]:
 async def nuage(tmp_path: Path):  # type: ignore[no-untyped-def]
     async with running_nuage(tmp_path / "nuage", acme_plan(carrier_port=5999), ring_timeout=4) as n:
         yield n
+        # However each call ended, nothing of it may stay behind: calls, relays, ports.
+        await n.assert_idle()
 
 
 async def test_internal_call_answered_and_hung_up_by_caller(

@@ -8,8 +8,11 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 
-def create_app(is_ready: Callable[[], dict[str, bool]]) -> FastAPI:
-    """``is_ready`` tells, per component (sip, media, storage), whether it is up."""
+def create_app(
+    is_ready: Callable[[], dict[str, bool]], counters: Callable[[], dict[str, int]]
+) -> FastAPI:
+    """``is_ready`` tells, per component (sip, media, storage), whether it is up;
+    ``counters`` gives live figures (calls, media sessions, ...) for monitoring."""
     app = FastAPI(title="Nuage", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
@@ -17,7 +20,11 @@ def create_app(is_ready: Callable[[], dict[str, bool]]) -> FastAPI:
         components = is_ready()
         ready = all(components.values())
         return JSONResponse(
-            {"status": "ok" if ready else "starting", "components": components},
+            {
+                "status": "ok" if ready else "starting",
+                "components": components,
+                "counters": counters(),
+            },
             status_code=200 if ready else 503,
         )
 
