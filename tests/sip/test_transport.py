@@ -20,6 +20,7 @@ from nuage.sip.message import Message, Request, Response, make_response
 from nuage.sip.parser import parse_message
 from nuage.sip.peer import Peer
 from nuage.sip.transport import TransportLayer
+from peers.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -698,8 +699,9 @@ async def test_wildcard_bind_advertises_a_real_address() -> None:
 async def test_same_port_for_udp_and_tcp() -> None:
     collector = Collector()
     layer = TransportLayer(collector.on_message)
-    await layer.listen_udp("127.0.0.1", 0)
-    port = layer.local_addresses("udp")[0][1]
+    # Not port 0: an ephemeral UDP port may be held on TCP by some outgoing connection.
+    port = free_port()
+    await layer.listen_udp("127.0.0.1", port)
     try:
         await layer.listen_tcp("127.0.0.1", port)
         assert layer.local_addresses("tcp") == [("127.0.0.1", port)]
