@@ -173,3 +173,72 @@ async def test_inbound_call_from_the_trunk(nuage: NuageProcess, tmp_path: Path) 
         result.assert_ok(1)
         (await uas.wait(15)).assert_ok(1)
     assert "inbound" in (await _records(nuage))[0]
+
+
+async def test_every_device_rings_first_answer_wins_others_cancelled(
+    nuage: NuageProcess, tmp_path: Path
+) -> None:
+    desk, mobile = free_port(), free_port()
+    await _register(nuage, "1002", desk, tmp_path / "desk")
+    await _register(nuage, "1002", mobile, tmp_path / "mobile")
+    ringing = SippServer(
+        "uas_ring_forever.xml", workdir=tmp_path / "mobile", local_port=mobile, calls=1
+    )
+    answering = SippServer("uas_answer.xml", workdir=tmp_path / "desk", local_port=desk, calls=1)
+    async with ringing as mobile_phone, answering as desk_phone:
+        await _call(nuage, "1001", "1002", tmp_path)
+        (await desk_phone.wait(15)).assert_ok(1)
+        # The device that lost the race got a CANCEL (its scenario needs it to succeed).
+        (await mobile_phone.wait(15)).assert_ok(1)
+    assert "answered" in (await _records(nuage))[0]
+
+
+async def test_early_media_is_forwarded_through_the_relay(
+    nuage: NuageProcess, tmp_path: Path
+) -> None:
+    port = free_port()
+    await _register(nuage, "1002", port, tmp_path)
+    async with SippServer("uas_early_media.xml", workdir=tmp_path, local_port=port, calls=1) as uas:
+        result = await run_sipp(
+            "uac_call_hangup.xml",
+            nuage.sip_target,
+            workdir=tmp_path,
+            service="1002",
+            hold_ms=200,
+            inject=_account("1001"),
+        )
+        result.assert_ok(1)
+        (await uas.wait(15)).assert_ok(1)
+    assert result.messages is not None
+    log = result.messages.read_text()
+    progress = log[log.index("SIP/2.0 183 Session Progress") :]
+    progress = progress[: progress.index("SIP/2.0 200 OK")]
+    relay_port = int(progress.split("m=audio ")[1].split()[0])
+    config = nuage.config_path.read_text()
+    low = int(config.split("rtp_port_min = ")[1].split()[0])
+    high = int(config.split("rtp_port_max = ")[1].split()[0])
+    assert low <= relay_port <= high, progress
+
+
+async def test_failed_authentications_are_throttled(nuage: NuageProcess, tmp_path: Path) -> None:
+    guesses = await run_sipp(
+        "register_wrong_password.xml",
+        nuage.sip_target,
+        workdir=tmp_path / "guesses",
+        calls=10,
+        inject=[account_row("1002", "guess", DOMAIN)],
+    )
+    guesses.assert_ok(10)
+    # Now even the right password is refused from that address, without a challenge,
+    # until the block ends.
+    blocked = await run_sipp(
+        "register_auth.xml",
+        nuage.sip_target,
+        workdir=tmp_path / "blocked",
+        inject=_account("1002"),
+    )
+    assert blocked.failed == 1 and blocked.successful == 0, blocked.diagnosis()
+    assert blocked.messages is not None
+    exchange = blocked.messages.read_text()
+    assert "SIP/2.0 403 Too many failed authentications" in exchange
+    assert "SIP/2.0 200" not in exchange
