@@ -204,7 +204,8 @@ def run_round(relay: str, args: argparse.Namespace) -> Round:
     context = multiprocessing.get_context("spawn")
     control, child_control = context.Pipe()
     process = context.Process(
-        target=_relay_process, args=(relay, args.loop, child_control, args.port_min)
+        target=_relay_process,
+        args=(relay, args.loop if relay == "nuage" else "uvloop", child_control, args.port_min),
     )
     process.start()
     # Only the child holds its end now, so its death shows here as EOFError, not a hang.
@@ -225,7 +226,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the relay's loop"
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="Nuage relay's loop (the bare baseline always runs on uvloop)",
     )
     parser.add_argument(
         "--port-min",
@@ -237,7 +241,7 @@ def main() -> None:
 
     print(
         f"{args.sessions} sessions, {PACKETS_PER_SECOND} packets/s of {PACKET_SIZE} bytes "
-        f"each way, {args.seconds:g} s per round, relay loop: {args.loop}"
+        f"each way, {args.seconds:g} s per round, Nuage relay loop: {args.loop}"
     )
     rounds: dict[str, list[Round]] = {"nuage": [], "bare": []}
     for number in range(1, args.rounds + 1):

@@ -329,3 +329,17 @@ async def test_public_address_is_advertised() -> None:
     await engine.close()
     with pytest.raises(ValueError, match="public_address is required"):
         LocalMediaEngine("0.0.0.0", low, low + 3)
+
+
+async def test_a_send_error_does_not_break_the_session(session: RelaySession) -> None:
+    a, b = await phone(), await phone()
+    session.a.set_remote(HOST, a.port)
+    # Broadcast without SO_BROADCAST: sendto fails with EACCES on every loop.
+    session.b.set_remote("255.255.255.255", 9)
+    a.send(rtp(1), session.a.rtp_port)
+    await until(lambda: session.a.rtp_counters().packets_in == 1)
+    session.b.set_remote(HOST, b.port)
+    a.send(rtp(2), session.a.rtp_port)
+    assert (await b.receive())[0] == rtp(2)
+    b.send(rtp(3), session.b.rtp_port)
+    assert (await a.receive())[0] == rtp(3)

@@ -351,3 +351,41 @@ def test_shuffled_lines_raise_only_sdp_error(lines: list[str]) -> None:
     except SdpError:
         return
     assert sdp.parse(description.serialize()) == description
+
+
+# Attributes whose values the parser checks; the others are free text.
+_INTERPRETED = {"rtpmap", "rtcp", "ptime", "sendrecv", "sendonly", "recvonly", "inactive"}
+_tokens = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.+_", min_size=1, max_size=12)
+_ipv4 = st.ip_addresses(v=4).map(str)
+_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\0"),
+    max_size=20,
+)
+_attributes = st.lists(
+    st.builds(Attribute, _tokens.filter(lambda name: name not in _INTERPRETED), _text | st.none()),
+    max_size=4,
+)
+_media = st.builds(
+    MediaDescription,
+    media=st.sampled_from(["audio", "video"]),
+    port=st.integers(0, 65535),
+    proto=st.sampled_from(["RTP/AVP", "RTP/SAVP", "UDP/TLS/RTP/SAVPF"]),
+    formats=st.lists(st.integers(0, 127).map(str), min_size=1, max_size=5),
+    connection=st.builds(sdp.Connection, _ipv4) | st.none(),
+    bandwidths=st.lists(st.builds(sdp.Bandwidth, st.sampled_from(["AS", "TIAS"]), st.integers(0))),
+    attributes=_attributes,
+)
+
+
+@given(
+    st.builds(
+        SessionDescription,
+        origin=st.builds(Origin, _tokens, st.integers(0).map(str), st.integers(0), _ipv4),
+        session_name=_text.filter(bool),
+        connection=st.builds(sdp.Connection, _ipv4),
+        attributes=_attributes,
+        media=st.lists(_media, max_size=3),
+    )
+)
+def test_parse_inverts_serialize(description: SessionDescription) -> None:
+    assert sdp.parse(description.serialize()) == description

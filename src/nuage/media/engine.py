@@ -99,6 +99,9 @@ class LocalMediaEngine:
             self.ports.release(pair_a)
             raise
         session = await RelaySession.open(pair_a, pair_b, self.public_address, self._closed_session)
+        if self._closed:  # the engine closed while the sockets were being set up
+            await session.close()
+            raise RuntimeError("media engine is closed")
         self._sessions.add(session)
         return session
 

@@ -195,9 +195,6 @@ class MediaDescription:
     def has_attribute(self, name: str) -> bool:
         return any(attribute.name == name for attribute in self.attributes)
 
-    def remove_attributes(self, *names: str) -> None:
-        self.attributes = [a for a in self.attributes if a.name not in names]
-
     @property
     def rtpmaps(self) -> dict[int, RtpMap]:
         """Codecs by payload type: explicit ``a=rtpmap`` lines, and the static payload
