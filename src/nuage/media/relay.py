@@ -107,6 +107,8 @@ class _Channel(asyncio.DatagramProtocol):
             self.closed.set_result(None)
 
     def pause_writing(self) -> None:
+        # The transport would queue without bound once the kernel buffer is full; a late
+        # media packet is worthless, so drop instead, as the network would.
         self.paused = True
 
     def resume_writing(self) -> None:
