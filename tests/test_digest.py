@@ -8,6 +8,7 @@ from nuage.sip.digest import (
     AuthOutcome,
     Credentials,
     DigestAuthenticator,
+    authorization_for,
     compute_ha1,
     expected_response,
     parse_auth_params,
@@ -122,3 +123,59 @@ def test_challenges_follow_the_configured_algorithms() -> None:
     assert ["SHA-256" in both[0], "MD5" in both[1]] == [True, True]
     with pytest.raises(ValueError, match="algorithms"):
         DigestAuthenticator(b"s", algorithms=["SHA-1"])
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
+def test_authorization_for_satisfies_our_own_authenticator(algorithm: str) -> None:
+    auth = DigestAuthenticator(b"secret", algorithms=[algorithm])
+    challenges = auth.challenges("carrier.example", now=1000.0)
+    ha1 = compute_ha1(algorithm, "acme", "carrier.example", "trunk-secret")
+    first = authorization_for(challenges, "REGISTER", "sip:carrier.example", "acme", "trunk-secret")
+    credentials = parse_credentials(first)
+    assert credentials.algorithm == algorithm and credentials.qop == "auth"
+    assert credentials.uri == "sip:carrier.example" and credentials.nc == "00000001"
+    outcome = auth.verify(credentials, "REGISTER", "carrier.example", ha1, now=1001.0)
+    assert outcome is AuthOutcome.OK
+    second = parse_credentials(
+        authorization_for(
+            challenges, "REGISTER", "sip:carrier.example", "acme", "trunk-secret", nc=2
+        )
+    )
+    assert auth.verify(second, "REGISTER", "carrier.example", ha1, now=1002.0) is AuthOutcome.OK
+    wrong = parse_credentials(
+        authorization_for(challenges, "INVITE", "sip:carrier.example", "acme", "trunk-secret", nc=3)
+    )
+    assert auth.verify(wrong, "REGISTER", "carrier.example", ha1, now=1003.0) is AuthOutcome.FAILED
+
+
+def test_authorization_for_picks_the_first_supported_challenge() -> None:
+    challenges = [
+        'Digest realm="r", nonce="n1", algorithm=SHA-512-256, qop="auth"',
+        'Digest realm="r", nonce="n2", algorithm=SHA-256, qop="auth-int, auth", opaque="o\\"x"',
+        'Digest realm="r", nonce="n3", algorithm=MD5',
+    ]
+    credentials = parse_credentials(authorization_for(challenges, "INVITE", "sip:1@r", "u", "p"))
+    assert (credentials.nonce, credentials.algorithm, credentials.qop) == ("n2", "SHA-256", "auth")
+    assert credentials.opaque == 'o"x'
+    assert credentials.cnonce
+
+
+def test_authorization_for_without_qop_uses_rfc2069_response() -> None:
+    header = authorization_for('Digest realm="r", nonce="n"', "INVITE", "sip:1@r", "u", "p")
+    credentials = parse_credentials(header)
+    assert credentials.qop is None and credentials.nc is None and credentials.cnonce is None
+    assert credentials.response == expected_response(
+        credentials, "INVITE", compute_ha1("MD5", "u", "r", "p")
+    )
+
+
+def test_authorization_for_refuses_what_it_cannot_answer() -> None:
+    for challenges in (
+        ['Basic realm="r"'],
+        ['Digest realm="r", nonce="n", algorithm=MD5-sess'],
+        ['Digest realm="r", nonce="n", qop="auth-int"'],
+        ['Digest realm="r"'],
+        [],
+    ):
+        with pytest.raises(ValueError, match="no digest challenge"):
+            authorization_for(challenges, "INVITE", "sip:1@r", "u", "p")

@@ -21,6 +21,7 @@ from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.service import PbxService
 from nuage.pbx.throttle import FailureThrottle
+from nuage.pbx.trunk_registration import TrunkRegistrar
 from nuage.sip.digest import DigestAuthenticator
 from nuage.sip.endpoint import SipEndpoint
 from nuage.store import repositories
@@ -59,6 +60,7 @@ class NuageServer:
         self.media: LocalMediaEngine | None = None
         self.endpoint: SipEndpoint | None = None
         self.service: PbxService | None = None
+        self.trunks: TrunkRegistrar | None = None
         self._http: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -109,6 +111,8 @@ class NuageServer:
         await endpoint.listen_udp(server.sip_host, server.sip_port)
         await endpoint.listen_tcp(server.sip_host, server.sip_port)
         self.endpoint = endpoint
+        self.trunks = TrunkRegistrar(self.db, endpoint)
+        await self.trunks.start()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         log.info(
             "nuage ready: SIP %s:%d (udp, tcp), HTTP %s:%d, RTP %d-%d",
@@ -152,6 +156,8 @@ class NuageServer:
     async def stop(self) -> None:
         if self._http is not None:
             self._http.should_exit = True
+        if self.trunks is not None:
+            await self.trunks.stop()
         if self.endpoint is not None:
             await self.endpoint.close()
         if self.media is not None:

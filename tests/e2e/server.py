@@ -27,8 +27,9 @@ USERS = {
 }
 
 
-def acme_plan(carrier_port: int, *, extra: str = "") -> str:
-    """The issue's example plan, with three users and the trunk on the carrier's address."""
+def acme_plan(carrier_port: int, *, extra: str = "", trunk_options: str = "") -> str:
+    """The issue's example plan, with three users and the trunk on the carrier's address;
+    ``trunk_options`` are more TOML lines for the trunk (credentials, register)."""
     users = "".join(
         f"""
 [[users]]
@@ -51,7 +52,7 @@ language = "fr"
 name = "carrier"
 host = "{CARRIER_HOST}:{carrier_port}"
 transport = "udp"
-
+{trunk_options}
 [[numbers]]
 number = "+3225550100"
 route = "1001"

@@ -22,7 +22,7 @@ from nuage.media import sdp
 from nuage.media.engine import MediaEngine, MediaSession, MediaSide
 from nuage.pbx.records import CallRecorder
 from nuage.sip.dialog import Dialog
-from nuage.sip.digest import Credentials, compute_ha1, expected_response, parse_auth_params
+from nuage.sip.digest import authorization_for
 from nuage.sip.endpoint import ClientTransactionHandle, ServerTransactionHandle, SipEndpoint
 from nuage.sip.message import URI, Address, Request, Response
 from nuage.sip.peer import Peer
@@ -481,47 +481,18 @@ class Forking:
     ) -> Request | None:
         """The INVITE again with an Authorization answering the carrier's challenge."""
         header = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
-        value = challenge.headers.get(header)
-        if value is None or not value.lower().startswith("digest"):
-            return None
-        params = parse_auth_params(value.partition(" ")[2])
-        algorithm = params.get("algorithm", "MD5").upper()
-        if algorithm not in ("MD5", "SHA-256"):
-            return None
         username, password = credentials
-        realm = params.get("realm", "")
-        qop = "auth" if "auth" in params.get("qop", "").split(",") else None
-        unsigned = Credentials(
-            username=username,
-            realm=realm,
-            nonce=params.get("nonce", ""),
-            uri=str(request.uri),
-            response="",
-            algorithm=algorithm,
-            qop=qop,
-            nc="00000001" if qop else None,
-            cnonce=secrets.token_hex(8) if qop else None,
-        )
-        ha1 = compute_ha1(algorithm, username, realm, password)
-        answer = expected_response(unsigned, "INVITE", ha1)
-        parts = [
-            f'username="{username}"',
-            f'realm="{realm}"',
-            f'nonce="{unsigned.nonce}"',
-            f'uri="{unsigned.uri}"',
-            f'response="{answer}"',
-            f"algorithm={algorithm}",
-        ]
-        if qop:
-            parts += [f"qop={qop}", f"nc={unsigned.nc}", f'cnonce="{unsigned.cnonce}"']
-        if "opaque" in params:
-            parts.append(f'opaque="{params["opaque"]}"')
+        try:
+            authorization = authorization_for(
+                challenge.headers.values(header), "INVITE", str(request.uri), username, password
+            )
+        except ValueError:
+            return None
         retry = Request("INVITE", request.uri, request.headers.copy(), request.body)
         retry.headers.remove("Via")
         retry.headers.set("CSeq", f"{next(self._cseq)} INVITE")
         retry.headers.add(
-            "Authorization" if challenge.status == 401 else "Proxy-Authorization",
-            "Digest " + ", ".join(parts),
+            "Authorization" if challenge.status == 401 else "Proxy-Authorization", authorization
         )
         return retry
 

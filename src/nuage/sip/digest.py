@@ -221,3 +221,72 @@ class DigestAuthenticator:
         while len(self._last_nonce_count) > self._replay_table_size:
             self._last_nonce_count.popitem(last=False)
         return True
+
+
+def authorization_for(
+    challenges: str | Sequence[str],
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    *,
+    nc: int = 1,
+) -> str:
+    """The ``Digest ...`` credentials answering a server's challenge, as a client.
+
+    ``challenges`` are the WWW-Authenticate or Proxy-Authenticate values of one response,
+    one per header line; the first we can answer is used (RFC 8760 3.3: a server lists
+    its preferred algorithm first). ``nc`` counts the requests made with one nonce.
+    ValueError when none is a digest challenge with an algorithm and qop we support.
+    """
+    values = [challenges] if isinstance(challenges, str) else challenges
+    for value in values:
+        scheme, _, rest = value.strip().partition(" ")
+        if scheme.lower() != "digest":
+            continue
+        try:
+            params = parse_auth_params(rest)
+        except ValueError:
+            continue
+        algorithm = params.get("algorithm", "MD5").upper()
+        if algorithm not in ALGORITHMS or "nonce" not in params:
+            continue
+        offered = {q.strip().lower() for q in params["qop"].split(",")} if "qop" in params else None
+        # A server offering only auth-int wants a body hash we do not compute.
+        if offered is not None and "auth" not in offered:
+            continue
+        qop = None if offered is None else "auth"
+        realm = params.get("realm", "")
+        unsigned = Credentials(
+            username=username,
+            realm=realm,
+            nonce=params["nonce"],
+            uri=uri,
+            response="",
+            algorithm=algorithm,
+            qop=qop,
+            nc=f"{nc:08x}" if qop else None,
+            cnonce=os.urandom(8).hex() if qop else None,
+        )
+        response = expected_response(
+            unsigned, method, compute_ha1(algorithm, username, realm, password)
+        )
+        parts = [
+            f"username={_quoted(username)}",
+            f"realm={_quoted(realm)}",
+            f"nonce={_quoted(unsigned.nonce)}",
+            f"uri={_quoted(uri)}",
+            f'response="{response}"',
+            f"algorithm={algorithm}",
+        ]
+        if qop:
+            parts += [f"qop={qop}", f"nc={unsigned.nc}", f'cnonce="{unsigned.cnonce}"']
+        if "opaque" in params:
+            parts.append(f"opaque={_quoted(params['opaque'])}")
+        return "Digest " + ", ".join(parts)
+    raise ValueError("no digest challenge with a supported algorithm and qop")
+
+
+def _quoted(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
