@@ -8,8 +8,13 @@ import json
 import os
 import sys
 import urllib.request
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from peers.ports import free_port, free_ports
 from peers.process import tail
@@ -166,8 +171,32 @@ class NuageProcess:
         return tail(self.log_path, 80)
 
 
-def make_nuage(workdir: Path, *, ring_timeout: float = 30.0) -> NuageProcess:
+@contextlib.asynccontextmanager
+async def e2e_database() -> AsyncIterator[str | None]:
+    """A fresh PostgreSQL database when NUAGE_TEST_DATABASE_URL is set (`make pg-test`),
+    dropped afterwards; None means the server's default SQLite file."""
+    base = os.environ.get("NUAGE_TEST_DATABASE_URL")
+    if base is None:
+        yield None
+        return
+    name = f"nuage_e2e_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield str(make_url(base).set(database=name))
+    finally:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.dispose()
+
+
+def make_nuage(
+    workdir: Path, *, ring_timeout: float = 30.0, database_url: str | None = None
+) -> NuageProcess:
     workdir.mkdir(parents=True, exist_ok=True)
+    database = "" if database_url is None else f'[database]\nurl = "{database_url}"\n'
+
     sip_port, http_port = free_port(), free_port()
     rtp_min = free_ports(64)
     rtp_min += rtp_min % 2
@@ -183,17 +212,20 @@ rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_min + 60}
 data_dir = "{workdir / "data"}"
 ring_timeout = {ring_timeout}
-"""
+{database}"""
     )
     return NuageProcess(workdir, sip_port, http_port, config, workdir / "nuage.log")
 
 
 @contextlib.asynccontextmanager
-async def running_nuage(workdir: Path, plan: str, **options: float):  # type: ignore[no-untyped-def]
-    nuage = make_nuage(workdir, **options)
-    await nuage.provision(plan)
-    await nuage.start()
-    try:
-        yield nuage
-    finally:
-        await nuage.stop()
+async def running_nuage(
+    workdir: Path, plan: str, *, ring_timeout: float = 30.0
+) -> AsyncIterator[NuageProcess]:
+    async with e2e_database() as database_url:
+        nuage = make_nuage(workdir, ring_timeout=ring_timeout, database_url=database_url)
+        await nuage.provision(plan)
+        await nuage.start()
+        try:
+            yield nuage
+        finally:
+            await nuage.stop()

@@ -6,7 +6,7 @@ import asyncio
 import socket
 from pathlib import Path
 
-from e2e.server import DOMAIN, USERS, acme_plan, make_nuage, running_nuage
+from e2e.server import DOMAIN, USERS, acme_plan, running_nuage
 from e2e.test_calls_sipp import _call, _register
 from peers.malformed import flood, malformed_messages
 from peers.ports import free_port
@@ -67,11 +67,8 @@ async def test_malformed_request_gets_400(tmp_path: Path) -> None:
 
 
 async def test_registrations_survive_a_restart(tmp_path: Path) -> None:
-    nuage = make_nuage(tmp_path / "nuage")
-    await nuage.provision(acme_plan(5999))
-    await nuage.start()
-    port = free_port()
-    try:
+    async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
+        port = free_port()
         await _register(nuage, "1002", port, tmp_path)
         await nuage.stop()
         await nuage.start()
@@ -79,8 +76,6 @@ async def test_registrations_survive_a_restart(tmp_path: Path) -> None:
             await _call(nuage, "1001", "1002", tmp_path)
             (await uas.wait(15)).assert_ok(1)
         await nuage.assert_idle()
-    finally:
-        await nuage.stop()
 
 
 async def test_provisioning_applies_to_a_running_server(tmp_path: Path) -> None:
