@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nuage.pbx.numbering import NumberError, OutboundPolicy, normalize_number
+from nuage.pbx.numbering import NumberError, OutboundPolicy, is_emergency_number, normalize_number
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,19 @@ def test_policy_limits_concurrent_external_calls() -> None:
     assert not decision.allowed
     assert decision.reason == "Too many external calls (limit 2)"
     assert not OutboundPolicy.create(["BE"], [], 0).check("+32475123456", 0).allowed
+
+
+@pytest.mark.parametrize(
+    ("dialled", "country", "emergency"),
+    [
+        ("112", "BE", True),
+        ("101", "BE", True),
+        ("1 12", "FR", True),
+        ("911", "US", True),
+        ("1001", "BE", False),
+        ("0475123456", "BE", False),
+        ("+32112", "BE", False),
+    ],
+)
+def test_emergency_numbers(dialled: str, country: str, emergency: bool) -> None:
+    assert is_emergency_number(dialled, country) is emergency

@@ -120,6 +120,14 @@ class NuageProcess:
 
         return await asyncio.to_thread(fetch)
 
+    async def wait_for_calls(self, count: int, within: float = 10.0) -> None:
+        """Until the server has ``count`` live calls (it is another process: poll it)."""
+        for _ in range(int(within / 0.05)):
+            if (await self.counters())["active_calls"] == count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"not {count} live calls after {within} s: {await self.counters()}")
+
     async def assert_idle(self, within: float = 5.0) -> None:
         """No call, media session or RTP port left behind once calls are over."""
         deadline = asyncio.get_running_loop().time() + within

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,45 @@ async def test_failed_authentications_are_throttled(nuage: NuageProcess, tmp_pat
     exchange = blocked.messages.read_text()
     assert "SIP/2.0 403 Too many failed authentications" in exchange
     assert "SIP/2.0 200" not in exchange
+
+
+async def test_emergency_number_goes_out_as_dialled(nuage: NuageProcess, tmp_path: Path) -> None:
+    async with SippServer(
+        "uas_answer.xml",
+        workdir=tmp_path,
+        local_port=5999,
+        calls=1,
+        extra_args=["-i", CARRIER_HOST],
+    ) as carrier:
+        await _call(nuage, "1002", "112", tmp_path)
+        result = await carrier.wait(15)
+        result.assert_ok(1)
+        assert result.messages is not None
+        assert "INVITE sip:112@" in result.messages.read_text()
+
+
+async def test_concurrent_external_call_limit(tmp_path: Path) -> None:
+    plan = acme_plan(5999).replace("max_external_calls = 10", "max_external_calls = 1")
+    async with running_nuage(tmp_path / "nuage", plan) as nuage:
+        async with SippServer(
+            "uas_answer.xml",
+            workdir=tmp_path / "carrier",
+            local_port=5999,
+            calls=1,
+            extra_args=["-i", CARRIER_HOST],
+        ) as carrier:
+            first = asyncio.create_task(
+                run_sipp(
+                    "uac_call_hangup.xml",
+                    nuage.sip_target,
+                    workdir=tmp_path / "first",
+                    service="0475123456",
+                    hold_ms=4000,
+                    inject=_account("1001"),
+                )
+            )
+            await nuage.wait_for_calls(1)
+            await _call(nuage, "1002", "0475654321", tmp_path / "second", status=403)
+            (await first).assert_ok(1)
+            (await carrier.wait(15)).assert_ok(1)
+        await nuage.assert_idle()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import phonenumbers
+from phonenumbers import shortnumberinfo
 
 __all__ = ["NumberError", "OutboundPolicy", "PolicyDecision", "normalize_number", "region_of"]
 
@@ -39,6 +40,12 @@ def normalize_number(dialled: str, country: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise NumberError(f"{dialled!r} is not a valid number (read as {country} when national)")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_emergency_number(dialled: str, country: str) -> bool:
+    """Whether ``dialled`` is an emergency number in ``country`` (112, 101, 911, ...)."""
+    digits = _SEPARATORS.sub("", dialled)
+    return digits.isdigit() and bool(shortnumberinfo.is_emergency_number(digits, country.upper()))
 
 
 def region_of(e164: str) -> str | None:

@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nuage.pbx.numbering import NumberError, OutboundPolicy, normalize_number
+from nuage.pbx.numbering import (
+    NumberError,
+    OutboundPolicy,
+    is_emergency_number,
+    normalize_number,
+)
 from nuage.store import repositories
 from nuage.store.models import Company, Trunk, User
 
@@ -42,6 +47,13 @@ async def route_from_user(
     user = await repositories.user_by_extension(session, company.id, dialled)
     if user is not None:
         return ToUser(user)
+    if is_emergency_number(dialled, company.country):
+        # Never refused by policy or by the external-call limit, and sent as dialled: the
+        # carrier routes emergency short codes by the caller's location.
+        trunks = await repositories.trunks(session, company.id)
+        if not trunks:
+            return Refused(503, "No trunk for emergency calls")
+        return ToTrunk(dialled, trunks[0])
     digits = dialled.lstrip("+")
     if digits.isdigit() and len(digits) <= MAX_EXTENSION_LENGTH and not dialled.startswith("+"):
         return Refused(404, f"No extension {dialled}")
