@@ -60,6 +60,8 @@ class ServerConfig(_Section):
     data_dir: Path = Field(default=Path("./data"), strict=False)
     public_address: str | None = None
     ring_timeout: float = Field(default=30.0, gt=0)
+    # A call whose media stops for this long is hung up; 0 turns the check off.
+    media_timeout: float = Field(default=60.0, ge=0)
     tcp_idle_timeout: float = Field(default=300.0, gt=0)
     # Offered in this order in every challenge. SHA-256 is off by default: some deployed
     # phones (baresip 1.0 / libre) fail on a challenge whose algorithm they do not know

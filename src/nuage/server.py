@@ -97,7 +97,12 @@ class NuageServer:
             DigestAuthenticator(load_secret(server.data_dir), algorithms=server.digest_algorithms),
             FailureThrottle(),
         )
-        calls = CallEngine(self.media, recorder, ring_timeout=server.ring_timeout)
+        calls = CallEngine(
+            self.media,
+            recorder,
+            ring_timeout=server.ring_timeout,
+            media_timeout=server.media_timeout,
+        )
         self.service = PbxService(self.db, auth, Registrar(self.db, auth), calls, recorder)
         public = (server.public_address, None) if server.public_address else None
         endpoint = SipEndpoint(

@@ -200,7 +200,11 @@ async def e2e_database() -> AsyncIterator[str | None]:
 
 
 def make_nuage(
-    workdir: Path, *, ring_timeout: float = 30.0, database_url: str | None = None
+    workdir: Path,
+    *,
+    ring_timeout: float = 30.0,
+    media_timeout: float = 60.0,
+    database_url: str | None = None,
 ) -> NuageProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     database = "" if database_url is None else f'[database]\nurl = "{database_url}"\n'
@@ -220,6 +224,7 @@ rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_min + 60}
 data_dir = "{workdir / "data"}"
 ring_timeout = {ring_timeout}
+media_timeout = {media_timeout}
 {database}"""
     )
     return NuageProcess(workdir, sip_port, http_port, config, workdir / "nuage.log")
@@ -227,10 +232,15 @@ ring_timeout = {ring_timeout}
 
 @contextlib.asynccontextmanager
 async def running_nuage(
-    workdir: Path, plan: str, *, ring_timeout: float = 30.0
+    workdir: Path, plan: str, *, ring_timeout: float = 30.0, media_timeout: float = 60.0
 ) -> AsyncIterator[NuageProcess]:
     async with e2e_database() as database_url:
-        nuage = make_nuage(workdir, ring_timeout=ring_timeout, database_url=database_url)
+        nuage = make_nuage(
+            workdir,
+            ring_timeout=ring_timeout,
+            media_timeout=media_timeout,
+            database_url=database_url,
+        )
         await nuage.provision(plan)
         await nuage.start()
         try:

@@ -7,7 +7,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from e2e.server import DOMAIN, USERS, acme_plan, running_nuage
+from e2e.server import DOMAIN, USERS, NuageProcess, acme_plan, running_nuage
 from peers import audio
 from peers.baresip import BaresipPhone
 
@@ -15,27 +15,28 @@ ALICE_TONE, BOB_TONE = 1000.0, 1500.0
 TONES = (ALICE_TONE, BOB_TONE)
 
 
+def _phones(tmp_path: Path, nuage: NuageProcess) -> tuple[BaresipPhone, BaresipPhone]:
+    """Alice (1001, 1000 Hz) and Bob (1002, 1500 Hz), registering to ``nuage``."""
+    proxy = f"sip:{nuage.sip_target}"
+    phones = []
+    for extension, tone in (("1001", ALICE_TONE), ("1002", BOB_TONE)):
+        wav = audio.write_tone_wav(tmp_path / f"{extension}.wav", tone)
+        phones.append(
+            BaresipPhone(
+                tmp_path,
+                extension,
+                tone_wav=wav,
+                domain=DOMAIN,
+                password=USERS[extension][2],
+                proxy=proxy,
+            )
+        )
+    return phones[0], phones[1]
+
+
 async def test_two_phones_talk_through_the_relay(tmp_path: Path) -> None:
     async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
-        proxy = f"sip:{nuage.sip_target}"
-        alice_wav = audio.write_tone_wav(tmp_path / "alice.wav", ALICE_TONE)
-        bob_wav = audio.write_tone_wav(tmp_path / "bob.wav", BOB_TONE)
-        alice = BaresipPhone(
-            tmp_path,
-            "1001",
-            tone_wav=alice_wav,
-            domain=DOMAIN,
-            password=USERS["1001"][2],
-            proxy=proxy,
-        )
-        bob = BaresipPhone(
-            tmp_path,
-            "1002",
-            tone_wav=bob_wav,
-            domain=DOMAIN,
-            password=USERS["1002"][2],
-            proxy=proxy,
-        )
+        alice, bob = _phones(tmp_path, nuage)
         async with alice, bob:
             await alice.wait_event("REGISTER_OK", timeout=10)
             await bob.wait_event("REGISTER_OK", timeout=10)
@@ -67,3 +68,18 @@ def _rtp_sources(log: str) -> list[int]:
     """The source ports baresip reports for the RTP it receives."""
     pattern = r"incoming rtp for 'audio' established, receiving from 127\.0\.0\.1:(\d+)"
     return [int(port) for port in re.findall(pattern, log)]
+
+
+async def test_a_phone_that_vanishes_mid_call_is_hung_up(tmp_path: Path) -> None:
+    async with running_nuage(tmp_path / "nuage", acme_plan(5999), media_timeout=3) as nuage:
+        alice, bob = _phones(tmp_path, nuage)
+        async with alice, bob:
+            await alice.wait_event("REGISTER_OK", timeout=10)
+            await bob.wait_event("REGISTER_OK", timeout=10)
+            await alice.dial(f"sip:1002@{DOMAIN}")
+            await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+            await nuage.wait_for_calls(1)
+            await bob.crash()
+            # No BYE ever comes from bob: his silence ends the call for alice.
+            await alice.wait_event("CALL_CLOSED", timeout=15)
+        await nuage.assert_idle()

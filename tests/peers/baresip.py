@@ -193,6 +193,12 @@ class BaresipPhone:
         self._read_task = asyncio.create_task(self._read_loop())
         await self.command("uanew", self.account)
 
+    async def crash(self) -> None:
+        """SIGKILL: the phone vanishes mid-call, as on a crash or a lost network, no BYE."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
+
     async def stop(self, grace: float = 5.0) -> int | None:
         """Quit cleanly (un-registering if registered), killing after `grace` s."""
         proc, self._proc = self._proc, None

@@ -72,10 +72,18 @@ class SdpRejected(Exception):
 class CallEngine:
     """Runs every live call and routes in-dialog requests to them."""
 
-    def __init__(self, media: MediaEngine, recorder: CallRecorder, *, ring_timeout: float):
+    def __init__(
+        self,
+        media: MediaEngine,
+        recorder: CallRecorder,
+        *,
+        ring_timeout: float,
+        media_timeout: float = 0.0,
+    ):
         self.media = media
         self.recorder = recorder
         self.ring_timeout = ring_timeout
+        self.media_timeout = media_timeout
         self._endpoint: SipEndpoint | None = None
         self._legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self._calls: set[Call] = set()
@@ -189,6 +197,16 @@ class Call:
         self.answered_at: datetime | None = None
         self._ended = asyncio.Event()
         self._end_reason = ""
+        # Whether each side's last SDP said it sends audio: silence is then suspicious.
+        self._sends: dict[MediaSide, bool] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _anchor(
+        self, description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
+    ) -> sdp.SessionDescription:
+        anchored, sends = _anchor(description, sender, receiver)
+        self._sends[sender] = sends
+        return anchored
 
     def legs(self) -> Iterable[Leg]:
         return [leg for leg in (self.a, self.b) if leg is not None]
@@ -228,7 +246,7 @@ class Call:
             return "failed", "no SDP offer"
         self.session = session = await self.engine.media.create_session()
         try:
-            offer_to_b = _anchor(offer, session.a, session.b)
+            offer_to_b = self._anchor(offer, session.a, session.b)
         except SdpRejected as exc:
             tx.respond(488, str(exc))
             return "failed", "bad SDP"
@@ -239,7 +257,7 @@ class Call:
         """B answered: relay its answer to A, open both legs."""
         assert self.session is not None
         answer = sdp.parse(response.body)
-        body = _anchor(answer, self.session.b, self.session.a).encode()
+        body = self._anchor(answer, self.session.b, self.session.a).encode()
         sent = self.tx.respond(
             200,
             headers=[
@@ -256,7 +274,41 @@ class Call:
         self.engine.register_leg(self, self.a)
         self.engine.register_leg(self, self.b)
         self.answered_at = datetime.now(UTC)
-        asyncio.get_running_loop().create_task(self._await_ack())
+        loop = asyncio.get_running_loop()
+        self._background(loop.create_task(self._await_ack()))
+        if self.engine.media_timeout > 0:
+            self._background(loop.create_task(self._watch_media(self.engine.media_timeout)))
+
+    def _background(self, task: asyncio.Task[None]) -> None:
+        # Keep a reference: the loop only holds tasks weakly.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch_media(self, silence_limit: float) -> None:
+        """Hang up a call whose media stopped: a phone that vanished (crash, lost network)
+        sends no BYE, and without this the call and its ports would live forever."""
+        loop = asyncio.get_running_loop()
+        period = min(5.0, silence_limit / 4)
+        seen: dict[str, tuple[int, float]] = {}
+        while not self._ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), period)
+                return
+            now = loop.time()
+            for leg in self.legs():
+                packets = leg.media.rtp_counters().packets_in
+                last_packets, since = seen.get(leg.name, (-1, now))
+                if packets != last_packets or not self._sends.get(leg.media, True):
+                    seen[leg.name] = (packets, now)
+                elif now - since > silence_limit:
+                    log.info(
+                        "call %s: no media from leg %s for %.0f s, hanging up",
+                        self.tx.request.call_id,
+                        leg.name,
+                        silence_limit,
+                    )
+                    await self._hang_up_all(f"no media from {leg.name}")
+                    return
 
     async def _await_ack(self) -> None:
         if await self.tx.wait_ack() is None and not self._ended.is_set():
@@ -271,7 +323,7 @@ class Call:
         if response.body and response.content_type == "application/sdp":
             try:
                 early = sdp.parse(response.body)
-                body = _anchor(early, self.session.b, self.session.a).encode()
+                body = self._anchor(early, self.session.b, self.session.a).encode()
                 headers.append(("Content-Type", "application/sdp"))
             except (sdp.SdpError, SdpRejected):
                 body = b""
@@ -321,7 +373,7 @@ class Call:
             tx.respond(488, "re-INVITE without SDP is not supported")
             return
         try:
-            offer = _anchor(sdp.parse(tx.request.body), leg.media, other.media)
+            offer = self._anchor(sdp.parse(tx.request.body), leg.media, other.media)
         except (sdp.SdpError, SdpRejected) as exc:
             tx.respond(488, str(exc)[:100])
             return
@@ -338,7 +390,7 @@ class Call:
         other.dialog.handle_response(final)
         self.engine.endpoint.send_ack(other.dialog.create_ack(request.cseq.seq), other.dialog.peer)
         try:
-            answer = _anchor(sdp.parse(final.body), other.media, leg.media)
+            answer = self._anchor(sdp.parse(final.body), other.media, leg.media)
         except (sdp.SdpError, SdpRejected) as exc:
             tx.respond(488, str(exc)[:100])
             return
@@ -530,9 +582,10 @@ class Forking:
 
 def _anchor(
     description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
-) -> sdp.SessionDescription:
+) -> tuple[sdp.SessionDescription, bool]:
     """``description`` (from the party behind ``sender``) rewritten for the party behind
-    ``receiver``: the first audio stream through our relay, other streams refused.
+    ``receiver``: the first audio stream through our relay, other streams refused; and
+    whether the sender announced it will send audio (not on hold).
 
     The sender's advertised address primes the relay; symmetric RTP latching corrects it
     from the first packet when the sender is behind NAT.
@@ -555,7 +608,8 @@ def _anchor(
     assert first is not None
     sender.set_remote(first.host, first.rtp_port, first.rtcp_port)
     ports = [receiver.rtp_port if i == audio else 0 for i in range(len(description.media))]
-    return sdp.anchor(description, receiver.local_address, ports)
+    sends = description.media_direction(description.media[audio]).sends
+    return sdp.anchor(description, receiver.local_address, ports), sends
 
 
 def registration_destination(registration: Registration, to: Address) -> Destination:
