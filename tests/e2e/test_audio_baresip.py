@@ -15,11 +15,16 @@ ALICE_TONE, BOB_TONE = 1000.0, 1500.0
 TONES = (ALICE_TONE, BOB_TONE)
 
 
-def _phones(tmp_path: Path, nuage: NuageProcess) -> tuple[BaresipPhone, BaresipPhone]:
+def _phones(
+    tmp_path: Path, nuage: NuageProcess, alice_transport: str = "udp"
+) -> tuple[BaresipPhone, BaresipPhone]:
     """Alice (1001, 1000 Hz) and Bob (1002, 1500 Hz), registering to ``nuage``."""
     proxy = f"sip:{nuage.sip_target}"
     phones = []
-    for extension, tone in (("1001", ALICE_TONE), ("1002", BOB_TONE)):
+    for extension, tone, transport in (
+        ("1001", ALICE_TONE, alice_transport),
+        ("1002", BOB_TONE, "udp"),
+    ):
         wav = audio.write_tone_wav(tmp_path / f"{extension}.wav", tone)
         phones.append(
             BaresipPhone(
@@ -29,6 +34,7 @@ def _phones(tmp_path: Path, nuage: NuageProcess) -> tuple[BaresipPhone, BaresipP
                 domain=DOMAIN,
                 password=USERS[extension][2],
                 proxy=proxy,
+                transport=transport,
             )
         )
     return phones[0], phones[1]
@@ -83,3 +89,25 @@ async def test_a_phone_that_vanishes_mid_call_is_hung_up(tmp_path: Path) -> None
             # No BYE ever comes from bob: his silence ends the call for alice.
             await alice.wait_event("CALL_CLOSED", timeout=15)
         await nuage.assert_idle()
+
+
+async def test_a_phone_on_tcp_calls_and_is_called(tmp_path: Path) -> None:
+    """Alice registers over TCP: the server reaches her on her own connection."""
+    async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
+        alice, bob = _phones(tmp_path, nuage, alice_transport="tcp")
+        async with alice, bob:
+            await alice.wait_event("REGISTER_OK", timeout=10)
+            await bob.wait_event("REGISTER_OK", timeout=10)
+            for caller, callee, number in ((alice, bob, "1002"), (bob, alice, "1001")):
+                await caller.dial(f"sip:{number}@{DOMAIN}")
+                await caller.wait_event("CALL_ESTABLISHED", timeout=10)
+                await callee.wait_event("CALL_ESTABLISHED", timeout=10)
+                await asyncio.sleep(1.5)
+                await callee.hangup()
+                await caller.wait_event("CALL_CLOSED", timeout=10)
+                await callee.wait_event("CALL_CLOSED", timeout=10)
+            heard_by_alice = alice.received_audio(TONES)
+            heard_by_bob = bob.received_audio(TONES)
+        await nuage.assert_idle()
+    assert audio.share(heard_by_alice, BOB_TONE) > 0.7, audio.describe(heard_by_alice)
+    assert audio.share(heard_by_bob, ALICE_TONE) > 0.7, audio.describe(heard_by_bob)
