@@ -15,6 +15,9 @@ from nuage.store.models import Company, Registration
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
 MAX_EXPIRES = 7200
+# Bounds what one account can make every call fork to (and store): a phone system user has
+# a desk phone, a softphone or two, a mobile.
+MAX_CONTACTS = 10
 
 
 class Registrar:
@@ -56,6 +59,14 @@ class Registrar:
         now = datetime.now(UTC)
         source = tx.source
         async with self._db.transaction() as session:
+            current = {
+                binding.contact: binding
+                for binding in await repositories.contacts_of(session, company.id, user.id, now)
+            }
+            refusal = self._refusal(current, wanted, request.call_id, request.cseq.seq)
+            if refusal is not None:
+                tx.respond(*refusal)
+                return
             if wildcard:
                 await repositories.remove_registrations(session, company.id, user.id)
             for uri, expires, instance_id in wanted:
@@ -81,6 +92,25 @@ class Registrar:
                 )
             bindings = await repositories.contacts_of(session, company.id, user.id, now)
         tx.respond(200, headers=self._contact_headers(bindings, now))
+
+    @staticmethod
+    def _refusal(
+        current: dict[str, Registration],
+        wanted: list[tuple[str, int, str | None]],
+        call_id: str,
+        cseq: int,
+    ) -> tuple[int, str] | None:
+        """Why this REGISTER must not change the bindings, if it must not."""
+        for uri, _, _ in wanted:
+            binding = current.get(uri)
+            # RFC 3261 10.3 step 7: a REGISTER older than what the binding holds is stale.
+            if binding is not None and binding.call_id == call_id and binding.cseq >= cseq:
+                return 500, "Out of order REGISTER"
+        after = set(current) | {uri for uri, expires, _ in wanted if expires}
+        after -= {uri for uri, expires, _ in wanted if not expires}
+        if len(after) > MAX_CONTACTS and len(after) > len(current):
+            return 403, f"Too many devices registered (at most {MAX_CONTACTS})"
+        return None
 
     @staticmethod
     def _contact_headers(bindings: list[Registration], now: datetime) -> list[tuple[str, str]]:
