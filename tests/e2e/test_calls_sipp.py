@@ -285,3 +285,22 @@ async def test_concurrent_external_call_limit(tmp_path: Path) -> None:
             (await first).assert_ok(1)
             (await carrier.wait(15)).assert_ok(1)
         await nuage.assert_idle()
+
+
+async def test_late_offer_call(nuage: NuageProcess, tmp_path: Path) -> None:
+    """INVITE without SDP: the callee's 200 offers, the caller's ACK answers, through us."""
+    port = free_port()
+    await _register(nuage, "1002", port, tmp_path)
+    callee = SippServer("uas_answer_late_offer.xml", workdir=tmp_path, local_port=port, calls=1)
+    async with callee as uas:
+        result = await run_sipp(
+            "uac_late_offer.xml",
+            nuage.sip_target,
+            workdir=tmp_path,
+            service="1002",
+            hold_ms=300,
+            inject=_account("1001"),
+        )
+        result.assert_ok(1)
+        (await uas.wait(15)).assert_ok(1)
+    assert "answered" in (await _records(nuage))[0]

@@ -63,6 +63,9 @@ class Leg:
     dialog: Dialog
     media: MediaSide
     other: Leg | None = field(default=None, repr=False)
+    # Our ACK to this leg's 2xx waits for the caller's ACK (late offer): until then a
+    # retransmitted 2xx must not be acknowledged without the SDP answer.
+    awaiting_ack: bool = False
 
 
 class SdpRejected(Exception):
@@ -157,9 +160,8 @@ class CallEngine:
             return
         found = self._legs.get((response.call_id, response.from_.tag or ""))
         if found is not None and found[1].dialog.remote_tag == response.to.tag:
-            # Our ACK to the winner was lost: the winner retransmits; acknowledge again.
-            dialog = found[1].dialog
-            self.endpoint.send_ack(dialog.create_ack(response.cseq.seq), peer)
+            # The winner retransmits its 2xx: our ACK is on its way (late offer) or, once
+            # sent, the endpoint answers the retransmissions with it.
             return
         asyncio.get_running_loop().create_task(self._release_fork(response, peer))
 
@@ -241,23 +243,37 @@ class Call:
         except sdp.SdpError as exc:
             tx.respond(488, f"Bad SDP: {exc}"[:100])
             return "failed", "bad SDP"
-        if offer is None:
-            tx.respond(488, "An SDP offer is required")
-            return "failed", "no SDP offer"
         self.session = session = await self.engine.media.create_session()
-        try:
-            offer_to_b = self._anchor(offer, session.a, session.b)
-        except SdpRejected as exc:
-            tx.respond(488, str(exc))
-            return "failed", "bad SDP"
-        forks = Forking(self, destinations, offer_to_b.encode())
+        offer_to_b = b""
+        if offer is not None:
+            try:
+                offer_to_b = self._anchor(offer, session.a, session.b).encode()
+            except SdpRejected as exc:
+                tx.respond(488, str(exc))
+                return "failed", "bad SDP"
+        forks = Forking(self, destinations, offer_to_b)
         return await forks.run()
 
-    def answer_a(self, response: Response, b_dialog: Dialog) -> None:
-        """B answered: relay its answer to A, open both legs."""
+    @property
+    def late_offer(self) -> bool:
+        """A sent no SDP: B's 2xx carries the offer and A's ACK the answer (RFC 3261 13.2.1)."""
+        return not self.tx.request.body
+
+    def answer_a(self, response: Response, b_dialog: Dialog) -> bool:
+        """B answered: relay its SDP to A, open both legs. False when B's SDP is unusable
+        (B is then acknowledged and hung up; A is answered with an error by the caller)."""
         assert self.session is not None
-        answer = sdp.parse(response.body)
-        body = self._anchor(answer, self.session.b, self.session.a).encode()
+        b_peer = b_dialog.peer
+        assert b_peer is not None
+        try:
+            body = self._anchor(sdp.parse(response.body), self.session.b, self.session.a).encode()
+        except (sdp.SdpError, SdpRejected) as exc:
+            log.info("call %s: unusable SDP from B: %s", self.tx.request.call_id, exc)
+            self.engine.endpoint.send_ack(b_dialog.create_ack(response.cseq.seq), b_peer)
+            self._background(asyncio.get_running_loop().create_task(self._send_bye_to(b_dialog)))
+            return False
+        if not self.late_offer:
+            self.engine.endpoint.send_ack(b_dialog.create_ack(response.cseq.seq), b_peer)
         sent = self.tx.respond(
             200,
             headers=[
@@ -273,11 +289,13 @@ class Call:
         self.a.other, self.b.other = self.b, self.a
         self.engine.register_leg(self, self.a)
         self.engine.register_leg(self, self.b)
+        self.b.awaiting_ack = self.late_offer
         self.answered_at = datetime.now(UTC)
         loop = asyncio.get_running_loop()
-        self._background(loop.create_task(self._await_ack()))
+        self._background(loop.create_task(self._await_ack(response.cseq.seq)))
         if self.engine.media_timeout > 0:
             self._background(loop.create_task(self._watch_media(self.engine.media_timeout)))
+        return True
 
     def _background(self, task: asyncio.Task[None]) -> None:
         # Keep a reference: the loop only holds tasks weakly.
@@ -310,8 +328,27 @@ class Call:
                     await self._hang_up_all(f"no media from {leg.name}")
                     return
 
-    async def _await_ack(self) -> None:
-        if await self.tx.wait_ack() is None and not self._ended.is_set():
+    async def _await_ack(self, b_invite_cseq: int) -> None:
+        ack = await self.tx.wait_ack()
+        b, a = self.b, self.a
+        assert b is not None and a is not None and b.dialog.peer is not None
+        if b.awaiting_ack:
+            # Late offer: A's ACK holds the answer that B's ACK must carry.
+            body = b""
+            headers: list[tuple[str, str]] = []
+            if ack is not None and ack.body:
+                try:
+                    body = self._anchor(sdp.parse(ack.body), a.media, b.media).encode()
+                    headers = [("Content-Type", "application/sdp")]
+                except (sdp.SdpError, SdpRejected) as exc:
+                    log.info("call %s: unusable SDP in ACK: %s", self.tx.request.call_id, exc)
+            ack_b = b.dialog.create_ack(b_invite_cseq, body=body, headers=headers)
+            self.engine.endpoint.send_ack(ack_b, b.dialog.peer)
+            b.awaiting_ack = False
+            if not body and not self._ended.is_set():
+                await self._hang_up_all("no SDP answer in the caller's ACK")
+                return
+        if ack is None and not self._ended.is_set():
             await self._hang_up_all("no ACK from caller")
 
     def provisional_to_a(self, response: Response) -> None:
@@ -421,15 +458,16 @@ class Call:
         await asyncio.gather(*(self._send_bye(leg) for leg in self.legs()))
 
     async def _send_bye(self, leg: Leg) -> None:
-        if leg.dialog.peer is None:
+        await self._send_bye_to(leg.dialog, leg.name)
+
+    async def _send_bye_to(self, dialog: Dialog, name: str = "B") -> None:
+        if dialog.peer is None:
             return
         try:
-            handle = await self.engine.endpoint.request(
-                leg.dialog.create_request("BYE"), leg.dialog.peer
-            )
+            handle = await self.engine.endpoint.request(dialog.create_request("BYE"), dialog.peer)
             await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
         except Exception:
-            log.warning("BYE to leg %s of call %s failed", leg.name, self.tx.request.call_id)
+            log.warning("BYE to leg %s of call %s failed", name, self.tx.request.call_id)
 
 
 class Forking:
@@ -466,7 +504,8 @@ class Forking:
         headers.add("CSeq", f"{cseq} INVITE")
         headers.add("Contact", call.engine.contact_for(destination.peer.transport))
         headers.add("Allow", ALLOW)
-        headers.add("Content-Type", "application/sdp")
+        if self.offer:
+            headers.add("Content-Type", "application/sdp")
         if call.direction == "outbound":
             headers.add("P-Asserted-Identity", f"<sip:{caller.number}@{domain}>")
         request.body = self.offer
@@ -496,8 +535,10 @@ class Forking:
                 if response.status < 200:
                     call.provisional_to_a(response)
                 elif response.status < 300:
-                    self._answered(response, destination)
-                    return "answered", ""
+                    if self._answered(response, destination):
+                        return "answered", ""
+                    call.tx.respond(488, "The callee's SDP is unusable")
+                    return "failed", "bad SDP from callee"
                 else:
                     failures.append(response)
                     if len(failures) == len(self.destinations):
@@ -548,17 +589,15 @@ class Forking:
         )
         return retry
 
-    def _answered(self, response: Response, destination: Destination) -> None:
+    def _answered(self, response: Response, destination: Destination) -> bool:
         call = self.call
-        endpoint = call.engine.endpoint
         request = next(h.request for h in self._handles if h.request.cseq == response.cseq)
         dialog = Dialog.from_uac(request, response, peer=destination.peer)
-        endpoint.send_ack(dialog.create_ack(response.cseq.seq), destination.peer)
         for handle in self._handles:
             if handle.request is not request:
                 with contextlib.suppress(Exception):
                     handle.cancel()
-        call.answer_a(response, dialog)
+        return call.answer_a(response, dialog)
 
     def _cancel_all(self) -> None:
         for handle in self._handles:
