@@ -107,7 +107,6 @@ class NuageServer:
         public = (server.public_address, None) if server.public_address else None
         endpoint = SipEndpoint(
             self.service.handle_request,
-            on_ack=calls.handle_ack,
             on_stray_2xx=calls.handle_stray_2xx,
             tcp_idle_timeout=server.tcp_idle_timeout,
             public_address=public,

@@ -151,9 +151,6 @@ class CallEngine:
         await call.on_request(leg, tx)
         return True
 
-    def handle_ack(self, request: Request, peer: Peer) -> None:
-        """ACKs for our 2xx reach the handle's wait_ack; nothing else to do with them."""
-
     def handle_stray_2xx(self, response: Response, peer: Peer) -> None:
         """A 2xx from a fork that lost the race: acknowledge it and hang it up at once."""
         if response.cseq.method != "INVITE":
