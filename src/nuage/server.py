@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
+import socket
 from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from nuage.pbx.throttle import FailureThrottle
 from nuage.pbx.trunk_registration import TrunkRegistrar
 from nuage.sip.digest import DigestAuthenticator
 from nuage.sip.endpoint import SipEndpoint
+from nuage.sip.transport import primary_ip
 from nuage.store import repositories
 from nuage.store.database import Database, open_database
 
@@ -43,6 +46,15 @@ def load_secret(data_dir: Path) -> bytes:
         path.touch(mode=0o600)
         path.write_text(secret.hex())
         return secret
+
+
+def advertised_media_address(bind_host: str) -> str:
+    """The address put in SDP when none is configured: the bound one, or for a wildcard
+    bind the host's primary address (what phones on its network can reach)."""
+    address = ipaddress.ip_address(bind_host)
+    if not address.is_unspecified:
+        return bind_host
+    return primary_ip(socket.AF_INET6 if address.version == 6 else socket.AF_INET)
 
 
 class _EmbeddedHttpServer(uvicorn.Server):
@@ -87,9 +99,11 @@ class NuageServer:
         server.data_dir.mkdir(parents=True, exist_ok=True)
         await self._start_http()
         self.db = await open_database(self.config.database_url)
-        media_host = server.sip_host
         self.media = LocalMediaEngine(
-            media_host, server.rtp_port_min, server.rtp_port_max, server.public_address
+            server.sip_host,
+            server.rtp_port_min,
+            server.rtp_port_max,
+            server.public_address or advertised_media_address(server.sip_host),
         )
         recorder = CallRecorder(self.db)
         auth = UserAuthenticator(

@@ -147,7 +147,7 @@ def _ip_family(host: str) -> socket.AddressFamily | None:
     return socket.AF_INET6
 
 
-def _primary_ip(family: socket.AddressFamily) -> str:
+def primary_ip(family: socket.AddressFamily) -> str:
     """The source address the kernel would use towards the Internet (no packet is sent)."""
     probe = ("192.0.2.1", 9) if family == socket.AF_INET else ("2001:db8::1", 9)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -424,7 +424,7 @@ class TransportLayer:
         self._bound.setdefault(transport, []).append((host, port))
         if transport not in self._advertised:
             if host in ("0.0.0.0", "::"):
-                host = _primary_ip(socket.AddressFamily(sock.family))
+                host = primary_ip(socket.AddressFamily(sock.family))
             self._advertised[transport] = (host, port)
 
     def local_addresses(self, transport: str) -> list[tuple[str, int]]:
