@@ -48,9 +48,17 @@ def load_secret(data_dir: Path) -> bytes:
         return secret
 
 
-def advertised_media_address(bind_host: str) -> str:
-    """The address put in SDP when none is configured: the bound one, or for a wildcard
-    bind the host's primary address (what phones on its network can reach)."""
+async def advertised_media_address(bind_host: str, public_address: str | None) -> str:
+    """The IP address put in SDP: ``public_address`` (a host name is resolved once, at
+    start), else the bound address, or for a wildcard bind the host's primary address."""
+    if public_address is not None:
+        try:
+            return str(ipaddress.ip_address(public_address))
+        except ValueError:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                public_address, None, type=socket.SOCK_DGRAM
+            )
+            return str(infos[0][4][0])
     address = ipaddress.ip_address(bind_host)
     if not address.is_unspecified:
         return bind_host
@@ -103,7 +111,7 @@ class NuageServer:
             server.sip_host,
             server.rtp_port_min,
             server.rtp_port_max,
-            server.public_address or advertised_media_address(server.sip_host),
+            await advertised_media_address(server.sip_host, server.public_address),
         )
         recorder = CallRecorder(self.db)
         auth = UserAuthenticator(
