@@ -1,4 +1,4 @@
-"""The `nuage` command: serve, provision, calls, demo."""
+"""The `nuage` command: serve, provision, calls, demo, carrier."""
 
 from __future__ import annotations
 
@@ -16,9 +16,18 @@ from typing import Any
 
 import uvloop
 
+from nuage.carrier import (
+    DEFAULT_HOST,
+    DEFAULT_NUMBERS,
+    DEFAULT_PORT,
+    Behaviour,
+    CallResult,
+    CarrierSimulator,
+)
 from nuage.config import Config, ConfigError, load_config
 from nuage.pbx.provision import CompanyNotFoundError, PlanError, apply_plan, list_calls, load_plan
 from nuage.server import serve
+from nuage.sip.peer import Peer
 from nuage.store.database import open_database
 
 
@@ -128,9 +137,117 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(
         "Register a phone as <extension>@" + company.domain + f" via {args.host}:{args.sip_port}."
     )
+    # The demo trunk points at the carrier simulator, which runs in this process.
+    carrier_host, carrier_port = plan.trunks[0].address
+    _print_carrier_help(carrier_host, carrier_port, f"{args.host}:{args.sip_port}")
     sys.stdout.flush()
-    _run_until_signal(config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        carrier = CarrierSimulator(carrier_host, carrier_port)
+        try:
+            await carrier.start()
+        except OSError as exc:
+            # Another demo may hold the address; the PBX is still worth serving without it.
+            print(f"nuage: carrier simulator not started on {carrier_host}:{carrier_port}: {exc}")
+        try:
+            await serve(config, stop)
+        finally:
+            await carrier.close()
+
+    _run(main())
     return 0
+
+
+def _print_carrier_help(host: str, port: int, server: str) -> None:
+    numbers = {behaviour: number for number, behaviour in DEFAULT_NUMBERS.items()}
+    print(f"Carrier simulator on {host}:{port} (the demo trunk):")
+    print("  dial any external number (e.g. 0475 12 34 56): answered after 1 s, you hear")
+    print("  yourself (the carrier echoes your audio back). Numbers that behave differently:")
+    for behaviour, text in (
+        (Behaviour.BUSY, "busy (486)"),
+        (Behaviour.UNKNOWN, "not in service (404)"),
+        (Behaviour.NO_ANSWER, "rings, never answers"),
+        (Behaviour.TONE, "answers with a 440 Hz tone"),
+        (Behaviour.HANGUP, "answers, the carrier hangs up after 5 s"),
+    ):
+        print(f"    {_national(numbers[behaviour])}  {text}")
+    print("  A call from outside to a company number (another terminal):")
+    print(f"    nuage carrier call +3225550100 --server {server}")
+
+
+def _national(number: str) -> str:
+    """+32470000486 as dialled in Belgium, 0470000486."""
+    return "0" + number.removeprefix("+32") if number.startswith("+32") else number
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def _cmd_carrier_serve(args: argparse.Namespace) -> int:
+    _configure_logging("info")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        carrier = CarrierSimulator(args.host, args.port, answer_delay=args.answer_delay)
+        await carrier.start()
+        print(f"carrier simulator on {args.host}:{carrier.port}/udp", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await carrier.close()
+
+    try:
+        _run(main())
+    except OSError as exc:
+        print(f"nuage carrier: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_carrier_call(args: argparse.Namespace) -> int:
+    _configure_logging("warning")
+    host, port = args.server
+
+    async def main() -> CallResult:
+        carrier = CarrierSimulator(args.host, args.port, tone=args.tone)
+        await carrier.start()
+        try:
+            return await carrier.call(
+                Peer("udp", host, port),
+                args.number,
+                seconds=args.seconds,
+                caller=args.caller,
+                on_event=lambda text: print(text, flush=True),
+            )
+        finally:
+            await carrier.close()
+
+    try:
+        result = asyncio.run(main())
+    except OSError as exc:
+        print(f"nuage carrier: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"result: {result.final} {result.reason}"
+        + (
+            f", {result.codec}, {result.packets_sent} RTP packets sent, "
+            f"{result.packets_received} received, hung up by {result.ended_by}"
+            if result.answered
+            else ""
+        )
+    )
+    return 0 if result.answered else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +275,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--http-port", type=int, default=8080)
     demo.add_argument("--data-dir", help="keep the demo's data here (default: a new temp dir)")
     demo.set_defaults(handler=_cmd_demo)
+
+    carrier = sub.add_parser("carrier", help="a telephone carrier simulator (the demo trunk)")
+    carrier_sub = carrier.add_subparsers(dest="carrier_command", required=True)
+    carrier_serve = carrier_sub.add_parser(
+        "serve", help="answer the PBX's outbound calls (echo; see nuage/carrier.py)"
+    )
+    carrier_serve.add_argument("--host", default=DEFAULT_HOST)
+    carrier_serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    carrier_serve.add_argument("--answer-delay", type=float, default=1.0)
+    carrier_serve.set_defaults(handler=_cmd_carrier_serve)
+    carrier_call = carrier_sub.add_parser("call", help="call a company number from the carrier")
+    carrier_call.add_argument("number", help="the dialled number, e.g. +3225550100")
+    carrier_call.add_argument(
+        "--server", type=_host_port, default=("127.0.0.1", 5060), help="the PBX, host:port"
+    )
+    carrier_call.add_argument("--seconds", type=float, default=5.0, help="hang up after this")
+    carrier_call.add_argument("--caller", default="+3222220000", help="the calling number")
+    carrier_call.add_argument("--tone", type=float, default=440.0, help="tone sent, in Hz")
+    carrier_call.add_argument(
+        "--host", default=DEFAULT_HOST, help="the carrier's address (the trunk's, for the PBX)"
+    )
+    carrier_call.add_argument("--port", type=int, default=0, help="SIP port (default: any)")
+    carrier_call.set_defaults(handler=_cmd_carrier_call)
     return parser
 
 
