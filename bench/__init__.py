@@ -1,0 +1,1 @@
+"""Benchmarks of a real Nuage server (`make bench`); results in bench/RESULTS.md."""
