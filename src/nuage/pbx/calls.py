@@ -91,6 +91,7 @@ class CallEngine:
         self._legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self._calls: set[Call] = set()
         self.external_calls: Counter[int] = Counter()
+        self._releases: set[asyncio.Task[None]] = set()
 
     def attach(self, endpoint: SipEndpoint) -> None:
         self._endpoint = endpoint
@@ -160,7 +161,10 @@ class CallEngine:
             # The winner retransmits its 2xx: our ACK is on its way (late offer) or, once
             # sent, the endpoint answers the retransmissions with it.
             return
-        asyncio.get_running_loop().create_task(self._release_fork(response, peer))
+        task = asyncio.get_running_loop().create_task(self._release_fork(response, peer))
+        # Keep a reference: the loop only holds tasks weakly.
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     async def _release_fork(self, response: Response, peer: Peer) -> None:
         with contextlib.suppress(Exception):
