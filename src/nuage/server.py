@@ -19,6 +19,8 @@ from nuage.config import Config
 from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.calls import CallEngine
+from nuage.pbx.directory import Directory
+from nuage.pbx.location import LocationService
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.service import PbxService
@@ -27,8 +29,8 @@ from nuage.pbx.trunk_registration import TrunkRegistrar
 from nuage.sip.digest import DigestAuthenticator
 from nuage.sip.endpoint import SipEndpoint
 from nuage.sip.transport import primary_ip
-from nuage.store import repositories
 from nuage.store.database import Database, open_database
+from nuage.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,9 @@ class NuageServer:
         self.endpoint: SipEndpoint | None = None
         self.service: PbxService | None = None
         self.trunks: TrunkRegistrar | None = None
+        self.writer: BatchWriter | None = None
+        self.directory: Directory | None = None
+        self.location: LocationService | None = None
         self._http: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -100,6 +105,8 @@ class NuageServer:
             figures["rtp_ports_in_use"] = self.media.ports.in_use
         if self.endpoint is not None:
             figures["sip_transactions"] = self.endpoint.transaction_count
+        if self.directory is not None:
+            figures["directory_revision"] = self.directory.revision
         return figures
 
     async def start(self) -> None:
@@ -113,9 +120,15 @@ class NuageServer:
             server.rtp_port_max,
             await advertised_media_address(server.sip_host, server.public_address),
         )
-        recorder = CallRecorder(self.db)
+        self.writer = writer = BatchWriter(self.db)
+        writer.start()
+        self.directory = directory = Directory(self.db)
+        await directory.start()
+        self.location = location = LocationService(self.db, writer)
+        await location.load(datetime.now(UTC))
+        recorder = CallRecorder(writer)
         auth = UserAuthenticator(
-            self.db,
+            directory,
             DigestAuthenticator(load_secret(server.data_dir), algorithms=server.digest_algorithms),
             FailureThrottle(),
         )
@@ -125,7 +138,14 @@ class NuageServer:
             ring_timeout=server.ring_timeout,
             media_timeout=server.media_timeout,
         )
-        self.service = PbxService(self.db, auth, Registrar(self.db, auth), calls, recorder)
+        self.service = PbxService(
+            directory=directory,
+            location=location,
+            auth=auth,
+            registrar=Registrar(location, auth),
+            calls=calls,
+            recorder=recorder,
+        )
         public = (server.public_address, None) if server.public_address else None
         endpoint = SipEndpoint(
             self.service.handle_request,
@@ -171,11 +191,10 @@ class NuageServer:
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(_HOUSEKEEPING_PERIOD)
-            if self.db is None:
+            if self.location is None:
                 continue
             try:
-                async with self.db.transaction() as session:
-                    await repositories.expire_registrations(session, datetime.now(UTC))
+                await self.location.expire(datetime.now(UTC))
             except Exception:
                 log.exception("housekeeping failed")
 
@@ -188,6 +207,11 @@ class NuageServer:
             await self.endpoint.close()
         if self.media is not None:
             await self.media.close()
+        if self.directory is not None:
+            await self.directory.close()
+        if self.writer is not None:
+            # Calls just ended: their records are in the queue.
+            await self.writer.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

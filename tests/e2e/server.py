@@ -145,9 +145,22 @@ class NuageProcess:
             await asyncio.sleep(0.1)
 
     async def provision(self, plan: str) -> str:
+        """Apply the plan; on a running server, return once the server has reloaded it."""
+        running = self.process is not None and self.process.returncode is None
+        before = (await self.counters())["directory_revision"] if running else 0
         path = self.workdir / "plan.toml"
         path.write_text(plan)
-        return await self.cli("provision", str(path))
+        report = await self.cli("provision", str(path))
+        if running and "changes: applied" in report:
+            await self._wait_for_revision(before + 1)
+        return report
+
+    async def _wait_for_revision(self, revision: int, within: float = 10.0) -> None:
+        for _ in range(int(within / 0.05)):
+            if (await self.counters())["directory_revision"] >= revision:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"server did not reload the directory within {within} s")
 
     async def cli(self, *args: str) -> str:
         process = await asyncio.create_subprocess_exec(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 
+from nuage.pbx.directory import Directory
 from nuage.pbx.throttle import FailureThrottle
 from nuage.sip.digest import AuthOutcome, DigestAuthenticator, parse_credentials
 from nuage.sip.endpoint import ServerTransactionHandle
-from nuage.store import repositories
-from nuage.store.database import Database
 from nuage.store.models import Company, User
 
 
@@ -20,8 +19,10 @@ class UserAuthenticator:
     not issue (or one from before a secret change) is simply challenged again.
     """
 
-    def __init__(self, db: Database, digest: DigestAuthenticator, throttle: FailureThrottle):
-        self._db = db
+    def __init__(
+        self, directory: Directory, digest: DigestAuthenticator, throttle: FailureThrottle
+    ):
+        self._directory = directory
         self._digest = digest
         self._throttle = throttle
 
@@ -44,8 +45,7 @@ class UserAuthenticator:
         if credentials is None or not self._digest.issued(credentials.nonce):
             self._challenge(tx, company, now, stale=False)
             return None
-        async with self._db.session() as session:
-            user = await repositories.user_by_extension(session, company.id, credentials.username)
+        user = self._directory.user(company.id, credentials.username)
         ha1 = ""
         if user is not None:
             ha1 = user.sip_ha1_md5 if credentials.algorithm == "MD5" else user.sip_ha1_sha256

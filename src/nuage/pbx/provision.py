@@ -407,6 +407,7 @@ class ProvisionReport:
                 f"{kind}: {report.created} created, {report.updated} updated, "
                 f"{report.removed} removed"
             )
+        lines.append("changes: applied" if self.changed else "changes: none")
         return "\n".join(lines)
 
 
@@ -454,6 +455,9 @@ async def apply_plan(db: Database, plan_path: Path) -> ProvisionReport:
         )
         await _apply_trunks(session, checked, company, report.trunks)
         await _apply_numbers(session, checked, company, report.numbers)
+        if report.changed:
+            # Running servers reload their in-memory directory when this moves.
+            await repositories.bump_directory_revision(session)
         # Everything above is one transaction: leaving the block without this commit,
         # through any exception, rolls it all back.
         await session.commit()

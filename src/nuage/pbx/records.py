@@ -1,26 +1,38 @@
-"""Call records: one per call, written as it starts and closed however it ends."""
+"""Call records: one per call, written as it starts and closed however it ends.
+
+Writes go through the group-commit writer, off the call set-up path: the start of a
+record is committed within one batch, before the call can end.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from nuage.store import repositories
-from nuage.store.database import Database
+from nuage.store.writer import BatchWriter
 
 if TYPE_CHECKING:
     from nuage.pbx.calls import Call
 
 log = logging.getLogger(__name__)
 
+RecordId = asyncio.Future[int]
+
 
 class CallRecorder:
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, writer: BatchWriter) -> None:
+        self._writer = writer
 
-    async def start(self, call: Call) -> int:
-        async with self._db.transaction() as session:
+    async def start(self, call: Call) -> RecordId:
+        """Queue the record's creation; the returned future gives its id once written."""
+        started_at = datetime.now(UTC)
+
+        async def create(session: AsyncSession) -> int:
             record = await repositories.add_call_record(
                 session,
                 company_id=call.company.id,
@@ -29,28 +41,38 @@ class CallRecorder:
                 caller=call.caller.number,
                 caller_name=call.caller.name,
                 callee=call.callee.number,
-                started_at=datetime.now(UTC),
+                started_at=started_at,
                 caller_user_id=call.caller.user_id,
                 callee_user_id=call.callee.user_id,
             )
             return record.id
 
-    async def finish(self, record_id: int, call: Call, outcome: str, reason: str) -> None:
-        try:
-            async with self._db.transaction() as session:
-                await repositories.finish_call_record(
-                    session,
-                    call.company.id,
-                    record_id,
-                    outcome=outcome,
-                    ended_at=datetime.now(UTC),
-                    answered_at=call.answered_at,
-                    reason=reason,
-                )
-        except Exception:
-            log.exception("could not close call record %s", record_id)
+        return asyncio.ensure_future(self._writer.run(create))
 
-    async def refused(
+    async def finish(self, record: RecordId, call: Call, outcome: str, reason: str) -> None:
+        ended_at = datetime.now(UTC)
+        answered_at = call.answered_at
+        try:
+            record_id = await record
+        except Exception:
+            log.exception("call record of %s was not created", call.tx.request.call_id)
+            return
+        company_id = call.company.id
+
+        async def close(session: AsyncSession) -> None:
+            await repositories.finish_call_record(
+                session,
+                company_id,
+                record_id,
+                outcome=outcome,
+                ended_at=ended_at,
+                answered_at=answered_at,
+                reason=reason,
+            )
+
+        self._writer.submit(close)
+
+    def refused(
         self,
         company_id: int,
         call_id: str,
@@ -64,8 +86,9 @@ class CallRecorder:
     ) -> None:
         """A call refused before it rang anywhere (policy, unknown number): still recorded."""
         now = datetime.now(UTC)
-        async with self._db.transaction() as session:
-            record = await repositories.add_call_record(
+
+        async def record(session: AsyncSession) -> None:
+            created = await repositories.add_call_record(
                 session,
                 company_id=company_id,
                 call_id=call_id,
@@ -76,5 +99,7 @@ class CallRecorder:
                 caller_user_id=caller_user_id,
             )
             await repositories.finish_call_record(
-                session, company_id, record.id, outcome=outcome, ended_at=now, reason=reason
+                session, company_id, created.id, outcome=outcome, ended_at=now, reason=reason
             )
+
+        self._writer.submit(record)

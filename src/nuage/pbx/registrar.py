@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from nuage.pbx.auth import UserAuthenticator
+from nuage.pbx.location import Binding, BindingChange, LocationService
 from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.grammar import SipSyntaxError, parse_delta_seconds
-from nuage.store import repositories
-from nuage.store.database import Database
-from nuage.store.models import Company, Registration
+from nuage.store.models import Company
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -21,8 +20,8 @@ MAX_CONTACTS = 10
 
 
 class Registrar:
-    def __init__(self, db: Database, auth: UserAuthenticator) -> None:
-        self._db = db
+    def __init__(self, location: LocationService, auth: UserAuthenticator) -> None:
+        self._location = location
         self._auth = auth
 
     async def handle(self, tx: ServerTransactionHandle, company: Company) -> None:
@@ -33,12 +32,8 @@ class Registrar:
         if request.to.uri.user != user.extension:
             tx.respond(403, "Cannot register another user's extension")
             return
-        try:
-            contacts = request.contacts
-            default_expires = request.expires
-        except SipSyntaxError as exc:
-            tx.respond(400, f"Bad Contact or Expires: {exc}")
-            return
+        contacts = request.contacts
+        default_expires = request.expires
         if default_expires is None:
             default_expires = DEFAULT_EXPIRES
         wildcard = any(contact.wildcard for contact in contacts)
@@ -57,45 +52,37 @@ class Registrar:
                 return
             wanted.append((str(contact.uri), expires, contact.params.get("+sip.instance")))
         now = datetime.now(UTC)
-        source = tx.source
-        async with self._db.transaction() as session:
-            current = {
-                binding.contact: binding
-                for binding in await repositories.contacts_of(session, company.id, user.id, now)
-            }
-            refusal = self._refusal(current, wanted, request.call_id, request.cseq.seq)
-            if refusal is not None:
-                tx.respond(*refusal)
-                return
-            if wildcard:
-                await repositories.remove_registrations(session, company.id, user.id)
-            for uri, expires, instance_id in wanted:
-                if expires == 0:
-                    await repositories.remove_registration(session, company.id, user.id, uri)
-                    continue
-                await repositories.save_registration(
-                    session,
-                    company_id=company.id,
-                    user_id=user.id,
-                    contact=uri,
-                    transport=source.transport,
-                    source_host=source.host,
-                    source_port=source.port,
-                    connection_id=(
-                        None if source.connection_id is None else str(source.connection_id)
-                    ),
-                    call_id=request.call_id,
-                    cseq=request.cseq.seq,
-                    expires_at=now + timedelta(seconds=min(expires, MAX_EXPIRES)),
-                    user_agent=request.headers.get("User-Agent"),
-                    instance_id=instance_id,
+        current = {
+            binding.contact: binding
+            for binding in self._location.bindings(company.id, user.id, now)
+        }
+        refusal = self._refusal(current, wanted, request.call_id, request.cseq.seq)
+        if refusal is not None:
+            tx.respond(*refusal)
+            return
+        changes = [
+            BindingChange(
+                uri,
+                Binding(
+                    uri,
+                    tx.source,
+                    now + timedelta(seconds=min(expires, MAX_EXPIRES)),
+                    request.call_id,
+                    request.cseq.seq,
+                    request.headers.get("User-Agent"),
+                    instance_id,
                 )
-            bindings = await repositories.contacts_of(session, company.id, user.id, now)
-        tx.respond(200, headers=self._contact_headers(bindings, now))
+                if expires
+                else None,
+            )
+            for uri, expires, instance_id in wanted
+        ]
+        await self._location.change(company.id, user.id, changes, remove_all=wildcard)
+        tx.respond(200, headers=self._contact_headers(company.id, user.id, now))
 
     @staticmethod
     def _refusal(
-        current: dict[str, Registration],
+        current: dict[str, Binding],
         wanted: list[tuple[str, int, str | None]],
         call_id: str,
         cseq: int,
@@ -112,10 +99,11 @@ class Registrar:
             return 403, f"Too many devices registered (at most {MAX_CONTACTS})"
         return None
 
-    @staticmethod
-    def _contact_headers(bindings: list[Registration], now: datetime) -> list[tuple[str, str]]:
+    def _contact_headers(
+        self, company_id: int, user_id: int, now: datetime
+    ) -> list[tuple[str, str]]:
         headers = [("Date", format_datetime(now, usegmt=True))]
-        for binding in bindings:
+        for binding in self._location.bindings(company_id, user_id, now):
             remaining = max(0, int((binding.expires_at - now).total_seconds()))
             headers.append(("Contact", f"<{binding.contact}>;expires={remaining}"))
         return headers

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from nuage.pbx.directory import Directory
 from nuage.pbx.numbering import (
     NumberError,
     OutboundPolicy,
     is_emergency_number,
     normalize_number,
 )
-from nuage.store import repositories
 from nuage.store.models import Company, Trunk, User
 
 # Dialled strings this short that are not an extension are a mistyped extension, not a
@@ -27,7 +25,7 @@ class ToUser:
 
 @dataclass(frozen=True, slots=True)
 class ToTrunk:
-    number: str  # E.164
+    number: str  # E.164, or an emergency short code as dialled
     trunk: Trunk
 
 
@@ -40,17 +38,17 @@ class Refused:
 Route = ToUser | ToTrunk | Refused
 
 
-async def route_from_user(
-    session: AsyncSession, company: Company, dialled: str, active_external_calls: int
+def route_from_user(
+    directory: Directory, company: Company, dialled: str, active_external_calls: int
 ) -> Route:
     """A call a user placed: an extension, one of the company's own numbers, or external."""
-    user = await repositories.user_by_extension(session, company.id, dialled)
+    user = directory.user(company.id, dialled)
     if user is not None:
         return ToUser(user)
     if is_emergency_number(dialled, company.country):
         # Never refused by policy or by the external-call limit, and sent as dialled: the
         # carrier routes emergency short codes by the caller's location.
-        trunks = await repositories.trunks(session, company.id)
+        trunks = directory.trunks(company.id)
         if not trunks:
             return Refused(503, "No trunk for emergency calls")
         return ToTrunk(dialled, trunks[0])
@@ -61,7 +59,7 @@ async def route_from_user(
         number = normalize_number(dialled, company.country)
     except NumberError:
         return Refused(484, "Invalid number")
-    own = await _own_number_target(session, company, number)
+    own = _own_number_target(directory, company, number)
     if own is not None:
         return own
     policy = OutboundPolicy.create(
@@ -70,38 +68,38 @@ async def route_from_user(
     decision = policy.check(number, active_external_calls)
     if not decision.allowed:
         return Refused(403, decision.reason)
-    trunks = await repositories.trunks(session, company.id)
+    trunks = directory.trunks(company.id)
     if not trunks:
         return Refused(503, "No trunk for external calls")
     return ToTrunk(number, trunks[0])
 
 
-async def route_from_trunk(session: AsyncSession, company: Company, dialled: str) -> Route:
+def route_from_trunk(directory: Directory, company: Company, dialled: str) -> Route:
     """A call the carrier delivered to one of the company's numbers."""
     try:
         number = normalize_number(dialled, company.country)
     except NumberError:
         return Refused(404, "Unknown number")
-    target = await _own_number_target(session, company, number)
+    target = _own_number_target(directory, company, number)
     return target if target is not None else Refused(404, f"Number {number} not in service")
 
 
-async def _own_number_target(
-    session: AsyncSession, company: Company, number: str
+def _own_number_target(
+    directory: Directory, company: Company, number: str
 ) -> ToUser | Refused | None:
-    owner = await repositories.number_owner(session, number)
+    owner = directory.number_owner(number)
     if owner is None or owner.company_id != company.id:
         return None
-    user = await repositories.user_by_extension(session, company.id, owner.route)
+    user = directory.user(company.id, owner.route)
     if user is None:
         return Refused(404, f"Number {number} has no destination")
     return ToUser(user)
 
 
-async def caller_id_of(session: AsyncSession, company: Company, user: User, trunk: Trunk) -> str:
+def caller_id_of(directory: Directory, company: Company, user: User, trunk: Trunk) -> str:
     """The number shown to people a user calls outside: their own DID, else the trunk's or
     the company's first number."""
-    numbers = await repositories.numbers(session, company.id)
+    numbers = directory.numbers(company.id)
     for number in numbers:
         if number.route == user.extension:
             return number.number

@@ -11,15 +11,15 @@ from nuage.pbx.calls import (
     CallEngine,
     Destination,
     Party,
-    registration_destination,
     trunk_destination,
 )
+from nuage.pbx.directory import Directory
+from nuage.pbx.location import LocationService
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.routing import (
     Refused,
     Route,
-    ToTrunk,
     ToUser,
     caller_id_of,
     route_from_trunk,
@@ -27,8 +27,6 @@ from nuage.pbx.routing import (
 )
 from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.message import URI, Address
-from nuage.store import repositories
-from nuage.store.database import Database
 from nuage.store.models import Company, Trunk, User
 
 log = logging.getLogger(__name__)
@@ -37,13 +35,16 @@ log = logging.getLogger(__name__)
 class PbxService:
     def __init__(
         self,
-        db: Database,
+        *,
+        directory: Directory,
+        location: LocationService,
         auth: UserAuthenticator,
         registrar: Registrar,
         calls: CallEngine,
         recorder: CallRecorder,
     ) -> None:
-        self._db = db
+        self._directory = directory
+        self._location = location
         self._auth = auth
         self._registrar = registrar
         self.calls = calls
@@ -67,7 +68,7 @@ class PbxService:
             )
             return
         if method == "REGISTER":
-            company = await self._company_for(request.uri.host)
+            company = self._directory.company_by_domain(request.uri.host)
             if company is None:
                 tx.respond(404, "Unknown domain")
                 return
@@ -81,18 +82,13 @@ class PbxService:
             return
         tx.respond(405, headers=[("Allow", ALLOW)])
 
-    async def _company_for(self, domain: str) -> Company | None:
-        async with self._db.session() as session:
-            return await repositories.company_by_domain(session, domain.lower())
-
     async def _invite(self, tx: ServerTransactionHandle) -> None:
         request = tx.request
-        async with self._db.session() as session:
-            trunks = await repositories.trunks_by_source_address(session, tx.source.host)
+        trunks = self._directory.trunks_by_source_address(tx.source.host)
         if trunks:
             await self._invite_from_trunk(tx, trunks)
             return
-        company = await self._company_for(request.from_.uri.host)
+        company = self._directory.company_by_domain(request.from_.uri.host)
         if company is None:
             tx.respond(403, "Unknown domain")
             return
@@ -106,12 +102,9 @@ class PbxService:
     ) -> None:
         dialled = tx.request.uri.user or ""
         caller = Party(user.extension, user.name, user.id)
-        async with self._db.session() as session:
-            route = await route_from_user(
-                session, company, dialled, self.calls.external_calls[company.id]
-            )
-            if isinstance(route, ToTrunk):
-                caller_id = await caller_id_of(session, company, user, route.trunk)
+        route = route_from_user(
+            self._directory, company, dialled, self.calls.external_calls[company.id]
+        )
         if isinstance(route, Refused):
             log.info(
                 "refused call from %s@%s to %r: %s %s",
@@ -122,7 +115,7 @@ class PbxService:
                 route.reason,
             )
             tx.respond(route.status, route.reason)
-            await self._recorder.refused(
+            self._recorder.refused(
                 company.id,
                 tx.request.call_id,
                 direction="outbound" if route.status == 403 else "internal",
@@ -136,6 +129,7 @@ class PbxService:
         if isinstance(route, ToUser):
             await self._call_user(tx, company, caller, route.user, direction="internal")
             return
+        caller_id = caller_id_of(self._directory, company, user, route.trunk)
         external_caller = Party(caller_id, user.name, user.id)
         destination = trunk_destination(route.trunk, route.number)
         await self.calls.place(
@@ -151,21 +145,20 @@ class PbxService:
         caller = Party(from_.uri.user or "anonymous", from_.display_name or "")
         route: Route = Refused(404, "Number not in service")
         company: Company | None = None
-        async with self._db.session() as session:
-            for trunk in trunks:
-                company = await repositories.company(session, trunk.company_id)
-                if company is None:
-                    continue
-                route = await route_from_trunk(session, company, dialled)
-                if isinstance(route, ToUser):
-                    break
+        for trunk in trunks:
+            company = self._directory.company(trunk.company_id)
+            if company is None:
+                continue
+            route = route_from_trunk(self._directory, company, dialled)
+            if isinstance(route, ToUser):
+                break
         if company is not None and isinstance(route, ToUser):
             await self._call_user(tx, company, caller, route.user, direction="inbound")
             return
         status, reason = (route.status, route.reason) if isinstance(route, Refused) else (404, "")
         tx.respond(status, reason or None)
         if company is not None:
-            await self._recorder.refused(
+            self._recorder.refused(
                 company.id,
                 request.call_id,
                 direction="inbound",
@@ -184,13 +177,10 @@ class PbxService:
         *,
         direction: str,
     ) -> None:
-        async with self._db.session() as session:
-            registrations = await repositories.contacts_of(
-                session, company.id, callee.id, datetime.now(UTC)
-            )
         to = Address(URI("sip", callee.extension, host=company.domain), callee.name or None)
-        destinations: list[Destination] = [
-            registration_destination(registration, to) for registration in registrations
+        destinations = [
+            Destination(URI.parse(binding.contact), binding.peer, to)
+            for binding in self._location.bindings(company.id, callee.id, datetime.now(UTC))
         ]
         await self.calls.place(
             tx,

@@ -29,6 +29,7 @@ __all__ = [
     "Base",
     "CallRecord",
     "Company",
+    "DirectoryRevision",
     "Number",
     "Registration",
     "Trunk",
@@ -183,6 +184,15 @@ class Registration(Base):
     user_agent: Mapped[str | None] = mapped_column(String(255))
     # +sip.instance (RFC 5626): identifies the device across contact changes.
     instance_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class DirectoryRevision(Base):
+    """One row: bumped by every provisioning change (see migration 0002)."""
+
+    __tablename__ = "directory_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
 
 
 class CallRecord(Base):

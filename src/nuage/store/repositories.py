@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nuage.store.models import (
     CallRecord,
     Company,
+    DirectoryRevision,
     Number,
     Registration,
     Trunk,
@@ -28,10 +29,13 @@ from nuage.store.models import (
 
 __all__ = [
     "add_call_record",
+    "bump_directory_revision",
     "call_records",
     "company",
     "company_by_domain",
     "contacts_of",
+    "directory_revision",
+    "directory_snapshot",
     "expire_registrations",
     "finish_call_record",
     "number_owner",
@@ -41,10 +45,44 @@ __all__ = [
     "save_registration",
     "trunks",
     "trunks_by_source_address",
+    "unexpired_registrations",
     "user_by_email",
     "user_by_extension",
     "users",
 ]
+
+
+# -- the directory a server keeps in memory -----------------------------------------------
+
+
+async def directory_revision(session: AsyncSession) -> int:
+    """The provisioning counter: a running server reloads its directory when it moves."""
+    result = await session.execute(
+        select(DirectoryRevision.revision).where(DirectoryRevision.id == 1)
+    )
+    return result.scalar_one()
+
+
+async def bump_directory_revision(session: AsyncSession) -> None:
+    """Tell running servers the directory changed (call inside the changing transaction)."""
+    await session.execute(
+        update(DirectoryRevision)
+        .where(DirectoryRevision.id == 1)
+        .values(revision=DirectoryRevision.revision + 1)
+    )
+
+
+async def directory_snapshot(
+    session: AsyncSession,
+) -> tuple[int, list[Company], list[User], list[Trunk], list[Number]]:
+    """Every company's directory rows and the revision they are at, read in one
+    transaction. The one cross-company read: the server indexes the rows by company."""
+    revision = await directory_revision(session)
+    companies = list((await session.execute(select(Company))).scalars())
+    users = list((await session.execute(select(User))).scalars())
+    trunks = list((await session.execute(select(Trunk).order_by(Trunk.id))).scalars())
+    numbers = list((await session.execute(select(Number))).scalars())
+    return revision, companies, users, trunks, numbers
 
 
 async def _rowcount(session: AsyncSession, statement: Executable) -> int:
@@ -212,6 +250,14 @@ async def contacts_of(
             Registration.expires_at > now,
         )
         .order_by(Registration.id)
+    )
+    return list(result.scalars())
+
+
+async def unexpired_registrations(session: AsyncSession, now: datetime) -> list[Registration]:
+    """Every company's live bindings, for the location service a server loads at start."""
+    result = await session.execute(
+        select(Registration).where(Registration.expires_at > now).order_by(Registration.id)
     )
     return list(result.scalars())
 

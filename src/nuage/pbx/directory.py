@@ -1,0 +1,129 @@
+"""The directory (companies, users, trunks, numbers) kept in memory.
+
+Every SIP request needs it, so it is read from memory, not the database. `nuage
+provision` (another process) bumps a revision counter in the same transaction as its
+changes; the server polls that counter and reloads the whole directory when it moves, so
+provisioning takes effect within a poll interval, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from nuage.store import repositories
+from nuage.store.database import Database
+from nuage.store.models import Company, Number, Trunk, User
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One consistent reading of the directory; replaced whole, never changed."""
+
+    revision: int = -1
+    companies: dict[int, Company] = field(default_factory=dict)
+    companies_by_domain: dict[str, Company] = field(default_factory=dict)
+    users: dict[tuple[int, str], User] = field(default_factory=dict)
+    trunks: dict[int, list[Trunk]] = field(default_factory=dict)
+    trunks_by_address: dict[str, list[Trunk]] = field(default_factory=dict)
+    numbers: dict[str, Number] = field(default_factory=dict)
+    numbers_by_company: dict[int, list[Number]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        revision: int,
+        companies: list[Company],
+        users: list[User],
+        trunks: list[Trunk],
+        numbers: list[Number],
+    ) -> Snapshot:
+        trunks_by_company: defaultdict[int, list[Trunk]] = defaultdict(list)
+        trunks_by_address: defaultdict[str, list[Trunk]] = defaultdict(list)
+        for trunk in trunks:
+            trunks_by_company[trunk.company_id].append(trunk)
+            # A carrier is recognised by the trunk's own host when it is an address, or by
+            # any of its listed inbound addresses (repositories.trunks_by_source_address).
+            for address in {trunk.host, *trunk.inbound_addresses}:
+                trunks_by_address[address].append(trunk)
+        numbers_by_company: defaultdict[int, list[Number]] = defaultdict(list)
+        for number in sorted(numbers, key=lambda n: n.number):
+            numbers_by_company[number.company_id].append(number)
+        return cls(
+            revision=revision,
+            companies={company.id: company for company in companies},
+            companies_by_domain={company.domain: company for company in companies},
+            users={(user.company_id, user.extension): user for user in users},
+            trunks=dict(trunks_by_company),
+            trunks_by_address=dict(trunks_by_address),
+            numbers={number.number: number for number in numbers},
+            numbers_by_company=dict(numbers_by_company),
+        )
+
+
+class Directory:
+    """Look-ups by the keys SIP requests carry; every one is company-scoped but the few
+    that find the company (domain, source address, dialled number)."""
+
+    def __init__(self, db: Database, *, poll_interval: float = 1.0) -> None:
+        self._db = db
+        self._poll_interval = poll_interval
+        self._snapshot = Snapshot()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def revision(self) -> int:
+        return self._snapshot.revision
+
+    async def load(self) -> None:
+        async with self._db.session() as session:
+            rows = await repositories.directory_snapshot(session)
+        self._snapshot = Snapshot.build(*rows)
+
+    async def start(self) -> None:
+        await self.load()
+        self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                async with self._db.session() as session:
+                    revision = await repositories.directory_revision(session)
+                if revision != self._snapshot.revision:
+                    await self.load()
+                    log.info("directory reloaded at revision %d", self._snapshot.revision)
+            except Exception:
+                log.exception("directory refresh failed; keeping revision %d", self.revision)
+
+    def company(self, company_id: int) -> Company | None:
+        return self._snapshot.companies.get(company_id)
+
+    def company_by_domain(self, domain: str) -> Company | None:
+        return self._snapshot.companies_by_domain.get(domain.lower())
+
+    def user(self, company_id: int, extension: str) -> User | None:
+        return self._snapshot.users.get((company_id, extension))
+
+    def trunks(self, company_id: int) -> list[Trunk]:
+        return self._snapshot.trunks.get(company_id, [])
+
+    def trunks_by_source_address(self, host: str) -> list[Trunk]:
+        return self._snapshot.trunks_by_address.get(host, [])
+
+    def number_owner(self, e164: str) -> Number | None:
+        return self._snapshot.numbers.get(e164)
+
+    def numbers(self, company_id: int) -> list[Number]:
+        return self._snapshot.numbers_by_company.get(company_id, [])
