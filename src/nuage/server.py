@@ -105,6 +105,9 @@ class NuageServer:
             figures["rtp_ports_in_use"] = self.media.ports.in_use
         if self.endpoint is not None:
             figures["sip_transactions"] = self.endpoint.transaction_count
+            stats = self.endpoint.transport.stats
+            figures["sip_rejected"] = stats.rejected
+            figures["sip_dropped"] = stats.dropped
         if self.directory is not None:
             figures["directory_revision"] = self.directory.revision
         return figures

@@ -63,6 +63,9 @@ async def nuage(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield n
         # However each call ended, nothing of it may stay behind: calls, relays, ports.
         await n.assert_idle()
+        # Every message the phones and the carrier sent was well-formed and understood.
+        counters = await n.counters()
+        assert counters["sip_rejected"] == counters["sip_dropped"] == 0, counters
 
 
 async def test_internal_call_answered_and_hung_up_by_caller(

@@ -75,7 +75,7 @@ from nuage.sip.transaction import (
     TransactionManager,
     TransportFailed,
 )
-from nuage.sip.transport import TransportLayer
+from nuage.sip.transport import TransportLayer, TransportStats
 
 __all__ = [
     "ClientTransactionHandle",
@@ -94,6 +94,8 @@ _log = logging.getLogger(__name__)
 
 class TransportLike(Protocol):
     """What the endpoint needs of :class:`nuage.sip.transport.TransportLayer`."""
+
+    stats: TransportStats
 
     def send(self, message: Message, peer: Peer) -> None: ...
 
