@@ -14,12 +14,13 @@ import itertools
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nuage.media import sdp
 from nuage.media.engine import MediaEngine, MediaSession, MediaSide
+from nuage.media.ports import PortsExhaustedError
 from nuage.pbx.records import CallRecorder
 from nuage.sip.dialog import Dialog
 from nuage.sip.digest import authorization_for
@@ -32,6 +33,11 @@ log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
 _BYE_TIMEOUT = 10.0
+# Calls ringing or being answered at once. Past it the server is behind (or flooded):
+# new calls get 503 with Retry-After, which costs next to nothing, rather than joining a
+# backlog whose retransmissions and timers only make it fall further behind.
+MAX_CALLS_IN_SETUP = 500
+_RETRY_AFTER = ("Retry-After", "5")
 
 
 def new_call_id() -> str:
@@ -90,6 +96,8 @@ class CallEngine:
         self._endpoint: SipEndpoint | None = None
         self._legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self._calls: set[Call] = set()
+        # Calls from their INVITE to their answer (or failure), for load shedding.
+        self._setting_up: set[Call] = set()
         self.external_calls: Counter[int] = Counter()
         self._releases: set[asyncio.Task[None]] = set()
 
@@ -114,6 +122,9 @@ class CallEngine:
     def register_leg(self, call: Call, leg: Leg) -> None:
         self._legs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, leg)
 
+    def set_up_over(self, call: Call) -> None:
+        self._setting_up.discard(call)
+
     def forget(self, call: Call) -> None:
         self._calls.discard(call)
         for leg in call.legs():
@@ -130,13 +141,19 @@ class CallEngine:
         direction: str,
     ) -> None:
         """Run a call from the INVITE in ``tx`` to ``destinations`` until it ends."""
+        if len(self._setting_up) >= MAX_CALLS_IN_SETUP:
+            log.warning("too many calls in set-up: call %s refused", tx.request.call_id)
+            tx.respond(503, "Too many calls in set-up", headers=[_RETRY_AFTER])
+            return
         call = Call(self, tx, company, caller, callee, direction=direction)
         self._calls.add(call)
+        self._setting_up.add(call)
         if direction == "outbound":
             self.external_calls[company.id] += 1
         try:
             await call.run(destinations)
         finally:
+            self.set_up_over(call)
             if direction == "outbound":
                 self.external_calls[company.id] -= 1
             self.forget(call)
@@ -161,10 +178,24 @@ class CallEngine:
             # The winner retransmits its 2xx: our ACK is on its way (late offer) or, once
             # sent, the endpoint answers the retransmissions with it.
             return
-        task = asyncio.get_running_loop().create_task(self._release_fork(response, peer))
+        self._release(self._release_fork(response, peer))
+
+    def release_if_answered(self, handle: ClientTransactionHandle) -> None:
+        """A fork the call no longer wants (cancelled, lost the race, rang too long): if it
+        answers anyway, even with a 2xx sent once that crossed our CANCEL, hang it up."""
+        self._release(self._release_answered(handle))
+
+    def _release(self, coroutine: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         # Keep a reference: the loop only holds tasks weakly.
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
+
+    async def _release_answered(self, handle: ClientTransactionHandle) -> None:
+        # Bounded: a cancelled INVITE gets its final within 64*T1 (Timer B or the CANCEL's).
+        final = await handle.final()
+        if 200 <= final.status < 300:
+            await self._release_fork(final, handle.peer)
 
     async def _release_fork(self, response: Response, peer: Peer) -> None:
         with contextlib.suppress(Exception):
@@ -235,6 +266,12 @@ class Call:
     # -- set-up ------------------------------------------------------------------------
 
     async def _connect(self, destinations: list[Destination]) -> tuple[str, str]:
+        try:
+            return await self._set_up(destinations)
+        finally:
+            self.engine.set_up_over(self)
+
+    async def _set_up(self, destinations: list[Destination]) -> tuple[str, str]:
         tx = self.tx
         if not destinations:
             tx.respond(480, "Not registered")
@@ -244,7 +281,13 @@ class Call:
         except sdp.SdpError as exc:
             tx.respond(488, f"Bad SDP: {exc}"[:100])
             return "failed", "bad SDP"
-        self.session = session = await self.engine.media.create_session()
+        try:
+            self.session = session = await self.engine.media.create_session()
+        except PortsExhaustedError as exc:
+            # Overload, not a fault: no traceback, and the caller may try again later.
+            log.warning("call %s refused: %s", tx.request.call_id, exc)
+            tx.respond(503, "No media ports free", headers=[_RETRY_AFTER])
+            return "failed", "no media ports"
         offer_to_b = b""
         if offer is not None:
             try:
@@ -483,6 +526,7 @@ class Forking:
         self.from_tag = secrets.token_hex(6)
         self._cseq = itertools.count(1)
         self._handles: list[ClientTransactionHandle] = []
+        self._winner: ClientTransactionHandle | None = None
         self._events: asyncio.Queue[tuple[str, Response | None, Destination | None]] = (
             asyncio.Queue()
         )
@@ -550,6 +594,11 @@ class Forking:
             for task in tasks:
                 if not task.done():
                     task.cancel()
+            # Nobody reads the other forks' responses from here on, and a 2xx among them
+            # may come only once (it crossed our CANCEL, or it is not retransmitted).
+            for handle in self._handles:
+                if handle is not self._winner:
+                    call.engine.release_if_answered(handle)
 
     async def _watch_cancel(self) -> None:
         await self.call.tx.cancelled.wait()
@@ -592,10 +641,12 @@ class Forking:
 
     def _answered(self, response: Response, destination: Destination) -> bool:
         call = self.call
-        request = next(h.request for h in self._handles if h.request.cseq == response.cseq)
+        winner = next(h for h in self._handles if h.request.cseq == response.cseq)
+        self._winner = winner
+        request = winner.request
         dialog = Dialog.from_uac(request, response, peer=destination.peer)
         for handle in self._handles:
-            if handle.request is not request:
+            if handle is not winner:
                 with contextlib.suppress(Exception):
                     handle.cancel()
         return call.answer_a(response, dialog)
