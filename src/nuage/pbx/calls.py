@@ -27,12 +27,13 @@ from nuage.sip.digest import authorization_for
 from nuage.sip.endpoint import ClientTransactionHandle, ServerTransactionHandle, SipEndpoint
 from nuage.sip.message import URI, Address, Request, Response
 from nuage.sip.peer import Peer
-from nuage.store.models import Company, Registration, Trunk
+from nuage.store.models import Company, Trunk
 
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
 _BYE_TIMEOUT = 10.0
+_REINVITE_TIMEOUT = 32.0  # 64*T1, as long as a transaction may take
 # Calls ringing or being answered at once. Past it the server is behind (or flooded):
 # new calls get 503 with Retry-After, which costs next to nothing, rather than joining a
 # backlog whose retransmissions and timers only make it fall further behind.
@@ -261,7 +262,7 @@ class Call:
         finally:
             if self.session is not None:
                 await self.session.close()
-            await self.engine.recorder.finish(record_id, self, outcome, reason)
+            self.engine.recorder.finish(record_id, self, outcome, reason)
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -464,7 +465,14 @@ class Call:
             headers=[("Content-Type", "application/sdp"), ("Allow", ALLOW)],
         )
         handle = await self.engine.endpoint.request(request, other.dialog.peer)
-        final = await handle.final()
+        try:
+            # Once the far end sent a provisional, no transaction timer ends the re-INVITE
+            # (RFC 3261 17.1.1.2): without this bound a silent peer would hold it forever.
+            final = await asyncio.wait_for(handle.final(), _REINVITE_TIMEOUT)
+        except TimeoutError:
+            handle.cancel()
+            tx.respond(408, "No answer to the re-INVITE")
+            return
         if not 200 <= final.status < 300:
             tx.respond(final.status, final.reason)
             return
@@ -701,18 +709,6 @@ def _anchor(
     ports = [receiver.rtp_port if i == audio else 0 for i in range(len(description.media))]
     sends = description.media_direction(description.media[audio]).sends
     return sdp.anchor(description, receiver.local_address, ports), sends
-
-
-def registration_destination(registration: Registration, to: Address) -> Destination:
-    """A registered device: its contact as Request-URI, sent where its REGISTER came from."""
-    connection = registration.connection_id
-    peer = Peer(
-        registration.transport,
-        registration.source_host,
-        registration.source_port,
-        int(connection) if connection is not None else None,
-    )
-    return Destination(URI.parse(registration.contact), peer, to)
 
 
 def trunk_destination(trunk: Trunk, number: str) -> Destination:

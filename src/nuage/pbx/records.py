@@ -49,28 +49,34 @@ class CallRecorder:
 
         return asyncio.ensure_future(self._writer.run(create))
 
-    async def finish(self, record: RecordId, call: Call, outcome: str, reason: str) -> None:
+    def finish(self, record: RecordId, call: Call, outcome: str, reason: str) -> None:
+        """Queue the record's closing, once its creation is written; never waits, so an
+        ended call is gone at once even when the database is slow."""
         ended_at = datetime.now(UTC)
         answered_at = call.answered_at
-        try:
-            record_id = await record
-        except Exception:
-            log.exception("call record of %s was not created", call.tx.request.call_id)
-            return
         company_id = call.company.id
+        call_id = call.tx.request.call_id
 
-        async def close(session: AsyncSession) -> None:
-            await repositories.finish_call_record(
-                session,
-                company_id,
-                record_id,
-                outcome=outcome,
-                ended_at=ended_at,
-                answered_at=answered_at,
-                reason=reason,
-            )
+        def created(done: RecordId) -> None:
+            if done.cancelled() or done.exception() is not None:
+                log.error("call record of %s was not created", call_id)
+                return
+            record_id = done.result()
 
-        self._writer.submit(close)
+            async def close(session: AsyncSession) -> None:
+                await repositories.finish_call_record(
+                    session,
+                    company_id,
+                    record_id,
+                    outcome=outcome,
+                    ended_at=ended_at,
+                    answered_at=answered_at,
+                    reason=reason,
+                )
+
+            self._writer.submit(close)
+
+        record.add_done_callback(created)
 
     def refused(
         self,
