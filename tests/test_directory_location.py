@@ -146,3 +146,50 @@ async def test_writer_batches_and_isolates_failures(database: Database) -> None:
         assert len(set(transactions)) < 50
     finally:
         await writer.close()
+
+
+async def test_concurrent_registers_are_written_together_in_order(
+    database: Database, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(ISSUE_PLAN)
+    await apply_plan(database, plan)
+    directory = Directory(database)
+    await directory.load()
+    company = directory.company_by_domain("acme.example")
+    assert company is not None
+    user = directory.user(company.id, "1001")
+    assert user is not None
+    writer = BatchWriter(database)
+    writer.start()
+    try:
+        now = datetime.now(UTC)
+        location = LocationService(database, writer)
+
+        def binding(port: int, cseq: int) -> Binding:
+            return Binding(
+                f"sip:1001@10.0.0.9:{port}",
+                Peer("udp", "10.0.0.9", port),
+                now + timedelta(hours=1),
+                "c",
+                cseq,
+            )
+
+        # 30 devices register at once, then one of them un-registers right behind its
+        # own REGISTER: the final state must be the last word for each contact.
+        first = binding(6000, 1)
+        await asyncio.gather(
+            *(
+                location.change(company.id, user.id, [BindingChange(b.contact, b)])
+                for b in [first, *(binding(6001 + n, 1) for n in range(29))]
+            ),
+            location.change(company.id, user.id, [BindingChange(first.contact, None)]),
+        )
+        live = location.bindings(company.id, user.id, now)
+        assert len(live) == 29 and first.contact not in {b.contact for b in live}
+        restarted = LocationService(database, writer)
+        await restarted.load(now)
+        stored = {b.contact for b in restarted.bindings(company.id, user.id, now)}
+        assert stored == {b.contact for b in live}
+    finally:
+        await writer.close()

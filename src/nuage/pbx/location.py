@@ -7,9 +7,11 @@ start.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,11 +56,39 @@ class BindingChange:
     binding: Binding | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    company_id: int
+    user_id: int
+    changes: list[BindingChange]
+    remove_all: bool
+
+
+def _row(company_id: int, user_id: int, binding: Binding) -> dict[str, Any]:
+    peer = binding.peer
+    return {
+        "company_id": company_id,
+        "user_id": user_id,
+        "contact": binding.contact,
+        "transport": peer.transport,
+        "source_host": peer.host,
+        "source_port": peer.port,
+        "connection_id": None if peer.connection_id is None else str(peer.connection_id),
+        "call_id": binding.call_id,
+        "cseq": binding.cseq,
+        "expires_at": binding.expires_at,
+        "user_agent": binding.user_agent,
+        "instance_id": binding.instance_id,
+    }
+
+
 class LocationService:
     def __init__(self, db: Database, writer: BatchWriter) -> None:
         self._db = db
         self._writer = writer
         self._bindings: defaultdict[tuple[int, int], dict[str, Binding]] = defaultdict(dict)
+        self._pending: list[_Pending] = []
+        self._flush: asyncio.Future[None] | None = None
 
     async def load(self, now: datetime) -> None:
         """Bindings as the database has them (at start)."""
@@ -83,48 +113,54 @@ class LocationService:
         *,
         remove_all: bool = False,
     ) -> None:
-        """Apply a REGISTER's changes: durable once this returns."""
+        """Apply a REGISTER's changes: durable once this returns.
 
-        async def persist(session: AsyncSession) -> None:
-            if remove_all:
-                await repositories.remove_registrations(session, company_id, user_id)
-            for change in changes:
-                if change.binding is None:
-                    await repositories.remove_registration(
-                        session, company_id, user_id, change.contact
-                    )
-                    continue
-                binding = change.binding
-                peer = binding.peer
-                await repositories.save_registration(
-                    session,
-                    company_id=company_id,
-                    user_id=user_id,
-                    contact=binding.contact,
-                    transport=peer.transport,
-                    source_host=peer.host,
-                    source_port=peer.port,
-                    connection_id=None if peer.connection_id is None else str(peer.connection_id),
-                    call_id=binding.call_id,
-                    cseq=binding.cseq,
-                    expires_at=binding.expires_at,
-                    user_agent=binding.user_agent,
-                    instance_id=binding.instance_id,
-                )
-
-        await self._writer.run(persist)
+        Changes from concurrent REGISTERs are written together, as one bulk upsert and one
+        bulk delete in one transaction: a statement per binding would cost more than the
+        rest of a REGISTER.
+        """
+        self._pending.append(_Pending(company_id, user_id, changes, remove_all))
+        if self._flush is None:
+            self._flush = asyncio.ensure_future(self._writer.run(self._write_pending))
+        # Shielded: a REGISTER whose task is cancelled must not cancel the others' write.
+        await asyncio.shield(self._flush)
         current = self._bindings[(company_id, user_id)]
         if remove_all:
             current.clear()
         for change in changes:
-            if change.binding is None:
-                current.pop(change.contact, None)
-            else:
-                # Re-inserted at the end: a refreshed binding keeps "oldest first" honest.
-                current.pop(change.contact, None)
+            # Refreshed bindings go to the end: "oldest first" stays true.
+            current.pop(change.contact, None)
+            if change.binding is not None:
                 current[change.contact] = change.binding
         if not current:
             del self._bindings[(company_id, user_id)]
+
+    async def _write_pending(self, session: AsyncSession) -> None:
+        pending, self._pending = self._pending, []
+        # Changes queued from now on belong to the next write.
+        self._flush = None
+        wiped: set[tuple[int, int]] = set()
+        final: dict[tuple[int, int], dict[str, Binding | None]] = defaultdict(dict)
+        for item in pending:
+            key = (item.company_id, item.user_id)
+            if item.remove_all:
+                wiped.add(key)
+                final[key] = {}
+            for change in item.changes:
+                final[key][change.contact] = change.binding
+        for company_id, user_id in wiped:
+            await repositories.remove_registrations(session, company_id, user_id)
+        removals: defaultdict[int, list[tuple[int, str]]] = defaultdict(list)
+        rows: list[dict[str, Any]] = []
+        for (company_id, user_id), contacts in final.items():
+            for contact, binding in contacts.items():
+                if binding is None:
+                    removals[company_id].append((user_id, contact))
+                else:
+                    rows.append(_row(company_id, user_id, binding))
+        for company_id, bindings in removals.items():
+            await repositories.remove_registrations_of(session, company_id, bindings)
+        await repositories.save_registrations(session, rows)
 
     async def expire(self, now: datetime) -> None:
         """Housekeeping: forget expired bindings, here and in the database."""

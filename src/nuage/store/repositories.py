@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, delete, or_, select, update
+from sqlalchemy import CursorResult, Executable, delete, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,7 +42,9 @@ __all__ = [
     "numbers",
     "remove_registration",
     "remove_registrations",
+    "remove_registrations_of",
     "save_registration",
+    "save_registrations",
     "trunks",
     "trunks_by_source_address",
     "unexpired_registrations",
@@ -184,33 +186,59 @@ async def save_registration(
     One upsert statement, so that a phone's refresh racing its own retransmission cannot
     fail on the unique constraint.
     """
-    values = {
-        "company_id": company_id,
-        "user_id": user_id,
-        "contact": contact,
-        "transport": transport,
-        "source_host": source_host,
-        "source_port": source_port,
-        "connection_id": connection_id,
-        "call_id": call_id,
-        "cseq": cseq,
-        "expires_at": expires_at,
-        "user_agent": user_agent,
-        "instance_id": instance_id,
+    await save_registrations(
+        session,
+        [
+            {
+                "company_id": company_id,
+                "user_id": user_id,
+                "contact": contact,
+                "transport": transport,
+                "source_host": source_host,
+                "source_port": source_port,
+                "connection_id": connection_id,
+                "call_id": call_id,
+                "cseq": cseq,
+                "expires_at": expires_at,
+                "user_agent": user_agent,
+                "instance_id": instance_id,
+            }
+        ],
+    )
+
+
+async def save_registrations(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Add or refresh many bindings in one statement (the registrar's group commit); each
+    row has the keyword arguments of save_registration."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Registration)
+    changing = {
+        name: statement.excluded[name]
+        for name in rows[0]
+        if name not in ("company_id", "user_id", "contact")
     }
-    changing = {k: v for k, v in values.items() if k not in ("company_id", "user_id", "contact")}
-    statement: Executable
-    if session.get_bind().dialect.name == "postgresql":
-        pg = pg_insert(Registration).values(values)
-        statement = pg.on_conflict_do_update(
+    await session.execute(
+        statement.on_conflict_do_update(
             index_elements=[Registration.user_id, Registration.contact], set_=changing
+        ),
+        rows,
+    )
+
+
+async def remove_registrations_of(
+    session: AsyncSession, company_id: int, bindings: list[tuple[int, str]]
+) -> None:
+    """Remove the (user_id, contact) bindings of one company, in one statement."""
+    if bindings:
+        await session.execute(
+            delete(Registration).where(
+                Registration.company_id == company_id,
+                tuple_(Registration.user_id, Registration.contact).in_(bindings),
+            )
         )
-    else:
-        lite = sqlite_insert(Registration).values(values)
-        statement = lite.on_conflict_do_update(
-            index_elements=[Registration.user_id, Registration.contact], set_=changing
-        )
-    await session.execute(statement)
 
 
 async def remove_registration(
