@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from nuage.sip.grammar import SipSyntaxError
-from nuage.sip.message import URI, Headers, Request, Response
+from nuage.sip.message import URI, Headers, Request, Response, make_response
 from nuage.sip.parser import MessageRejected, parse_message
 
 from .strategies import requests, responses
@@ -183,3 +184,86 @@ def test_request_round_trip(request: Request) -> None:
 @given(responses())
 def test_response_round_trip(response: Response) -> None:
     assert parse_message(bytes(response)) == response
+
+
+def _fresh(message: Request | Response) -> tuple[object, ...]:
+    """The typed accessors' values, parsed again from a copy of the text."""
+    copy = parse_message(bytes(message))
+    copy.headers = Headers(list(copy.headers))  # no values kept from parsing
+    return _accessed(copy)
+
+
+def _accessed(message: Request | Response) -> tuple[object, ...]:
+    return (
+        message.vias,
+        message.top_via,
+        message.from_,
+        message.to,
+        message.call_id,
+        message.cseq,
+        message.contacts,
+        message.routes,
+        message.record_routes,
+    )
+
+
+@given(requests())
+def test_accessors_of_a_parsed_request_are_what_parsing_the_text_gives(request: Request) -> None:
+    assert _accessed(parse_message(bytes(request))) == _fresh(request)
+
+
+@given(requests(), st.integers(100, 699))
+def test_accessors_of_a_response_echoing_its_request_are_what_parsing_gives(
+    request: Request, status: int
+) -> None:
+    parsed = parse_message(bytes(request))
+    assert isinstance(parsed, Request)
+    response = make_response(parsed, status)
+    assert _accessed(response) == _fresh(response)
+
+
+def test_accessors_follow_changes_to_their_header() -> None:
+    request = parse_message(invite("Route: <sip:p1.example.com;lr>\r\n"))
+    assert isinstance(request, Request)
+    assert request.to.tag is None
+    request.headers.set("To", "<sip:bob@example.com>;tag=x")
+    assert request.to.tag == "x"
+    request.headers.prepend("Via", "SIP/2.0/TCP proxy.example.com;branch=z9hG4bKp")
+    assert request.top_via.host == "proxy.example.com"
+    assert [via.host for via in request.vias] == ["proxy.example.com", "pc33.example.com"]
+    request.headers.replace_first("Via", "SIP/2.0/UDP other.example.com;branch=z9hG4bKo")
+    assert [via.host for via in request.vias] == ["other.example.com", "pc33.example.com"]
+    request.headers.add("Contact", "<sip:alice@10.0.0.1>")
+    assert [c.uri.host for c in request.contacts] == ["pc33.example.com", "10.0.0.1"]
+    request.headers.remove("Route")
+    assert request.routes == []
+    request.headers.set("CSeq", "7 INVITE")
+    assert request.cseq.seq == 7
+    request.headers.set("i", "new-call-id")  # compact form of Call-ID
+    assert request.call_id == "new-call-id"
+
+
+def test_a_copy_of_the_headers_changes_apart_from_the_original() -> None:
+    request = parse_message(invite())
+    assert isinstance(request, Request)
+    assert request.from_.tag == "1928301774"
+    copy = Request(request.method, request.uri, request.headers.copy())
+    copy.headers.set("From", "<sip:carol@example.com>;tag=c")
+    assert copy.from_.tag == "c"
+    assert request.from_.tag == "1928301774"
+
+
+def test_returned_lists_are_the_callers_own() -> None:
+    request = parse_message(invite())
+    request.vias.clear()
+    request.contacts.append(request.contacts[0])
+    assert len(request.vias) == 1
+    assert len(request.contacts) == 1
+
+
+def test_a_bad_lower_via_does_not_hide_the_top_one() -> None:
+    headers = Headers([("Via", "SIP/2.0/UDP a.example.com;branch=z9hG4bK1, not a via")])
+    request = Request("OPTIONS", URI(host="example.com"), headers)
+    assert request.top_via.host == "a.example.com"
+    with pytest.raises(SipSyntaxError):
+        request.vias  # noqa: B018

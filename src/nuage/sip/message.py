@@ -3,12 +3,18 @@
 Values are kept as the text that arrived and parsed on demand through the typed accessors;
 the grammar lives in :mod:`nuage.sip.grammar`. Serialising a message (``bytes(msg)``) always
 recomputes Content-Length from the body.
+
+The accessors parse a header once and keep the result in the message's :class:`Headers`
+until that header changes, so the objects they return are shared between calls: treat
+them as read-only (copy one before changing it, or build a new value and set the header).
+The lists they return are fresh copies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from nuage.sip import grammar
 
@@ -145,9 +151,15 @@ def _lookup_key(name: str) -> tuple[str, str | None]:
     Unknown names keep the case they arrived in, so they are compared case-insensitively
     (RFC 3261 section 7.3.1); known names are canonical and compare as they are.
     """
+    fast = _FAST_NAMES.get(name)
+    if fast is not None:
+        return fast, None
     canonical = canonical_name(name)
     lowered = canonical.lower()
     return canonical, None if lowered in _CANONICAL else lowered
+
+
+_T = TypeVar("_T")
 
 
 def _matches(existing: str, name: str, folded: str | None) -> bool:
@@ -159,28 +171,60 @@ class Headers:
 
     Names are stored canonicalised. A list header may hold several elements in one
     value ("Via: a, b"); :meth:`get_all` splits them, :meth:`values` does not.
+
+    It also holds what the typed accessors of :class:`Message` parsed, by canonical header
+    name; every change to a header drops what was parsed from it.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_parsed")
     # Equal by content and mutable, hence unhashable.
     __hash__ = None  # type: ignore[assignment]
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+        self._parsed: dict[str, object] = {}
 
     @classmethod
-    def from_canonical(cls, items: list[tuple[str, str]]) -> Headers:
-        """Adopt a list whose names are already canonical (the parser's path; not copied)."""
+    def from_canonical(
+        cls, items: list[tuple[str, str]], parsed: dict[str, object] | None = None
+    ) -> Headers:
+        """Adopt a list whose names are already canonical (the parser's path; not copied).
+
+        ``parsed`` (adopted too) holds what the typed accessors would make of some headers,
+        by canonical name: exactly what parsing their text gives.
+        """
         headers = cls()
         headers._items = items
+        if parsed is not None:
+            headers._parsed = parsed
         return headers
 
+    def _recall(self, name: str, parse: Callable[[], _T]) -> _T:
+        """What ``parse`` makes of header ``name`` (canonical), parsed at most once per change."""
+        parsed = self._parsed
+        if name in parsed:
+            return cast(_T, parsed[name])
+        value = parse()
+        parsed[name] = value
+        return value
+
+    def _remember(self, name: str, value: object) -> None:
+        """Record what header ``name`` (canonical) parses to, as :meth:`_recall` would.
+
+        For code that has just parsed or built that header itself (the parser, a response
+        echoing its request's headers): it must be exactly what parsing the text gives.
+        """
+        self._parsed[name] = value
+
     def add(self, name: str, value: str) -> None:
-        self._items.append((canonical_name(name), value))
+        name = canonical_name(name)
+        self._items.append((name, value))
+        self._parsed.pop(name, None)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before any header of the same name (a new top Via or Record-Route)."""
         name, folded = _lookup_key(name)
+        self._parsed.pop(name, None)
         for index, (existing, _) in enumerate(self._items):
             if existing == name or (folded is not None and existing.lower() == folded):
                 self._items.insert(index, (name, value))
@@ -190,6 +234,7 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every header of this name with one value (in the place of the first)."""
         name, folded = _lookup_key(name)
+        self._parsed.pop(name, None)
         for index, (existing, _) in enumerate(self._items):
             if existing == name or (folded is not None and existing.lower() == folded):
                 self._items[index] = (name, value)
@@ -201,21 +246,40 @@ class Headers:
                 return
         self._items.append((name, value))
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first header of this name, keeping any others; add it if absent."""
+        name, folded = _lookup_key(name)
+        self._parsed.pop(name, None)
+        for index, (existing, _) in enumerate(self._items):
+            if existing == name or (folded is not None and existing.lower() == folded):
+                self._items[index] = (name, value)
+                return
+        self._items.append((name, value))
+
     def remove(self, name: str) -> None:
         name, folded = _lookup_key(name)
+        self._parsed.pop(name, None)
         self._items = [item for item in self._items if not _matches(item[0], name, folded)]
 
     def get(self, name: str) -> str | None:
         """The first raw value of a header, or None."""
         name, folded = _lookup_key(name)
+        if folded is None:
+            # A known name is stored canonical: plain equality, on the path of every message.
+            for existing, value in self._items:
+                if existing == name:
+                    return value
+            return None
         for existing, value in self._items:
-            if existing == name or (folded is not None and existing.lower() == folded):
+            if existing == name or existing.lower() == folded:
                 return value
         return None
 
     def values(self, name: str) -> list[str]:
         """Every raw value of a header, one per header line."""
         name, folded = _lookup_key(name)
+        if folded is None:
+            return [value for existing, value in self._items if existing == name]
         return [value for existing, value in self._items if _matches(existing, name, folded)]
 
     def get_all(self, name: str) -> list[str]:
@@ -244,6 +308,8 @@ class Headers:
     def copy(self) -> Headers:
         copied = Headers()
         copied._items = list(self._items)
+        # Parsed values are read-only by contract, so the copy may share them.
+        copied._parsed = dict(self._parsed)
         return copied
 
 
@@ -356,42 +422,50 @@ class Message:
 
     @property
     def call_id(self) -> str:
-        return self._required("Call-ID").strip()
+        return self.headers._recall("Call-ID", lambda: self._required("Call-ID").strip())
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self._required("CSeq"))
+        return self.headers._recall("CSeq", lambda: CSeq.parse(self._required("CSeq")))
 
     @property
     def from_(self) -> Address:
-        return Address.parse(self._required("From"))
+        return self.headers._recall("From", lambda: Address.parse(self._required("From")))
 
     @property
     def to(self) -> Address:
-        return Address.parse(self._required("To"))
+        return self.headers._recall("To", lambda: Address.parse(self._required("To")))
+
+    def _list(self, name: str, parse: Callable[[str], _T]) -> list[_T]:
+        headers = self.headers
+        return headers._recall(name, lambda: [parse(element) for element in headers.get_all(name)])
 
     @property
     def vias(self) -> list[Via]:
-        return [Via.parse(element) for element in self.headers.get_all("Via")]
+        return list(self._list("Via", Via.parse))
 
     @property
     def top_via(self) -> Via:
-        elements = self.headers.get_all("Via")
-        if not elements:
+        try:
+            vias = self._list("Via", Via.parse)
+        except grammar.SipSyntaxError:
+            # A bad Via further down must not hide a good top one.
+            return Via.parse(self.headers.get_all("Via")[0])
+        if not vias:
             raise grammar.SipSyntaxError("missing Via header")
-        return Via.parse(elements[0])
+        return vias[0]
 
     @property
     def contacts(self) -> list[Address]:
-        return [Address.parse(element) for element in self.headers.get_all("Contact")]
+        return list(self._list("Contact", Address.parse))
 
     @property
     def routes(self) -> list[Address]:
-        return [Address.parse(element) for element in self.headers.get_all("Route")]
+        return list(self._list("Route", Address.parse))
 
     @property
     def record_routes(self) -> list[Address]:
-        return [Address.parse(element) for element in self.headers.get_all("Record-Route")]
+        return list(self._list("Record-Route", Address.parse))
 
     @property
     def content_type(self) -> str | None:
@@ -504,15 +578,22 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 
+_ECHOED = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
 def make_response(request: Request, status: int, reason: str | None = None) -> Response:
     """A response to ``request`` per RFC 3261 section 8.2.6: Via, From, To, Call-ID, CSeq copied.
 
     The To tag is left to the caller (a UAS adds its own for anything but 100).
     """
-    headers = Headers()
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        for value in request.headers.values(name):
-            headers.add(name, value)
+    original = request.headers
+    # Known names are stored canonical, as these are.
+    items = [(name, value) for name in _ECHOED for (n, value) in original._items if n == name]
+    # Same text, same parse: the response's accessors need not parse it again.
+    parsed = original._parsed
+    headers = Headers.from_canonical(
+        items, {name: parsed[name] for name in _ECHOED if name in parsed}
+    )
     if status == 100 and "Timestamp" in request.headers:
         headers.add("Timestamp", request.headers.get("Timestamp") or "")
     return Response(status, reason or REASON_PHRASES.get(status, ""), headers)

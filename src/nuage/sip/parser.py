@@ -10,6 +10,7 @@ message this module returned do not raise.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from nuage.sip.grammar import (
     TOKEN_RE,
@@ -21,7 +22,17 @@ from nuage.sip.grammar import (
     parse_via,
     split_comma_list,
 )
-from nuage.sip.message import _FAST_NAMES, URI, Headers, Request, Response, canonical_name
+from nuage.sip.message import (
+    _FAST_NAMES,
+    URI,
+    Address,
+    CSeq,
+    Headers,
+    Request,
+    Response,
+    Via,
+    canonical_name,
+)
 
 _MAX_REASON = 120
 
@@ -160,13 +171,13 @@ def _parse_response(
     if len(code) != 3 or not _DIGITS_RE.fullmatch(code) or not 100 <= int(code) <= 699:
         raise MessageRejected(f"bad status code {code[:20]!r}")
     try:
-        _check_headers(items)
+        parsed = _check_headers(items)
         body = _body(items, data, body_start, limit)
     except MessageRejected:
         raise
     except SipSyntaxError as exc:
         raise MessageRejected(str(exc)) from None
-    return Response(int(code), reason, Headers.from_canonical(items), body)
+    return Response(int(code), reason, Headers.from_canonical(items, parsed), body)
 
 
 def _parse_request(
@@ -196,9 +207,10 @@ def _parse_request(
         uri = parse_uri(uri_text)
         if uri.headers:
             raise SipSyntaxError("headers are not allowed in a Request-URI")
-        cseq_method = _check_headers(items)
+        parsed = _check_headers(items)
     except SipSyntaxError as exc:
         raise MessageRejected(str(exc), request=_partial(method, uri_text, items)) from None
+    cseq_method = cast(CSeq, parsed["CSeq"]).method
     if cseq_method != method:
         raise MessageRejected(
             f"CSeq method {cseq_method} does not match {method}",
@@ -216,7 +228,7 @@ def _parse_request(
     except MessageRejected as exc:
         exc.request = Request(method, uri, Headers.from_canonical(items))
         raise
-    return Request(method, uri, Headers.from_canonical(items), body)
+    return Request(method, uri, Headers.from_canonical(items, parsed), body)
 
 
 def _partial(method: str, uri_text: str, items: list[tuple[str, str]]) -> Request | None:
@@ -230,14 +242,16 @@ def _partial(method: str, uri_text: str, items: list[tuple[str, str]]) -> Reques
     return Request(method, uri, Headers.from_canonical(items))
 
 
-def _check_headers(items: list[tuple[str, str]]) -> str:
-    """Validate what later accessors parse and return the CSeq method.
+def _check_headers(items: list[tuple[str, str]]) -> dict[str, object]:
+    """Validate what later accessors parse; return what they would return, by header name.
 
-    Raises SipSyntaxError naming the header.
+    The accessors of :class:`nuage.sip.message.Message` adopt these values rather than
+    parse the same text again. Raises SipSyntaxError naming the header.
     """
     single: dict[str, str] = {}
-    has_via = wildcard = False
-    contacts = 0
+    vias: list[Via] = []
+    lists: dict[str, list[Address]] = {name: [] for name in _ADDRESS_LISTS}
+    wildcard = False
     name = ""
     try:
         for name, value in items:
@@ -246,37 +260,40 @@ def _check_headers(items: list[tuple[str, str]]) -> str:
                     raise SipSyntaxError("more than one value")
                 single[name] = value
             elif name == "Via":
-                has_via = True
                 for element in split_comma_list(value):
-                    parse_via(element)
+                    vias.append(parse_via(element))
             elif name in _ADDRESS_LISTS:
+                addresses = lists[name]
                 for element in split_comma_list(value):
-                    if parse_address(element).wildcard:
+                    address = parse_address(element)
+                    if address.wildcard:
                         if name != "Contact":
                             raise SipSyntaxError("'*' is not an address")
                         wildcard = True
-                    if name == "Contact":
-                        contacts += 1
+                    addresses.append(address)
         name = "Contact"
-        if wildcard and contacts > 1:
+        if wildcard and len(lists["Contact"]) > 1:
             raise SipSyntaxError("'*' must be the only Contact")
         name = "Via"
-        if not has_via:
+        if not vias:
             raise SipSyntaxError("missing")
         for name in ("From", "To", "Call-ID", "CSeq"):
             if name not in single:
                 raise SipSyntaxError("missing")
         name = "From"
-        if parse_address(single["From"]).wildcard:
+        from_ = parse_address(single["From"])
+        if from_.wildcard:
             raise SipSyntaxError("'*' is not an address")
         name = "To"
-        if parse_address(single["To"]).wildcard:
+        to = parse_address(single["To"])
+        if to.wildcard:
             raise SipSyntaxError("'*' is not an address")
         name = "CSeq"
-        cseq_method = parse_cseq(single["CSeq"]).method
+        cseq = parse_cseq(single["CSeq"])
         name = "Call-ID"
-        if not _CALL_ID_RE.fullmatch(single["Call-ID"]):
-            raise SipSyntaxError(f"bad value {single['Call-ID'][:40]!r}")
+        call_id = single["Call-ID"]
+        if not _CALL_ID_RE.fullmatch(call_id):
+            raise SipSyntaxError(f"bad value {call_id[:40]!r}")
         for name in ("Max-Forwards", "Expires"):
             if name in single:
                 parse_delta_seconds(single[name])
@@ -285,7 +302,8 @@ def _check_headers(items: list[tuple[str, str]]) -> str:
             raise SipSyntaxError(f"not a number: {single[name][:20]!r}")
     except SipSyntaxError as exc:
         raise SipSyntaxError(f"{name} header: {exc}") from None
-    return cseq_method
+    # Call-ID matched a pattern without whitespace: it is its own stripped form.
+    return {"Via": vias, "From": from_, "To": to, "CSeq": cseq, "Call-ID": call_id, **lists}
 
 
 def _body(items: list[tuple[str, str]], data: bytes, body_start: int, limit: int) -> bytes:

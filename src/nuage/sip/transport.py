@@ -50,7 +50,6 @@ from nuage.sip.framing import PING, FramingError, StreamFramer
 from nuage.sip.grammar import SipSyntaxError, split_comma_list
 from nuage.sip.message import (
     Address,
-    Headers,
     Message,
     Request,
     Response,
@@ -497,29 +496,25 @@ class TransportLayer:
     @staticmethod
     def _stamp_via(request: Request, peer: Peer) -> None:
         """Add received and rport to the top Via (RFC 3261 section 18.2.1, RFC 3581)."""
-        lines = request.headers.values("Via")
-        if not lines:
+        vias = request.vias
+        if not vias:
             raise SipSyntaxError("missing Via header")
-        elements = split_comma_list(lines[0])
-        via = Via.parse(elements[0])
-        params = via.params
-        wants_rport = "rport" in params and params["rport"] is None
+        via = vias[0]
+        wants_rport = "rport" in via.params and via.params["rport"] is None
         if not wants_rport and _same_ip(via.host, peer.host):
             return
         # RFC 3581 section 4: with rport, received is added even when it equals sent-by.
-        params["received"] = peer.host
+        params = {**via.params, "received": peer.host}
         if wants_rport:
             params["rport"] = str(peer.port)
-        elements[0] = str(via)
-        first_line = ", ".join(elements)
-        if len(lines) == 1:
-            request.headers.set("Via", first_line)
-            return
-        # Several Via lines: rewrite the first in place, keeping the others as they are.
-        items = list(request.headers)
-        index = next(i for i, (name, _) in enumerate(items) if name == "Via")
-        items[index] = ("Via", first_line)
-        request.headers = Headers(items)
+        # A new Via: the parsed one is shared with whoever read the header before.
+        stamped = Via(via.transport, via.host, via.port, params, via.protocol)
+        lines = request.headers.values("Via")
+        elements = split_comma_list(lines[0])
+        elements[0] = str(stamped)
+        request.headers.replace_first("Via", ", ".join(elements))
+        # What the new text parses to (format_via round-trips), saving the next reader a parse.
+        request.headers._remember("Via", [stamped, *vias[1:]])
 
     # sending
 
