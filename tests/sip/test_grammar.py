@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
+from nuage.sip import grammar
 from nuage.sip.grammar import (
     SipSyntaxError,
     format_address,
@@ -255,3 +259,66 @@ def test_address_round_trip(address: Address) -> None:
 @given(vias())
 def test_via_round_trip(via: Via) -> None:
     assert parse_via(format_via(via)) == via
+
+
+def _outcome(parse: Callable[[], object]) -> object:
+    try:
+        return parse()
+    except SipSyntaxError:
+        return SipSyntaxError
+
+
+# Text near the fast paths' edges: the characters that decide between them and the
+# general path (@ ; ? : % [ ] / space), around plausible pieces.
+_uri_pieces = st.sampled_from(
+    [
+        "alice",
+        "a.b",
+        "host",
+        "example.com",
+        "10.0.0.1",
+        "5060",
+        "70000",
+        "00",
+        "[::1]",
+        "transport=udp",
+        "lr",
+        "%41",
+        "x=y",
+        "-",
+        "_",
+        "!",
+        "$",
+        "&",
+        "+",
+        ",",
+    ]
+)
+_uri_glue = st.sampled_from(["", "@", ";", ":", "?", "=", "/", " ", ".", "%"])
+_near_uris = st.lists(st.tuples(_uri_pieces, _uri_glue), max_size=6).map(
+    lambda parts: "".join(piece + glue for piece, glue in parts)
+)
+
+
+@given(_near_uris)
+def test_plain_uri_path_agrees_with_the_general_one(rest: str) -> None:
+    text = "sip:" + rest
+    assert _outcome(lambda: parse_uri(text)) == _outcome(
+        lambda: grammar._parse_sip_uri_general("sip", rest, text)
+    )
+
+
+@given(
+    st.sampled_from(["SIP/2.0/UDP ", "SIP/2.0/tcp ", "SIP/2.0/UDP  ", "SIP / 2.0/UDP "]), _near_uris
+)
+def test_plain_via_path_agrees_with_the_general_one(protocol: str, rest: str) -> None:
+    text = protocol + rest.replace("@", ";branch=z9hG4bK")
+    assert _outcome(lambda: parse_via(text)) == _outcome(lambda: grammar._parse_via_general(text))
+
+
+@given(uris)
+def test_plain_uri_path_agrees_on_generated_uris(uri: URI) -> None:
+    text = format_uri(uri)
+    scheme, _, rest = text.partition(":")
+    if uri.scheme in ("sip", "sips"):
+        assert parse_uri(text) == grammar._parse_sip_uri_general(scheme, rest, text)

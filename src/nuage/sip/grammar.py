@@ -57,6 +57,14 @@ _TEL_NUMBER_RE = re.compile(r"\+?[0-9A-Fa-f*#\-.()pPwW]+")
 _CSEQ_RE = re.compile(rf"([0-9]+)[ \t]+([{_TOKEN_CHARS}]+)")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _WS = " \t"
+# The shapes nearly every URI and Via on the wire take, matched in one step; anything else
+# (escapes, a password, IPv6, URI headers, LWS, a ';' or '/' in the user part) takes the
+# general path, which accepts a superset and raises the errors. Hosts as _HOSTNAME_RE.
+_HOST = r"[A-Za-z0-9_](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_.])?"
+_PLAIN_SIP_URI_RE = re.compile(
+    rf"(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)@)?({_HOST})(?::([0-9]{{1,5}}))?(?:;([^@?]*))?"
+)
+_PLAIN_VIA_RE = re.compile(rf"SIP/2\.0/([A-Za-z]+) ({_HOST})(?::([0-9]{{1,5}}))?(;.*)?", re.DOTALL)
 
 MAX_CSEQ = 2**31 - 1
 MAX_DELTA_SECONDS = 2**32 - 1
@@ -198,6 +206,19 @@ def parse_uri(text: str) -> URI:
 
 
 def _parse_sip_uri(scheme: str, rest: str, text: str) -> URI:
+    plain = _PLAIN_SIP_URI_RE.fullmatch(rest)
+    if plain is not None:
+        plain_user, plain_host, plain_port, plain_params = plain.groups()
+        port = int(plain_port) if plain_port is not None else None
+        if port is None or port <= 65535:
+            params = _parse_uri_params(plain_params, text) if plain_params is not None else {}
+            return _message.URI(
+                scheme=scheme, user=plain_user, host=plain_host, port=port, params=params
+            )
+    return _parse_sip_uri_general(scheme, rest, text)
+
+
+def _parse_sip_uri_general(scheme: str, rest: str, text: str) -> URI:
     # The user part may hold ";", "?" and "/" (RFC 4475 intmeth, semiuri), so userinfo is
     # everything before the "@", which no other part of a SIP URI may contain unescaped.
     user: str | None = None
@@ -403,6 +424,17 @@ def format_address(address: Address) -> str:
 
 def parse_via(text: str) -> Via:
     """Parse one Via element: ``SIP / 2.0 / UDP host[:port][;params]`` (LWS around '/')."""
+    plain = _PLAIN_VIA_RE.fullmatch(text)
+    if plain is not None:
+        transport, host, port_text, param_text = plain.groups()
+        port = int(port_text) if port_text is not None else None
+        if port is None or port <= 65535:
+            params = _parse_header_params(param_text, text) if param_text is not None else {}
+            return _message.Via(transport=transport.upper(), host=host, port=port, params=params)
+    return _parse_via_general(text)
+
+
+def _parse_via_general(text: str) -> Via:
     parts = text.split("/", 2)
     if len(parts) != 3:
         raise SipSyntaxError(f"bad Via sent-protocol in {text!r}")
