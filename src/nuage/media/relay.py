@@ -24,6 +24,7 @@ Symmetric RTP latching (RFC 4961, "comedia"), per socket:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -31,6 +32,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from nuage.media.ports import PortPair
+
+# The same few addresses (ours and the peers') come back on every call set-up, and
+# ipaddress parses slowly; its address objects are immutable, so they can be shared.
+_ip_address = functools.lru_cache(maxsize=1024)(ipaddress.ip_address)
 
 RELATCH_AFTER = 8
 """Consecutive packets from one new source that move a latch (160 ms of 20 ms audio)."""
@@ -212,7 +217,7 @@ class RelaySide:
     def _socket_address(self, host: str, port: int) -> SocketAddress | None:
         # An IP literal only: a name would make sendto resolve it, blocking, per packet.
         try:
-            ip = ipaddress.ip_address(host)
+            ip = _ip_address(host)
         except ValueError:
             raise ValueError(f"remote media host must be an IP address, not {host!r}") from None
         if not 0 <= port <= 65535:

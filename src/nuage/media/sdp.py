@@ -12,6 +12,7 @@ Unknown attributes are kept, in order, so a description round-trips.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -20,6 +21,10 @@ from dataclasses import dataclass, field, replace
 # Far above any real offer (a WebRTC offer with video and many candidates is ~10 KiB);
 # the limit bounds the parser's work on hostile input.
 MAX_SDP_SIZE = 64 * 1024
+
+# The same few addresses (ours and the peers') come back on every call set-up, and
+# ipaddress parses slowly; its address objects are immutable, so they can be shared.
+_ip_address = functools.lru_cache(maxsize=1024)(ipaddress.ip_address)
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
 _DIGITS = re.compile(r"[0-9]+")
@@ -400,7 +405,7 @@ def anchor(
     if len(ports) != len(description.media):
         raise ValueError(f"{len(ports)} ports for {len(description.media)} media sections")
     try:
-        ip = ipaddress.ip_address(address)
+        ip = _ip_address(address)
     except ValueError:
         raise ValueError(f"not an IP address: {address!r}") from None
     addrtype = "IP4" if ip.version == 4 else "IP6"
@@ -564,7 +569,7 @@ def _check_address(nettype: str, addrtype: str, address: str, where: str) -> Non
     looks_numeric = host.replace(".", "").isdigit() or ":" in host
     if looks_numeric:
         try:
-            ip = ipaddress.ip_address(host)
+            ip = _ip_address(host)
         except ValueError:
             raise SdpError(f"{where} invalid address {host!r}") from None
         if (ip.version == 4) != (addrtype == "IP4"):

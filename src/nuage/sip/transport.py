@@ -111,6 +111,9 @@ class TransportStats:
 def _same_ip(a: str, b: str) -> bool:
     if a == b:
         return True
+    if ":" not in a and ":" not in b:
+        # IPv4 literals (or names) that differ as text: ipaddress accepts one spelling only.
+        return False
     try:
         return ipaddress.ip_address(a) == ipaddress.ip_address(b)
     except ValueError:
