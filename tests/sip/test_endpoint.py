@@ -136,6 +136,25 @@ async def test_cancel_of_ringing_invite(transport: str) -> None:
         await uas.close()
 
 
+async def test_a_waiter_giving_up_does_not_take_the_final_from_the_others() -> None:
+    uas_tu = Uas(ring_until_cancel=True)
+    uas = await endpoint(uas_tu)
+    uac = await endpoint(_refuse)
+    try:
+        target = peer_of(uas, "udp")
+        tx = await uac.request(invite_for(target, peer_of(uac, "udp")), target)
+        other = asyncio.ensure_future(tx.final())
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(tx.final(), 0.1)
+        assert not tx.done
+        tx.cancel()
+        assert (await other).status == 487
+        assert (await tx.final()).status == 487
+    finally:
+        await uac.close()
+        await uas.close()
+
+
 async def test_cancel_without_matching_invite_gets_481(
     pair: tuple[SipEndpoint, SipEndpoint, Uas],
 ) -> None:

@@ -48,7 +48,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from nuage.sip.grammar import SipSyntaxError
 from nuage.sip.message import Message, Request, Response, Via, make_response
@@ -117,13 +117,39 @@ def new_tag() -> str:
     return secrets.token_hex(6)
 
 
+_R = TypeVar("_R")
+
+
+async def _wait(waiters: list[asyncio.Future[_R]]) -> _R:
+    """Wait for an outcome that :func:`_settle` will give every waiter in ``waiters``.
+
+    One future per waiter, so that a cancelled waiter (asyncio.wait_for's timeout, a task
+    torn down) cancels only its own future, never the outcome the others wait for; this
+    is what asyncio.shield would do, without its extra future and loop round trip.
+    """
+    waiter: asyncio.Future[_R] = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        return await waiter
+    finally:
+        if waiter in waiters:  # cancelled before the outcome came
+            waiters.remove(waiter)
+
+
+def _settle(waiters: list[asyncio.Future[_R]], outcome: _R) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(outcome)
+    waiters.clear()
+
+
 class ServerTransactionHandle:
     """A request for the TU to answer, and the means to answer it."""
 
     __slots__ = (
-        "_ack",
         "_ack_request",
         "_ack_settled",
+        "_ack_waiters",
         "_endpoint",
         "_tag_in_request",
         "_to_tag",
@@ -145,7 +171,7 @@ class ServerTransactionHandle:
         # The ACK outcome: settled with the ACK, or None on timeout or termination.
         self._ack_settled = False
         self._ack_request: Request | None = None
-        self._ack: asyncio.Future[Request | None] | None = None
+        self._ack_waiters: list[asyncio.Future[Request | None]] = []
 
     @property
     def to_tag(self) -> str:
@@ -199,17 +225,14 @@ class ServerTransactionHandle:
             last is not None and last.status >= 300
         ):
             return None
-        if self._ack is None:
-            self._ack = asyncio.get_running_loop().create_future()
-        return await asyncio.shield(self._ack)
+        return await _wait(self._ack_waiters)
 
     def _ack_outcome(self, ack: Request | None) -> None:
         if self._ack_settled:
             return
         self._ack_settled = True
         self._ack_request = ack
-        if self._ack is not None and not self._ack.done():
-            self._ack.set_result(ack)
+        _settle(self._ack_waiters, ack)
 
 
 class ClientTransactionHandle:
@@ -220,6 +243,7 @@ class ClientTransactionHandle:
         "_cancelled",
         "_endpoint",
         "_final",
+        "_final_waiters",
         "_provisional_seen",
         "_queue",
         "_transaction",
@@ -234,7 +258,8 @@ class ClientTransactionHandle:
         self.peer = peer
         self._transaction: ClientTransaction | None = None
         self._queue: asyncio.Queue[Response] = asyncio.Queue()
-        self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._final: Response | None = None
+        self._final_waiters: list[asyncio.Future[Response]] = []
         self._provisional_seen = False
         self._cancel_pending = False
         self._cancelled = False
@@ -243,7 +268,7 @@ class ClientTransactionHandle:
 
     @property
     def done(self) -> bool:
-        return self._final.done()
+        return self._final is not None
 
     def __aiter__(self) -> AsyncIterator[Response]:
         return self._responses()
@@ -256,13 +281,15 @@ class ClientTransactionHandle:
                 return
 
     async def final(self) -> Response:
-        return await asyncio.shield(self._final)
+        if self._final is not None:
+            return self._final
+        return await _wait(self._final_waiters)
 
     def cancel(self) -> None:
         """CANCEL this INVITE (RFC 3261 9.1): now if a provisional came, else on the first one."""
         if self.request.method != "INVITE":
             raise ValueError("only an INVITE can be cancelled")
-        if self._final.done() or self._cancelled:
+        if self._final is not None or self._cancelled:
             return
         if self._provisional_seen:
             self._send_cancel()
@@ -275,11 +302,12 @@ class ClientTransactionHandle:
         self._endpoint._cancel(self)
 
     def _deliver(self, response: Response) -> None:
-        if self._final.done():
+        if self._final is not None:
             return
         self._queue.put_nowait(response)
         if response.status >= 200:
-            self._final.set_result(response)
+            self._final = response
+            _settle(self._final_waiters, response)
             return
         self._provisional_seen = True
         if self._cancel_pending:
