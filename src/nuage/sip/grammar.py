@@ -113,7 +113,17 @@ def _unescape(text: str) -> str:
     return unquote(text, errors="surrogateescape")
 
 
+# Per set of safe characters, text that quote() would return unchanged: letters, digits,
+# "_.-~" and those. Formatting a URI or address on every request made quote() a hot spot.
+_UNESCAPED: dict[str, re.Pattern[str]] = {}
+
+
 def _escape(text: str, safe: str) -> str:
+    unescaped = _UNESCAPED.get(safe)
+    if unescaped is None:
+        unescaped = _UNESCAPED[safe] = re.compile(f"[A-Za-z0-9_.~{re.escape(safe)}-]*")
+    if unescaped.fullmatch(text):
+        return text
     return quote(text, safe=safe, errors="surrogateescape")
 
 

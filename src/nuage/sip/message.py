@@ -235,16 +235,17 @@ class Headers:
         """Replace every header of this name with one value (in the place of the first)."""
         name, folded = _lookup_key(name)
         self._parsed.pop(name, None)
-        for index, (existing, _) in enumerate(self._items):
+        items = self._items
+        for index, (existing, _) in enumerate(items):
             if existing == name or (folded is not None and existing.lower() == folded):
-                self._items[index] = (name, value)
-                self._items = [
-                    item
-                    for i, item in enumerate(self._items)
-                    if i <= index or not _matches(item[0], name, folded)
-                ]
+                items[index] = (name, value)
+                # Usually there is no second one: only the tail is filtered, and only if needed.
+                later = items[index + 1 :]
+                kept = [item for item in later if not _matches(item[0], name, folded)]
+                if len(kept) != len(later):
+                    self._items = items[: index + 1] + kept
                 return
-        self._items.append((name, value))
+        items.append((name, value))
 
     def replace_first(self, name: str, value: str) -> None:
         """Replace the first header of this name, keeping any others; add it if absent."""
