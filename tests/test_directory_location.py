@@ -16,7 +16,7 @@ from nuage.pbx.location import Binding, BindingChange, LocationService
 from nuage.pbx.provision import apply_plan
 from nuage.sip.peer import Peer
 from nuage.store.database import Database
-from nuage.store.models import Registration
+from nuage.store.models import Company, Registration, User
 from nuage.store.writer import BatchWriter
 from test_provision import ISSUE_PLAN
 
@@ -64,7 +64,8 @@ sip_password = "sip-secret-2"
         await directory.close()
 
 
-async def test_location_persists_and_reloads(database: Database, tmp_path: Path) -> None:
+async def _acme_user_1001(database: Database, tmp_path: Path) -> tuple[Company, User]:
+    """The issue's plan applied; its company and user 1001, as the directory reads them."""
     plan = tmp_path / "plan.toml"
     plan.write_text(ISSUE_PLAN)
     await apply_plan(database, plan)
@@ -74,6 +75,11 @@ async def test_location_persists_and_reloads(database: Database, tmp_path: Path)
     assert company is not None
     user = directory.user(company.id, "1001")
     assert user is not None
+    return company, user
+
+
+async def test_location_persists_and_reloads(database: Database, tmp_path: Path) -> None:
+    company, user = await _acme_user_1001(database, tmp_path)
     writer = BatchWriter(database)
     writer.start()
     try:
@@ -151,15 +157,7 @@ async def test_writer_batches_and_isolates_failures(database: Database) -> None:
 async def test_concurrent_registers_are_written_together_in_order(
     database: Database, tmp_path: Path
 ) -> None:
-    plan = tmp_path / "plan.toml"
-    plan.write_text(ISSUE_PLAN)
-    await apply_plan(database, plan)
-    directory = Directory(database)
-    await directory.load()
-    company = directory.company_by_domain("acme.example")
-    assert company is not None
-    user = directory.user(company.id, "1001")
-    assert user is not None
+    company, user = await _acme_user_1001(database, tmp_path)
     writer = BatchWriter(database)
     writer.start()
     try:
