@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import secrets
@@ -228,6 +229,20 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     server = NuageServer(config)
     try:
         await server.start()
+        _tune_garbage_collector()
         await stop.wait()
     finally:
         await server.stop()
+
+
+def _tune_garbage_collector() -> None:
+    """Keep the collector off the call path of a long-running server.
+
+    Everything built at start-up (modules, SQLAlchemy's mappers, FastAPI's routes) is moved
+    out of the collector's sight, and young collections run every 50 000 allocations
+    instead of 700: a call set-up allocates thousands of short-lived objects, and full
+    collections over the start-up heap were a tenth of the CPU and the longest pauses.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)

@@ -214,7 +214,7 @@ async def test_call_records(database: Database) -> None:
         assert await repo.finish_call_record(
             session,
             acme,
-            first.id,
+            first,
             outcome="answered",
             answered_at=NOW + timedelta(seconds=3),
             ended_at=NOW + timedelta(seconds=63),
@@ -222,14 +222,14 @@ async def test_call_records(database: Database) -> None:
         assert await repo.finish_call_record(
             session,
             acme,
-            second.id,
+            second,
             outcome="failed",
             reason="503 Service Unavailable",
             ended_at=NOW + timedelta(minutes=5, seconds=1),
         )
         # A record of another company cannot be touched through acme.
         assert not await repo.finish_call_record(
-            session, globex, first.id, outcome="missed", ended_at=NOW
+            session, globex, first, outcome="missed", ended_at=NOW
         )
     async with database.session() as session:
         records = await repo.call_records(session, acme)

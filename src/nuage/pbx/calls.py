@@ -568,7 +568,7 @@ class Forking:
         call = self.call
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._ring(d)) for d in self.destinations]
-        cancel_watch = loop.create_task(self._watch_cancel())
+        call.tx.add_cancel_callback(lambda: self._events.put_nowait(("cancel", None, None)))
         timer = loop.call_later(
             call.engine.ring_timeout, self._events.put_nowait, ("timeout", None, None)
         )
@@ -598,7 +598,6 @@ class Forking:
                         return self._fail(failures)
         finally:
             timer.cancel()
-            cancel_watch.cancel()
             for task in tasks:
                 if not task.done():
                     task.cancel()
@@ -607,10 +606,6 @@ class Forking:
             for handle in self._handles:
                 if handle is not self._winner:
                     call.engine.release_if_answered(handle)
-
-    async def _watch_cancel(self) -> None:
-        await self.call.tx.cancelled.wait()
-        self._events.put_nowait(("cancel", None, None))
 
     async def _ring(self, destination: Destination) -> None:
         request = self._invite(destination, next(self._cseq))

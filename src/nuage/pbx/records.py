@@ -33,7 +33,7 @@ class CallRecorder:
         started_at = datetime.now(UTC)
 
         async def create(session: AsyncSession) -> int:
-            record = await repositories.add_call_record(
+            return await repositories.add_call_record(
                 session,
                 company_id=call.company.id,
                 call_id=call.tx.request.call_id,
@@ -45,7 +45,6 @@ class CallRecorder:
                 caller_user_id=call.caller.user_id,
                 callee_user_id=call.callee.user_id,
             )
-            return record.id
 
         return asyncio.ensure_future(self._writer.run(create))
 
@@ -94,7 +93,7 @@ class CallRecorder:
         now = datetime.now(UTC)
 
         async def record(session: AsyncSession) -> None:
-            created = await repositories.add_call_record(
+            record_id = await repositories.add_call_record(
                 session,
                 company_id=company_id,
                 call_id=call_id,
@@ -105,7 +104,7 @@ class CallRecorder:
                 caller_user_id=caller_user_id,
             )
             await repositories.finish_call_record(
-                session, company_id, created.id, outcome=outcome, ended_at=now, reason=reason
+                session, company_id, record_id, outcome=outcome, ended_at=now, reason=reason
             )
 
         self._writer.submit(record)

@@ -150,6 +150,7 @@ class ServerTransactionHandle:
         "_ack_request",
         "_ack_settled",
         "_ack_waiters",
+        "_cancel_callbacks",
         "_endpoint",
         "_tag_in_request",
         "_to_tag",
@@ -166,6 +167,7 @@ class ServerTransactionHandle:
         self.source: Peer = transaction.peer
         # Set when a CANCEL matched this INVITE before its final response.
         self.cancelled = asyncio.Event()
+        self._cancel_callbacks: list[Callable[[], None]] = []
         self._to_tag: str | None = None
         self._tag_in_request = False
         # The ACK outcome: settled with the ACK, or None on timeout or termination.
@@ -185,6 +187,20 @@ class ServerTransactionHandle:
     @property
     def final_sent(self) -> bool:
         return self._transaction.final_sent
+
+    def add_cancel_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when a CANCEL matches this INVITE (cheaper than a task waiting
+        on ``cancelled`` for every call)."""
+        if self.cancelled.is_set():
+            callback()
+        else:
+            self._cancel_callbacks.append(callback)
+
+    def mark_cancelled(self) -> None:
+        self.cancelled.set()
+        callbacks, self._cancel_callbacks = self._cancel_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def respond(
         self,
@@ -538,7 +554,7 @@ class SipEndpoint:
             if cancel.request.to.tag is None:
                 response.headers.set("To", f"{response.headers.get('To')};tag={invite.to_tag}")
             if not invite.final_sent:
-                invite.cancelled.set()
+                invite.mark_cancelled()
         self._run(self._manager.respond(cancel, response, self._loop.time()))
 
     def _rearm(self) -> None:

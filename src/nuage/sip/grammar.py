@@ -12,6 +12,7 @@ are %-unescaped on parse and escaped again on format.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import TYPE_CHECKING
@@ -196,6 +197,10 @@ def _parse_uri_headers(text: str, uri_text: str) -> dict[str, str]:
     return headers
 
 
+# Parses of URIs and addresses are cached: the same From, To, Contact and Request-URI text
+# comes back in every message of a dialog. The objects are therefore shared and must be
+# treated as read-only (build a new one to change a parameter).
+@functools.lru_cache(maxsize=4096)
 def parse_uri(text: str) -> URI:
     """Parse a SIP, SIPS or tel URI; any other absolute URI keeps its text in ``opaque``."""
     scheme, colon, rest = text.partition(":")
@@ -367,6 +372,7 @@ def _format_header_params(params: dict[str, str | None]) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str) -> Address:
     """Parse a name-addr or addr-spec with header parameters, or the Contact wildcard ``*``."""
     text = text.strip(_WS)

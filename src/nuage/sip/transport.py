@@ -130,8 +130,11 @@ def _add_to_tag(response: Response) -> None:
     except SipSyntaxError:
         return  # possibly why the request was rejected; echo it untouched
     if address.tag is None:
-        address.params["tag"] = secrets.token_hex(8)
-        response.headers.set("To", str(address))
+        # A new Address: parsed ones are shared (cached), never changed in place.
+        tagged = Address(
+            address.uri, address.display_name, {**address.params, "tag": secrets.token_hex(8)}
+        )
+        response.headers.set("To", str(tagged))
 
 
 def _ip_family(host: str) -> socket.AddressFamily | None:
