@@ -14,6 +14,7 @@ import enum
 import hashlib
 import hmac
 import os
+import re
 import struct
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -53,42 +54,35 @@ class Credentials:
     opaque: str | None = None
 
 
+# One auth-param and the separators before it: name = token or quoted-string (RFC 7616).
+_AUTH_PARAM_RE = re.compile(r'[ \t,]*([^=\s,]*)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^,]*))', re.S)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
+
+
 def parse_auth_params(text: str) -> dict[str, str]:
     """Parse ``a=b, c="d,e"`` auth-params; names lowercased, quotes and escapes removed."""
     params: dict[str, str] = {}
     index, length = 0, len(text)
     while index < length:
-        while index < length and text[index] in " \t,":
-            index += 1
-        if index >= length:
-            break
-        equals = text.find("=", index)
-        if equals < 0:
-            raise ValueError(f"auth-param without '=' at {text[index:]!r}")
-        name = text[index:equals].strip().lower()
-        index = equals + 1
-        while index < length and text[index] in " \t":
-            index += 1
-        if index < length and text[index] == '"':
-            index += 1
-            value_chars: list[str] = []
-            while index < length and text[index] != '"':
-                if text[index] == "\\" and index + 1 < length:
-                    index += 1
-                value_chars.append(text[index])
-                index += 1
-            if index >= length:
-                raise ValueError("unterminated quoted string in auth-params")
-            index += 1
-            value = "".join(value_chars)
-        else:
-            end = text.find(",", index)
-            end = length if end < 0 else end
-            value = text[index:end].strip()
-            index = end
+        match = _AUTH_PARAM_RE.match(text, index)
+        if match is None:
+            rest = text[index:]
+            if not rest.strip(" \t,"):
+                break
+            if "=" not in rest:
+                raise ValueError(f"auth-param without '=' at {rest!r}")
+            raise ValueError(f"malformed auth-param at {rest!r}")
+        name, quoted, token = match.groups()
         if not name:
             raise ValueError("empty auth-param name")
-        params[name] = value
+        if quoted is not None:
+            value = _QUOTED_PAIR_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        elif token.startswith('"'):
+            raise ValueError("unterminated quoted string in auth-params")
+        else:
+            value = token.strip()
+        params[name.lower()] = value
+        index = match.end()
     return params
 
 
