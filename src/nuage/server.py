@@ -101,6 +101,7 @@ class NuageServer:
         figures: dict[str, int] = {}
         if self.service is not None:
             figures["active_calls"] = self.service.calls.active_calls
+            figures["calls_on_hold"] = self.service.calls.calls_on_hold
         if self.media is not None:
             figures["media_sessions"] = self.media.active_sessions
             figures["rtp_ports_in_use"] = self.media.ports.in_use

@@ -121,12 +121,17 @@ class NuageProcess:
         return await asyncio.to_thread(fetch)
 
     async def wait_for_calls(self, count: int, within: float = 10.0) -> None:
-        """Until the server has ``count`` live calls (it is another process: poll it)."""
+        """Until the server has ``count`` live calls."""
+        await self.wait_for_counter("active_calls", count, within)
+
+    async def wait_for_counter(self, name: str, value: int, within: float = 10.0) -> None:
+        """Until the /healthz counter ``name`` equals ``value`` (the server is another
+        process: poll it)."""
         for _ in range(int(within / 0.05)):
-            if (await self.counters())["active_calls"] == count:
+            if (await self.counters())[name] == value:
                 return
             await asyncio.sleep(0.05)
-        raise AssertionError(f"not {count} live calls after {within} s: {await self.counters()}")
+        raise AssertionError(f"{name} not {value} after {within} s: {await self.counters()}")
 
     async def assert_idle(self, within: float = 5.0) -> None:
         """No call, media session or RTP port left behind once calls are over."""

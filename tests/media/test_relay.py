@@ -16,6 +16,8 @@ import uvloop
 from nuage.media.engine import LocalMediaEngine
 from nuage.media.ports import PortsExhaustedError
 from nuage.media.relay import RELATCH_AFTER, Counters, RelaySession
+from nuage.media.rtp import RtpPacket
+from nuage.media.sdp import RtpMap
 
 from . import free_udp_port_range
 
@@ -343,3 +345,52 @@ async def test_a_send_error_does_not_break_the_session(session: RelaySession) ->
     assert (await b.receive())[0] == rtp(2)
     b.send(rtp(3), session.b.rtp_port)
     assert (await a.receive())[0] == rtp(3)
+
+
+async def test_a_side_hears_a_sound_or_nothing_instead_of_the_other_side(
+    engine: LocalMediaEngine, session: RelaySession
+) -> None:
+    a, b = await phone(), await phone()
+    session.a.set_remote(HOST, a.port)
+    session.b.set_remote(HOST, b.port)
+    session.b.play(engine.music_on_hold, RtpMap(0, "PCMU", 8000))
+    assert session.b.hears == "sound"
+    # B gets the music from its relay port, in its codec, and none of A's packets.
+    a.send(rtp(1, ssrc=0xA), session.a.rtp_port)
+    music = [RtpPacket.parse(data) for data in await b.receive_many(10)]
+    assert {(p.payload_type, p.ssrc != 0xA) for p in music} == {(0, True)}
+    assert music[0].marker
+    # A still hears B.
+    b.send(rtp(2, ssrc=0xB), session.b.rtp_port)
+    assert await until_received(a, rtp(2, ssrc=0xB))
+
+    session.b.silence()
+    assert session.b.hears == "nothing"
+    await asyncio.sleep(0.05)
+    while not b.received.empty():
+        b.received.get_nowait()
+    a.send(rtp(3, ssrc=0xA), session.a.rtp_port)
+    await asyncio.sleep(0.1)
+    assert b.received.empty()
+
+    session.b.relay()
+    assert session.b.hears == "peer"
+    a.send(rtp(4, ssrc=0xA), session.a.rtp_port)
+    assert (await b.receive())[0] == rtp(4, ssrc=0xA)
+    assert len(engine.clock) == 0
+
+
+async def until_received(phone: Phone, packet: bytes) -> bool:
+    """Whether ``packet`` arrives among the next packets (others may come first)."""
+    for _ in range(50):
+        if (await phone.receive())[0] == packet:
+            return True
+    return False
+
+
+async def test_closing_a_session_stops_its_sound(engine: LocalMediaEngine) -> None:
+    session = await engine.create_session()
+    session.a.play(engine.music_on_hold, RtpMap(8, "PCMA", 8000))
+    assert len(engine.clock) == 1
+    await session.close()
+    assert len(engine.clock) == 0

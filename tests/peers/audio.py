@@ -120,6 +120,15 @@ def dominant_tone(samples: Samples, rate: int, candidates: Sequence[float]) -> f
     return float(candidates[best])
 
 
+def loud_frames(samples: Samples, rate: int, frame_ms: int = FRAME_MS) -> list[bool]:
+    """Per whole frame: whether it holds sound at all (music, speech, a tone), not silence."""
+    size = rate * frame_ms // 1000
+    return [
+        math.sqrt(float(np.mean(samples[start : start + size] ** 2))) >= SILENCE_RMS
+        for start in range(0, len(samples) - size + 1, size)
+    ]
+
+
 def timeline(
     samples: Samples, rate: int, candidates: Sequence[float], frame_ms: int = FRAME_MS
 ) -> list[float | None]:

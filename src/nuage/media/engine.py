@@ -18,8 +18,11 @@ import asyncio
 import ipaddress
 from typing import Protocol
 
+from nuage.media import music
+from nuage.media.player import FrameClock, Sound
 from nuage.media.ports import PortAllocator
 from nuage.media.relay import Counters, RelaySession
+from nuage.media.sdp import RtpMap
 
 
 class MediaSide(Protocol):
@@ -40,6 +43,21 @@ class MediaSide(Protocol):
 
     def rtcp_counters(self) -> Counters: ...
 
+    @property
+    def hears(self) -> str:
+        """What this side's party hears: "peer", "sound" or "nothing"."""
+        ...
+
+    def relay(self) -> None:
+        """Hear the other side (the default)."""
+
+    def play(self, sound: Sound, codec: RtpMap) -> None:
+        """Hear ``sound`` (looped) instead of the other side; ``UnsupportedCodecError``
+        when ``codec`` cannot be played."""
+
+    def silence(self) -> None:
+        """Hear nothing."""
+
 
 class MediaSession(Protocol):
     """Media between two parties, A and B, anchored on the server."""
@@ -54,6 +72,9 @@ class MediaSession(Protocol):
 
 
 class MediaEngine(Protocol):
+    @property
+    def music_on_hold(self) -> Sound: ...
+
     async def create_session(self) -> MediaSession: ...
 
     @property
@@ -83,6 +104,14 @@ class LocalMediaEngine:
             raise ValueError(f"public_address must be an IP address: {public_address!r}") from None
         self._sessions: set[RelaySession] = set()
         self._closed = False
+        self.clock = FrameClock()
+        self._music_on_hold: Sound | None = None
+
+    @property
+    def music_on_hold(self) -> Sound:
+        if self._music_on_hold is None:
+            self._music_on_hold = Sound("music on hold", music.render())
+        return self._music_on_hold
 
     @property
     def active_sessions(self) -> int:
@@ -98,7 +127,9 @@ class LocalMediaEngine:
         except BaseException:
             self.ports.release(pair_a)
             raise
-        session = await RelaySession.open(pair_a, pair_b, self.public_address, self._closed_session)
+        session = await RelaySession.open(
+            pair_a, pair_b, self.public_address, self._closed_session, self.clock
+        )
         if self._closed:  # the engine closed while the sockets were being set up
             await session.close()
             raise RuntimeError("media engine is closed")

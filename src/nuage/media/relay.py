@@ -31,7 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from nuage.media.player import FrameClock, Playback, Sound
 from nuage.media.ports import PortPair
+from nuage.media.sdp import RtpMap
 
 # The same few addresses (ours and the peers') come back on every call set-up, and
 # ipaddress parses slowly; its address objects are immutable, so they can be shared.
@@ -66,6 +68,7 @@ class _Channel(asyncio.DatagramProtocol):
     same kind on the other side."""
 
     __slots__ = (
+        "blocked",
         "bytes_in",
         "bytes_out",
         "candidate",
@@ -76,6 +79,7 @@ class _Channel(asyncio.DatagramProtocol):
         "packets_out",
         "paused",
         "peer",
+        "relaying",
         "remote",
         "source",
         "strays",
@@ -92,6 +96,10 @@ class _Channel(asyncio.DatagramProtocol):
         self.candidate: SocketAddress | None = None
         self.strays = 0
         self.paused = False
+        # Whether what the peer channel receives is sent out here (off while this side
+        # hears a sound or nothing); ``blocked`` folds it with ``paused`` for the hot path.
+        self.relaying = True
+        self.blocked = False
         self.packets_in = 0
         self.bytes_in = 0
         self.packets_out = 0
@@ -115,9 +123,24 @@ class _Channel(asyncio.DatagramProtocol):
         # The transport would queue without bound once the kernel buffer is full; a late
         # media packet is worthless, so drop instead, as the network would.
         self.paused = True
+        self.blocked = True
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.blocked = not self.relaying
+
+    def set_relaying(self, relaying: bool) -> None:
+        self.relaying = relaying
+        self.blocked = self.paused or not relaying
+
+    def send_own(self, packet: bytes) -> None:
+        """Send a packet the server made (a sound) to this channel's party."""
+        remote = self.remote
+        if remote is None or self.paused or not hasattr(self, "transport"):
+            return
+        self.transport.sendto(packet, remote)
+        self.packets_out += 1
+        self.bytes_out += len(packet)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self.packets_in += 1
@@ -130,7 +153,7 @@ class _Channel(asyncio.DatagramProtocol):
             self.strays = 0
         peer = self.peer
         remote = peer.remote
-        if remote is None or peer.paused:
+        if remote is None or peer.blocked:
             self.dropped += 1
             return
         peer.transport.sendto(data, remote)
@@ -170,12 +193,55 @@ class _Channel(asyncio.DatagramProtocol):
 class RelaySide:
     """One party's end of a relay session: the ports advertised to it in SDP."""
 
-    def __init__(self, pair: PortPair, local_address: str, rtp: _Channel, rtcp: _Channel) -> None:
+    def __init__(
+        self,
+        pair: PortPair,
+        local_address: str,
+        rtp: _Channel,
+        rtcp: _Channel,
+        clock: FrameClock,
+    ) -> None:
         self.pair = pair
         self.local_address = local_address
         self._family = pair.rtp_socket.family
         self._rtp = rtp
         self._rtcp = rtcp
+        self._clock = clock
+        self._playback: Playback | None = None
+
+    @property
+    def hears(self) -> str:
+        """What this side's party hears: "peer" (the relay), "sound" or "nothing"."""
+        if self._playback is not None:
+            return "sound"
+        return "peer" if self._rtp.relaying else "nothing"
+
+    def relay(self) -> None:
+        """Hear the other side again (the default)."""
+        self._stop_playback()
+        self._rtp.set_relaying(True)
+        self._rtcp.set_relaying(True)
+
+    def play(self, sound: Sound, codec: RtpMap) -> None:
+        """Hear ``sound`` in ``codec`` instead of the other side, looped until ``relay`` or
+        ``silence``. Raises ``UnsupportedCodecError`` when the codec cannot be played."""
+        playback = Playback(
+            sound, codec.encoding, codec.clock_rate, codec.payload_type, self._rtp.send_own
+        )
+        self.silence()
+        self._playback = playback
+        self._clock.add(playback)
+
+    def silence(self) -> None:
+        """Hear nothing: neither the other side (its RTP and RTCP) nor a sound."""
+        self._stop_playback()
+        self._rtp.set_relaying(False)
+        self._rtcp.set_relaying(False)
+
+    def _stop_playback(self) -> None:
+        if self._playback is not None:
+            self._clock.remove(self._playback)
+            self._playback = None
 
     @property
     def rtp_port(self) -> int:
@@ -256,6 +322,7 @@ class RelaySession:
         pair_b: PortPair,
         local_address: str,
         on_closed: Callable[[RelaySession], None],
+        clock: FrameClock,
     ) -> RelaySession:
         """Start relaying on two bound port pairs. The pairs belong to the session from
         here on: ``on_closed`` runs once their sockets are closed, also on failure."""
@@ -265,8 +332,8 @@ class RelaySession:
         a_rtp.peer, b_rtp.peer = b_rtp, a_rtp
         a_rtcp.peer, b_rtcp.peer = b_rtcp, a_rtcp
         session = cls(
-            RelaySide(pair_a, local_address, a_rtp, a_rtcp),
-            RelaySide(pair_b, local_address, b_rtp, b_rtcp),
+            RelaySide(pair_a, local_address, a_rtp, a_rtcp, clock),
+            RelaySide(pair_b, local_address, b_rtp, b_rtcp, clock),
             (a_rtp, a_rtcp, b_rtp, b_rtcp),
             on_closed,
         )
@@ -288,6 +355,8 @@ class RelaySession:
         returns once the sockets are closed. The release happens even if the caller is
         cancelled while waiting."""
         if self._finished is None:
+            self.a.silence()
+            self.b.silence()
             waits = []
             for channel in self._channels:
                 if hasattr(channel, "transport"):

@@ -15,11 +15,12 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from nuage.media import sdp
 from nuage.media.engine import MediaEngine, MediaSession, MediaSide
+from nuage.media.player import can_encode
 from nuage.media.ports import PortsExhaustedError
 from nuage.pbx.records import CallRecorder
 from nuage.sip.dialog import Dialog
@@ -113,6 +114,10 @@ class CallEngine:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    @property
+    def calls_on_hold(self) -> int:
+        return sum(1 for call in self._calls if call.on_hold)
 
     def contact_for(self, transport: str) -> str:
         host, port = self.endpoint.transport.sent_by(transport)
@@ -234,14 +239,24 @@ class Call:
         self._end_reason = ""
         # Whether each side's last SDP said it sends audio: silence is then suspicious.
         self._sends: dict[MediaSide, bool] = {}
+        # The last SDP each party sent us and the last we sent it (hold answers build on
+        # these; music on hold plays in the receiving party's own codec and numbering).
+        self._received: dict[MediaSide, sdp.SessionDescription] = {}
+        self._sent: dict[MediaSide, sdp.SessionDescription] = {}
+        # The legs ("A", "B") whose party put the call on hold.
+        self.holding: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _anchor(
         self, description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
     ) -> sdp.SessionDescription:
-        anchored, sends = _anchor(description, sender, receiver)
-        self._sends[sender] = sends
-        return anchored
+        """``description`` from the party of ``sender`` made ready to send to the party of
+        ``receiver`` (see ``_anchor``); remembered as that party's last SDP."""
+        anchored = _anchor(description, sender, receiver)
+        self._sends[sender] = anchored.sends
+        self._received[sender] = description
+        self._sent[receiver] = anchored.description
+        return anchored.description
 
     def legs(self) -> Iterable[Leg]:
         return [leg for leg in (self.a, self.b) if leg is not None]
@@ -448,17 +463,26 @@ class Call:
         tx.respond(final.status, final.reason)
 
     async def _relay_reinvite(self, leg: Leg, tx: ServerTransactionHandle) -> None:
-        """A re-INVITE (hold, codec change, target refresh) re-offered on the other leg."""
+        """A re-INVITE: a hold or resume is answered here (the other party is put on music
+        on hold, or back); anything else (codec change, target refresh) is re-offered on
+        the other leg."""
         other = leg.other
         assert other is not None and other.dialog.peer is not None
         if not tx.request.body:
             tx.respond(488, "re-INVITE without SDP is not supported")
             return
         try:
-            offer = self._anchor(sdp.parse(tx.request.body), leg.media, other.media)
+            received = sdp.parse(tx.request.body)
+            anchored = _anchor(received, leg.media, other.media)
         except (sdp.SdpError, SdpRejected) as exc:
             tx.respond(488, str(exc)[:100])
             return
+        if not anchored.receives or self.holding:
+            self._hold_or_resume(leg, tx, received, anchored)
+            return
+        self._sends[leg.media] = anchored.sends
+        self._received[leg.media] = received
+        offer = anchored.description
         request = other.dialog.create_request(
             "INVITE",
             body=offer.encode(),
@@ -476,6 +500,7 @@ class Call:
         if not 200 <= final.status < 300:
             tx.respond(final.status, final.reason)
             return
+        self._sent[other.media] = offer
         other.dialog.handle_response(final)
         self.engine.endpoint.send_ack(other.dialog.create_ack(request.cseq.seq), other.dialog.peer)
         try:
@@ -491,6 +516,72 @@ class Call:
             ],
             body=answer.encode(),
         )
+
+    def _hold_or_resume(
+        self,
+        leg: Leg,
+        tx: ServerTransactionHandle,
+        received: sdp.SessionDescription,
+        anchored: Anchored,
+    ) -> None:
+        """Answer a re-offer ourselves: the other party stays in its dialog, unaware, and
+        hears music on hold while this one holds (RFC 6337 5: the holder's sendonly or
+        inactive is answered recvonly or inactive)."""
+        try:
+            answer = _local_answer(received, anchored.audio, self._sent[leg.media])
+        except SdpRejected as exc:
+            tx.respond(488, str(exc)[:100])
+            return
+        # The party's address was taken from its offer; what it will send matters to the
+        # media watchdog only while it is not holding (a holding phone may send nothing).
+        self._received[leg.media] = received
+        self._sends[leg.media] = anchored.sends and anchored.receives
+        if anchored.receives:
+            self.holding.discard(leg.name)
+        else:
+            self.holding.add(leg.name)
+        self._sent[leg.media] = answer
+        tx.respond(
+            200,
+            headers=[
+                ("Contact", self.engine.contact_for(tx.source.transport)),
+                ("Content-Type", "application/sdp"),
+            ],
+            body=answer.encode(),
+        )
+        self._route_media()
+        log.info(
+            "call %s: %s by %s",
+            self.tx.request.call_id,
+            "held" if self.holding else "resumed",
+            leg.name,
+        )
+
+    def _route_media(self) -> None:
+        """What each party hears given who holds: the other party when nobody holds, music
+        when only the other party holds, nothing when it holds itself."""
+        for leg in self.legs():
+            assert leg.other is not None
+            if not self.holding:
+                leg.media.relay()
+            elif leg.other.name in self.holding and leg.name not in self.holding:
+                self._play_music(leg)
+            else:
+                leg.media.silence()
+
+    def _play_music(self, leg: Leg) -> None:
+        """Music on hold to ``leg``'s party in a codec of its own SDP that our last SDP to it
+        also lists (the negotiated ones), in its own payload numbering."""
+        for codec in _agreed_codecs(self._received.get(leg.media), self._sent.get(leg.media)):
+            if can_encode(codec.encoding, codec.clock_rate):
+                leg.media.play(self.engine.media.music_on_hold, codec)
+                return
+        log.info("call %s: no codec to play music on hold to %s", self.tx.request.call_id, leg.name)
+        leg.media.silence()
+
+    @property
+    def on_hold(self) -> bool:
+        return bool(self.holding)
 
     # -- tear-down -------------------------------------------------------------------------
 
@@ -674,12 +765,21 @@ class Forking:
         return "failed", ", ".join(str(s) for s in statuses)
 
 
+@dataclass(frozen=True, slots=True)
+class Anchored:
+    """A party's SDP rewritten for the other party, and what it says of its author."""
+
+    description: sdp.SessionDescription  # for the other party
+    audio: int  # the index of the relayed audio section
+    sends: bool  # the author will send audio
+    receives: bool  # the author wants audio: False is a hold (sendonly, inactive, 0.0.0.0)
+
+
 def _anchor(
     description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
-) -> tuple[sdp.SessionDescription, bool]:
+) -> Anchored:
     """``description`` (from the party behind ``sender``) rewritten for the party behind
-    ``receiver``: the first audio stream through our relay, other streams refused; and
-    whether the sender announced it will send audio (not on hold).
+    ``receiver``: the first audio stream through our relay, other streams refused.
 
     The sender's advertised address primes the relay; symmetric RTP latching corrects it
     from the first packet when the sender is behind NAT.
@@ -702,8 +802,58 @@ def _anchor(
     assert first is not None
     sender.set_remote(first.host, first.rtp_port, first.rtcp_port)
     ports = [receiver.rtp_port if i == audio else 0 for i in range(len(description.media))]
-    sends = description.media_direction(description.media[audio]).sends
-    return sdp.anchor(description, receiver.local_address, ports), sends
+    direction = description.media_direction(description.media[audio])
+    # c=0.0.0.0 is RFC 2543's way to hold, still sent by some phones (RFC 6337 5.3).
+    receives = direction.receives and not _unspecified(first.host)
+    return Anchored(
+        sdp.anchor(description, receiver.local_address, ports), audio, direction.sends, receives
+    )
+
+
+def _unspecified(host: str) -> bool:
+    return host in ("0.0.0.0", "::")
+
+
+def _local_answer(
+    offer: sdp.SessionDescription, audio: int, last_sent: sdp.SessionDescription
+) -> sdp.SessionDescription:
+    """Our own answer to a re-offer we do not pass on (hold, resume, refresh while held):
+    what we last sent that party, a version later, with the codecs it still offers and
+    the direction the offer asks for. Other sections are refused."""
+    answer = sdp.bump_version(last_sent)
+    ours = next((m for m in answer.media if m.media == "audio" and not m.rejected), None)
+    if ours is None:
+        raise SdpRejected("No audio stream to answer with")
+    offered = offer.media[audio]
+    formats = [fmt for fmt in ours.formats if fmt in offered.formats]
+    if not any(_is_audio_codec(ours, fmt) for fmt in formats):
+        raise SdpRejected("The re-offer drops the call's codec")
+    ours.formats = formats
+    ours.direction = sdp.answer_direction(offer.media_direction(offered))
+    answer.media = [
+        ours if index == audio else replace(media, port=0, attributes=list(media.attributes))
+        for index, media in enumerate(offer.media)
+    ]
+    return answer
+
+
+def _agreed_codecs(
+    theirs: sdp.SessionDescription | None, ours: sdp.SessionDescription | None
+) -> list[sdp.RtpMap]:
+    def audio(description: sdp.SessionDescription | None) -> sdp.MediaDescription | None:
+        if description is None:
+            return None
+        return next((m for m in description.media if m.media == "audio" and not m.rejected), None)
+
+    their_audio, our_audio = audio(theirs), audio(ours)
+    if their_audio is None or our_audio is None:
+        return []
+    return [c for c in their_audio.codecs if str(c.payload_type) in our_audio.formats]
+
+
+def _is_audio_codec(media: sdp.MediaDescription, fmt: str) -> bool:
+    codec = media.rtpmaps.get(int(fmt)) if fmt.isdigit() else None
+    return codec is not None and codec.encoding.lower() not in ("telephone-event", "cn")
 
 
 def trunk_destination(trunk: Trunk, number: str) -> Destination:

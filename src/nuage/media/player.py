@@ -1,0 +1,141 @@
+"""Sounds the server plays into calls (music on hold, later prompts), on one 20 ms clock.
+
+A ``Sound`` is encoded once per codec, the first time a call needs it in that codec, and
+its frames are shared by every call playing it. Looped sounds play like a radio: every
+listener hears the frame of the current tick, so a thousand held calls cost a thousand
+``sendto`` per tick and no encoding at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from nuage.media import g711
+from nuage.media.rtp import RtpSender
+
+log = logging.getLogger(__name__)
+
+FRAME_SECONDS = 0.020
+# Past this much lateness the clock stops catching up: a loop that stalled for a second
+# must not then burst fifty frames into every call.
+_MAX_LAG = 0.1
+
+
+class UnsupportedCodecError(ValueError):
+    """A codec the server cannot encode its sounds in."""
+
+
+# Encoders by (encoding name upper-cased, RTP clock rate).
+_ENCODERS: dict[tuple[str, int], Callable[[g711.Pcm], bytes]] = {
+    ("PCMU", 8000): g711.ulaw_encode,
+    ("PCMA", 8000): g711.alaw_encode,
+}
+
+
+def can_encode(encoding: str, clock_rate: int) -> bool:
+    return (encoding.upper(), clock_rate) in _ENCODERS
+
+
+class Sound:
+    """8 kHz mono audio cut into 20 ms frames, encoded per codec on first use."""
+
+    def __init__(self, name: str, pcm: g711.Pcm, rate: int = 8000) -> None:
+        if rate != 8000:
+            raise ValueError("sounds are kept at 8 kHz")
+        self.name = name
+        size = round(rate * FRAME_SECONDS)
+        whole = len(pcm) // size * size
+        self._frames_pcm = np.asarray(pcm[:whole], dtype=np.int16).reshape(-1, size)
+        self.samples_per_frame = size
+        self._encoded: dict[tuple[str, int], list[bytes]] = {}
+
+    def __len__(self) -> int:
+        return len(self._frames_pcm)
+
+    def frames(self, encoding: str, clock_rate: int) -> list[bytes]:
+        key = (encoding.upper(), clock_rate)
+        frames = self._encoded.get(key)
+        if frames is None:
+            encoder = _ENCODERS.get(key)
+            if encoder is None:
+                raise UnsupportedCodecError(f"cannot play {encoding}/{clock_rate}")
+            frames = self._encoded[key] = [encoder(frame) for frame in self._frames_pcm]
+        return frames
+
+
+class Listener(Protocol):
+    def on_tick(self, tick: int) -> None: ...
+
+
+class FrameClock:
+    """Calls every listener once per 20 ms, in step with the wall clock; runs only while
+    someone listens."""
+
+    def __init__(self) -> None:
+        self._listeners: set[Listener] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._next = 0.0
+        self.ticks = 0
+
+    def __len__(self) -> int:
+        return len(self._listeners)
+
+    def add(self, listener: Listener) -> None:
+        self._listeners.add(listener)
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._next = loop.time() + FRAME_SECONDS
+            self._timer = loop.call_at(self._next, self._tick)
+
+    def remove(self, listener: Listener) -> None:
+        self._listeners.discard(listener)
+        if not self._listeners and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.ticks += 1
+        for listener in list(self._listeners):
+            try:
+                listener.on_tick(self.ticks)
+            except Exception:
+                log.exception("a sound listener failed; it is removed")
+                self._listeners.discard(listener)
+        if not self._listeners:
+            self._timer = None
+            return
+        self._next += FRAME_SECONDS
+        now = loop.time()
+        if now - self._next > _MAX_LAG:
+            self._next = now + FRAME_SECONDS
+        self._timer = loop.call_at(self._next, self._tick)
+
+
+class Playback:
+    """One sound streamed as RTP to one party: its own SSRC, sequence and timestamps."""
+
+    def __init__(
+        self,
+        sound: Sound,
+        encoding: str,
+        clock_rate: int,
+        payload_type: int,
+        send: Callable[[bytes], None],
+    ) -> None:
+        self._frames = sound.frames(encoding, clock_rate)
+        self._samples = sound.samples_per_frame
+        self._sender = RtpSender(payload_type)
+        self._send = send
+        self._first = True
+
+    def on_tick(self, tick: int) -> None:
+        payload = self._frames[tick % len(self._frames)]
+        # The marker bit starts a talkspurt (RFC 3551 4.1): the receiver resyncs its buffer.
+        self._send(self._sender.packet(payload, self._samples, marker=self._first))
+        self._first = False

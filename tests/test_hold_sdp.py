@@ -1,0 +1,81 @@
+"""The SDP side of hold and resume: what counts as a hold, and our own answers to it."""
+
+from __future__ import annotations
+
+import pytest
+
+from nuage.media import sdp
+from nuage.pbx.calls import SdpRejected, _anchor, _local_answer
+
+
+class Side:
+    """A stand-in relay side: where SDP sends this party's media, and our port for it."""
+
+    local_address = "192.0.2.1"
+    rtp_port = 40000
+    rtcp_port = 40001
+
+    def __init__(self) -> None:
+        self.remote: tuple[str, int] | None = None
+
+    def set_remote(self, host: str, port: int, rtcp_port: int | None = None) -> None:
+        self.remote = (host, port)
+
+
+def offer(
+    direction: str = "", host: str = "198.51.100.7", version: int = 1
+) -> sdp.SessionDescription:
+    line = f"a={direction}\r\n" if direction else ""
+    return sdp.parse(
+        f"v=0\r\no=phone 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+        "m=audio 5004 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+        f"{line}"
+        "m=video 5006 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+    )
+
+
+LAST_SENT = sdp.parse(
+    "v=0\r\no=nuage 7 3 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+    "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    "m=video 0 RTP/AVP 96\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("direction", "host", "hold"),
+    [
+        ("sendonly", "198.51.100.7", True),
+        ("inactive", "198.51.100.7", True),
+        ("", "0.0.0.0", True),  # RFC 2543 hold
+        ("sendrecv", "198.51.100.7", False),
+        ("recvonly", "198.51.100.7", False),
+    ],
+)
+def test_a_hold_is_an_offer_that_does_not_want_audio(direction: str, host: str, hold: bool) -> None:
+    anchored = _anchor(offer(direction, host), Side(), Side())  # type: ignore[arg-type]
+    assert anchored.receives is not hold
+    assert anchored.audio == 0
+
+
+@pytest.mark.parametrize(
+    ("direction", "answered"),
+    [("sendonly", "recvonly"), ("inactive", "inactive"), ("sendrecv", "sendrecv")],
+)
+def test_our_answer_keeps_the_call_codec_and_mirrors_the_direction(
+    direction: str, answered: str
+) -> None:
+    answer = _local_answer(offer(direction), 0, LAST_SENT)
+    audio, video = answer.media
+    assert audio.formats == ["0", "101"]
+    assert audio.port == 40000
+    assert audio.direction == sdp.Direction(answered)
+    assert video.rejected
+    # A new version of the same session (RFC 3264 8).
+    assert (answer.origin.session_id, answer.origin.version) == ("7", 4)
+    assert LAST_SENT.origin.version == 3
+
+
+def test_a_re_offer_without_the_call_codec_is_refused() -> None:
+    pcma_only = sdp.parse(offer("sendonly").serialize().replace("RTP/AVP 0 8 101", "RTP/AVP 8"))
+    with pytest.raises(SdpRejected):
+        _local_answer(pcma_only, 0, LAST_SENT)
