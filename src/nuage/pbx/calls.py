@@ -14,7 +14,7 @@ import itertools
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -311,8 +311,34 @@ class Call:
             except SdpRejected as exc:
                 tx.respond(488, str(exc))
                 return "failed", "bad SDP"
-        forks = Forking(self, destinations, offer_to_b)
-        return await forks.run()
+        forks = Forking(
+            self.engine,
+            self.company,
+            self.caller,
+            destinations,
+            offer_to_b,
+            on_answer=self.answer_a,
+            on_provisional=self.provisional_to_a,
+            identity_header=self.direction == "outbound",
+        )
+        tx.add_cancel_callback(forks.cancel)
+        outcome = await forks.run()
+        if outcome.kind == "answered":
+            return "answered", ""
+        if outcome.kind == "cancelled":
+            tx.respond(487)
+            return "cancelled", "caller hung up"
+        if outcome.kind == "timeout":
+            tx.respond(480, "No answer")
+            return "missed", "no answer"
+        if outcome.kind == "bad_sdp":
+            tx.respond(488, "The callee's SDP is unusable")
+            return "failed", "bad SDP from callee"
+        status, reason, busy = most_telling(outcome.failures)
+        tx.respond(status, reason)
+        if busy:
+            return "busy", f"{status} {reason}"
+        return "failed", ", ".join(str(r.status) for r in outcome.failures)
 
     @property
     def late_offer(self) -> bool:
@@ -613,14 +639,43 @@ class Call:
             log.warning("BYE to leg %s of call %s failed", name, self.tx.request.call_id)
 
 
+@dataclass(frozen=True, slots=True)
+class ForkOutcome:
+    """How ringing ended: "answered", "cancelled", "timeout", "bad_sdp" (the winner's SDP
+    was unusable) or "failed" (every destination refused; ``failures`` says how)."""
+
+    kind: str
+    failures: list[Response] = field(default_factory=list)
+
+
 class Forking:
     """Rings every destination in parallel; the first to answer wins, the others are
-    cancelled. Ends on answer, on all failing, on the caller's CANCEL or on ring timeout."""
+    cancelled. Ends on answer, on all failing, on ``cancel()`` or on ring timeout.
 
-    def __init__(self, call: Call, destinations: list[Destination], offer: bytes) -> None:
-        self.call = call
+    ``on_answer`` takes the winning 2xx and its dialog and says whether its SDP could be
+    used; ``on_provisional`` gets the 1xx.
+    """
+
+    def __init__(
+        self,
+        engine: CallEngine,
+        company: Company,
+        caller: Party,
+        destinations: list[Destination],
+        offer: bytes,
+        *,
+        on_answer: Callable[[Response, Dialog], bool],
+        on_provisional: Callable[[Response], None] = lambda response: None,
+        identity_header: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.company = company
+        self.caller = caller
         self.destinations = destinations
         self.offer = offer
+        self._on_answer = on_answer
+        self._on_provisional = on_provisional
+        self._identity_header = identity_header
         self.call_id = new_call_id()
         self.from_tag = secrets.token_hex(6)
         self._cseq = itertools.count(1)
@@ -630,10 +685,13 @@ class Forking:
             asyncio.Queue()
         )
 
+    def cancel(self) -> None:
+        """Stop ringing (the caller hung up): ``run`` returns "cancelled"."""
+        self._events.put_nowait(("cancel", None, None))
+
     def _invite(self, destination: Destination, cseq: int) -> Request:
-        call = self.call
-        domain = call.company.domain
-        caller = call.caller
+        domain = self.company.domain
+        caller = self.caller
         from_address = Address(
             URI("sip", caller.number, host=domain),
             caller.name or None,
@@ -646,47 +704,39 @@ class Forking:
         headers.add("To", str(destination.to))
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", f"{cseq} INVITE")
-        headers.add("Contact", call.engine.contact_for(destination.peer.transport))
+        headers.add("Contact", self.engine.contact_for(destination.peer.transport))
         headers.add("Allow", ALLOW)
         if self.offer:
             headers.add("Content-Type", "application/sdp")
-        if call.direction == "outbound":
+        if self._identity_header:
             headers.add("P-Asserted-Identity", f"<sip:{caller.number}@{domain}>")
         request.body = self.offer
         return request
 
-    async def run(self) -> tuple[str, str]:
-        call = self.call
+    async def run(self) -> ForkOutcome:
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._ring(d)) for d in self.destinations]
-        call.tx.add_cancel_callback(lambda: self._events.put_nowait(("cancel", None, None)))
         timer = loop.call_later(
-            call.engine.ring_timeout, self._events.put_nowait, ("timeout", None, None)
+            self.engine.ring_timeout, self._events.put_nowait, ("timeout", None, None)
         )
         failures: list[Response] = []
         try:
             while True:
                 kind, response, destination = await self._events.get()
-                if kind == "cancel":
+                if kind in ("cancel", "timeout"):
                     self._cancel_all()
-                    call.tx.respond(487)
-                    return "cancelled", "caller hung up"
-                if kind == "timeout":
-                    self._cancel_all()
-                    call.tx.respond(480, "No answer")
-                    return "missed", "no answer"
+                    return ForkOutcome("cancelled" if kind == "cancel" else "timeout")
                 assert response is not None and destination is not None
                 if response.status < 200:
-                    call.provisional_to_a(response)
+                    self._on_provisional(response)
                 elif response.status < 300:
                     if self._answered(response, destination):
-                        return "answered", ""
-                    call.tx.respond(488, "The callee's SDP is unusable")
-                    return "failed", "bad SDP from callee"
+                        return ForkOutcome("answered")
+                    return ForkOutcome("bad_sdp")
                 else:
                     failures.append(response)
                     if len(failures) == len(self.destinations):
-                        return self._fail(failures)
+                        return ForkOutcome("failed", failures)
         finally:
             timer.cancel()
             for task in tasks:
@@ -696,17 +746,17 @@ class Forking:
             # may come only once (it crossed our CANCEL, or it is not retransmitted).
             for handle in self._handles:
                 if handle is not self._winner:
-                    call.engine.release_if_answered(handle)
+                    self.engine.release_if_answered(handle)
 
     async def _ring(self, destination: Destination) -> None:
         request = self._invite(destination, next(self._cseq))
-        handle = await self.call.engine.endpoint.request(request, destination.peer)
+        handle = await self.engine.endpoint.request(request, destination.peer)
         self._handles.append(handle)
         async for response in handle:
             if response.status in (401, 407) and destination.credentials is not None:
                 retry = self._with_credentials(request, response, destination.credentials)
                 if retry is not None:
-                    handle = await self.call.engine.endpoint.request(retry, destination.peer)
+                    handle = await self.engine.endpoint.request(retry, destination.peer)
                     self._handles.append(handle)
                     async for second in handle:
                         self._events.put_nowait(("response", second, destination))
@@ -734,7 +784,6 @@ class Forking:
         return retry
 
     def _answered(self, response: Response, destination: Destination) -> bool:
-        call = self.call
         winner = next(h for h in self._handles if h.request.cseq == response.cseq)
         self._winner = winner
         request = winner.request
@@ -743,26 +792,24 @@ class Forking:
             if handle is not winner:
                 with contextlib.suppress(Exception):
                     handle.cancel()
-        return call.answer_a(response, dialog)
+        return self._on_answer(response, dialog)
 
     def _cancel_all(self) -> None:
         for handle in self._handles:
             with contextlib.suppress(Exception):
                 handle.cancel()
 
-    def _fail(self, failures: list[Response]) -> tuple[str, str]:
-        """Every destination refused: pass on the most telling answer (RFC 3261 16.7)."""
-        statuses = [r.status for r in failures]
-        busy = next((r for r in failures if r.status in (486, 600)), None)
-        chosen = busy or next((r for r in failures if r.status >= 600), None)
-        if chosen is None:
-            chosen = min(failures, key=lambda r: (r.status in (408, 503), r.status))
-        status = 480 if chosen.status in (408, 503) else chosen.status
-        reason = "Unavailable" if status != chosen.status else chosen.reason
-        self.call.tx.respond(status, reason)
-        if busy is not None:
-            return "busy", f"{busy.status} {busy.reason}"
-        return "failed", ", ".join(str(s) for s in statuses)
+
+def most_telling(failures: list[Response]) -> tuple[int, str, bool]:
+    """Of every destination's refusal, the status and reason to pass on (RFC 3261 16.7),
+    and whether it means busy."""
+    busy = next((r for r in failures if r.status in (486, 600)), None)
+    chosen = busy or next((r for r in failures if r.status >= 600), None)
+    if chosen is None:
+        chosen = min(failures, key=lambda r: (r.status in (408, 503), r.status))
+    status = 480 if chosen.status in (408, 503) else chosen.status
+    reason = "Unavailable" if status != chosen.status else chosen.reason
+    return status, reason, busy is not None
 
 
 @dataclass(frozen=True, slots=True)
