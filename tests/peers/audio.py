@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from nuage.media.g711 import ulaw_encode
+
 Samples = npt.NDArray[np.float64]
 
 FRAME_MS = 20
@@ -40,6 +42,18 @@ def write_wav(path: Path, samples: Samples, rate: int = 8000) -> Path:
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(pcm.tobytes())
+    return path
+
+
+def write_ulaw_wav(path: Path, samples: Samples, rate: int = 8000) -> Path:
+    """Float samples as a G.711 mu-law WAV (format 7): what sipp's rtp_stream sends as
+    PCMU payload, byte for byte."""
+    pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
+    data = ulaw_encode(pcm)
+    fmt = struct.pack("<HHIIHH", 7, 1, rate, rate, 1, 8)
+    riff = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    riff += b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(riff)) + riff)
     return path
 
 

@@ -23,16 +23,18 @@ from nuage.media.engine import MediaEngine, MediaSession, MediaSide
 from nuage.media.player import can_encode
 from nuage.media.ports import PortsExhaustedError
 from nuage.pbx.records import CallRecorder
+from nuage.pbx.routing import Refused
 from nuage.sip.dialog import Dialog
 from nuage.sip.digest import authorization_for
 from nuage.sip.endpoint import ClientTransactionHandle, ServerTransactionHandle, SipEndpoint
+from nuage.sip.grammar import SipSyntaxError
 from nuage.sip.message import URI, Address, Request, Response
 from nuage.sip.peer import Peer
 from nuage.store.models import Company, Trunk
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER"
 _BYE_TIMEOUT = 10.0
 _REINVITE_TIMEOUT = 32.0  # 64*T1, as long as a transaction may take
 # Calls ringing or being answered at once. Past it the server is behind (or flooded):
@@ -67,10 +69,13 @@ class Destination:
 
 @dataclass(slots=True)
 class Leg:
-    name: str  # "A" or "B": for logs
+    name: str  # "A", "B", then "C", "D"... for legs that transfers bring in
     dialog: Dialog
     media: MediaSide
+    party: Party
     other: Leg | None = field(default=None, repr=False)
+    # The party hung up (or was hung up on): nothing more is sent in this dialog.
+    gone: bool = False
     # Our ACK to this leg's 2xx waits for the caller's ACK (late offer): until then a
     # retransmitted 2xx must not be acknowledged without the SDP answer.
     awaiting_ack: bool = False
@@ -78,6 +83,32 @@ class Leg:
 
 class SdpRejected(Exception):
     """An offer or answer we cannot anchor; the call gets 488."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTarget:
+    """Where a transfer goes, as routing resolved it for the transferring user."""
+
+    callee: Party
+    destinations: list[Destination]
+    direction: str  # "internal" or "outbound"
+    # Shown to the target instead of the transferee (a carrier takes only our numbers).
+    caller: Party | None = None
+
+
+TransferResolver = Callable[[Company, Party, str], "TransferTarget | Refused"]
+
+
+@dataclass(slots=True)
+class Transfer:
+    """A blind transfer in progress: the transferee hears music while the target rings."""
+
+    transferor: Leg
+    transferee: Leg
+    target: TransferTarget
+    subscribed: bool  # NOTIFYs of its progress are wanted (RFC 3515; RFC 4488 Refer-Sub)
+    forking: Forking | None = None
+    transferor_left: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class CallEngine:
@@ -101,6 +132,8 @@ class CallEngine:
         # Calls from their INVITE to their answer (or failure), for load shedding.
         self._setting_up: set[Call] = set()
         self.external_calls: Counter[int] = Counter()
+        # Set by the PBX service: routing knows where a transfer target is.
+        self.transfer_targets: TransferResolver | None = None
         self._releases: set[asyncio.Task[None]] = set()
 
     def attach(self, endpoint: SipEndpoint) -> None:
@@ -133,7 +166,7 @@ class CallEngine:
 
     def forget(self, call: Call) -> None:
         self._calls.discard(call)
-        for leg in call.legs():
+        for leg in call.all_legs():
             self._legs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
 
     async def place(
@@ -155,13 +188,12 @@ class CallEngine:
         self._calls.add(call)
         self._setting_up.add(call)
         if direction == "outbound":
-            self.external_calls[company.id] += 1
+            call.count_external()
         try:
             await call.run(destinations)
         finally:
             self.set_up_over(call)
-            if direction == "outbound":
-                self.external_calls[company.id] -= 1
+            self.external_calls[company.id] -= call.external_legs
             self.forget(call)
 
     async def handle_in_dialog(self, tx: ServerTransactionHandle) -> bool:
@@ -245,6 +277,11 @@ class Call:
         self._sent: dict[MediaSide, sdp.SessionDescription] = {}
         # The legs ("A", "B") whose party put the call on hold.
         self.holding: set[str] = set()
+        self._transfer: Transfer | None = None
+        self._former_legs: list[Leg] = []
+        self._leg_names = iter("CDEFGHIJKLMNOPQRSTUVWXYZ")
+        self.transferred_to: list[Party] = []
+        self.external_legs = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _anchor(
@@ -258,8 +295,22 @@ class Call:
         self._sent[receiver] = anchored.description
         return anchored.description
 
+    @property
+    def call_id(self) -> str:
+        """The caller's Call-ID: names the call in logs and its record."""
+        return self.tx.request.call_id
+
     def legs(self) -> Iterable[Leg]:
         return [leg for leg in (self.a, self.b) if leg is not None]
+
+    def all_legs(self) -> Iterable[Leg]:
+        """The current legs and those that transfers took out of the call."""
+        return [*self.legs(), *self._former_legs]
+
+    def count_external(self) -> None:
+        """One more leg of this call goes out through a trunk (the company's limit)."""
+        self.external_legs += 1
+        self.engine.external_calls[self.company.id] += 1
 
     async def run(self, destinations: list[Destination]) -> None:
         record_id = await self.engine.recorder.start(self)
@@ -370,8 +421,8 @@ class Call:
             body=body,
         )
         a_dialog = Dialog.from_uas(self.tx.request, sent, peer=self.tx.source)
-        self.a = Leg("A", a_dialog, self.session.a)
-        self.b = Leg("B", b_dialog, self.session.b)
+        self.a = Leg("A", a_dialog, self.session.a, self.caller)
+        self.b = Leg("B", b_dialog, self.session.b, self.callee)
         self.a.other, self.b.other = self.b, self.a
         self.engine.register_leg(self, self.a)
         self.engine.register_leg(self, self.b)
@@ -461,9 +512,22 @@ class Call:
             tx.respond(status)
             return
         method = request.method
+        log.debug("call %s: %s from %s", self.call_id, method, leg.name)
+        if leg is not self.a and leg is not self.b:
+            # A transferor that left the call: only its goodbye is still welcome.
+            leg.gone = True
+            tx.respond(200 if method == "BYE" else 481)
+            return
         if method == "BYE":
             tx.respond(200)
+            leg.gone = True
+            transfer = self._transfer
+            if transfer is not None and leg is transfer.transferor:
+                transfer.transferor_left.set()  # the transfer goes on without it
+                return
             await self._hang_up_other(leg, f"hung up by {leg.name}")
+        elif method == "REFER":
+            self._on_refer(leg, tx)
         elif method == "INVITE":
             await self._relay_reinvite(leg, tx)
         elif method in ("INFO", "UPDATE"):
@@ -609,25 +673,243 @@ class Call:
     def on_hold(self) -> bool:
         return bool(self.holding)
 
+    # -- blind transfer (RFC 3515) -------------------------------------------------------
+
+    def _on_refer(self, leg: Leg, tx: ServerTransactionHandle) -> None:
+        """``leg``'s party asks us to connect the other party to the Refer-To target, then
+        leaves (a blind transfer). Refused at once when the target is not callable."""
+        other = leg.other
+        refer_to = tx.request.headers.get("Refer-To")
+        if refer_to is None:
+            tx.respond(400, "Missing Refer-To")
+            return
+        try:
+            target = Address.parse(refer_to)
+        except SipSyntaxError:
+            tx.respond(400, "Bad Refer-To")
+            return
+        if self._transfer is not None or other is None:
+            tx.respond(491, "A transfer is already in progress")
+            return
+        if any(name.lower() == "replaces" for name in target.uri.headers):
+            tx.respond(501, "Attended transfer is not supported yet")
+            return
+        resolve = self.engine.transfer_targets
+        if leg.party.user_id is None or resolve is None:
+            # A carrier's caller must not make the company call anywhere it likes.
+            tx.respond(403, "Only the company's users can transfer")
+            return
+        resolved = resolve(self.company, leg.party, target.uri.user or "")
+        if isinstance(resolved, Refused):
+            tx.respond(resolved.status, resolved.reason)
+            return
+        if not resolved.destinations:
+            tx.respond(480, "The transfer target is not reachable")
+            return
+        subscribed = (tx.request.headers.get("Refer-Sub") or "true").strip().lower() != "false"
+        tx.respond(202, headers=[] if subscribed else [("Refer-Sub", "false")])
+        self._transfer = Transfer(leg, other, resolved, subscribed)
+        loop = asyncio.get_running_loop()
+        self._background(loop.create_task(self._run_transfer(self._transfer)))
+
+    async def _run_transfer(self, transfer: Transfer) -> None:
+        transferor, transferee = transfer.transferor, transfer.transferee
+        target = transfer.target
+        self._notify_transferor(transfer, "100 Trying", final=False)
+        transferor.media.silence()
+        self._play_music(transferee)
+        outcome = ForkOutcome("bad_sdp")
+        offer: sdp.SessionDescription | None = None
+        with contextlib.suppress(SdpRejected):
+            # The target gets the transferee's own SDP, through the transferor's ports.
+            described = self._received.get(transferee.media)
+            if described is not None:
+                offer = _anchor(described, transferee.media, transferor.media).description
+        if offer is not None:
+            offered = offer
+            forking = Forking(
+                self.engine,
+                self.company,
+                target.caller or transferee.party,
+                target.destinations,
+                offered.encode(),
+                on_answer=lambda response, dialog: self._transfer_answered(
+                    transfer, offered, response, dialog
+                ),
+                identity_header=target.direction == "outbound",
+            )
+            transfer.forking = forking
+            outcome = await forking.run()
+            transfer.forking = None
+        self._transfer = None
+        if outcome.kind == "answered":
+            await self._notify_transferor(transfer, "200 OK", final=True)
+            # The transferor usually hangs up on the NOTIFY; if it does not, we do.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(transfer.transferor_left.wait(), 2.0)
+            await self._send_bye(transferor)
+            return
+        status = _transfer_failure(outcome)
+        log.info(
+            "call %s: transfer by %s to %s failed: %s",
+            self.tx.request.call_id,
+            transferor.name,
+            target.callee.number,
+            status,
+        )
+        if self._ended.is_set():
+            return
+        if transfer.transferor_left.is_set():
+            await self._hang_up_all(f"transfer to {target.callee.number} failed: {status}")
+            return
+        # Back to the transferor, as it was (RFC 5589 6: it may retrieve the call).
+        await self._notify_transferor(transfer, status, final=True)
+        self._route_media()
+
+    def _transfer_answered(
+        self,
+        transfer: Transfer,
+        offer: sdp.SessionDescription,
+        response: Response,
+        dialog: Dialog,
+    ) -> bool:
+        """The target answered: it takes the transferor's place (and its media ports)."""
+        transferor, transferee = transfer.transferor, transfer.transferee
+        assert dialog.peer is not None
+        self.engine.endpoint.send_ack(dialog.create_ack(response.cseq.seq), dialog.peer)
+        try:
+            answer = sdp.parse(response.body)
+            anchored = _anchor(answer, transferor.media, transferee.media)
+        except (sdp.SdpError, SdpRejected) as exc:
+            log.info(
+                "call %s: unusable SDP from the transfer target: %s", self.tx.request.call_id, exc
+            )
+            self._background(asyncio.get_running_loop().create_task(self._send_bye_to(dialog)))
+            return False
+        joined = Leg(next(self._leg_names), dialog, transferor.media, transfer.target.callee)
+        self._sent[joined.media] = offer
+        self._received[joined.media] = answer
+        self._sends[joined.media] = anchored.sends
+        if transferor is self.a:
+            self.a = joined
+        else:
+            self.b = joined
+        joined.other, transferee.other, transferor.other = transferee, joined, None
+        self._former_legs.append(transferor)
+        self.engine.register_leg(self, joined)
+        self.holding.discard(transferor.name)
+        self.transferred_to.append(transfer.target.callee)
+        if transfer.target.direction == "outbound":
+            self.count_external()
+        if not _same_codec(
+            answer, self._received.get(transferee.media), self._sent.get(transferee.media)
+        ):
+            # The target chose another of the transferee's codecs: the transferee must
+            # switch too, or the relay would carry audio it cannot decode.
+            loop = asyncio.get_running_loop()
+            self._background(loop.create_task(self._reoffer(transferee, anchored.description)))
+        self._route_media()
+        log.info(
+            "call %s: %s transferred %s to %s",
+            self.tx.request.call_id,
+            transferor.name,
+            transferee.name,
+            transfer.target.callee.number,
+        )
+        return True
+
+    async def _reoffer(self, leg: Leg, description: sdp.SessionDescription) -> None:
+        """Re-INVITE ``leg``'s party with ``description``, as a new version of our session
+        with it."""
+        assert leg.dialog.peer is not None
+        last = self._sent.get(leg.media)
+        if last is not None:
+            description.origin = replace(last.origin, version=last.origin.version + 1)
+        request = leg.dialog.create_request(
+            "INVITE",
+            body=description.encode(),
+            headers=[("Content-Type", "application/sdp"), ("Allow", ALLOW)],
+        )
+        handle = await self.engine.endpoint.request(request, leg.dialog.peer)
+        try:
+            final = await asyncio.wait_for(handle.final(), _REINVITE_TIMEOUT)
+        except TimeoutError:
+            handle.cancel()
+            log.warning(
+                "call %s: no answer to our re-INVITE of %s", self.tx.request.call_id, leg.name
+            )
+            return
+        if not 200 <= final.status < 300:
+            log.warning(
+                "call %s: %s refused our re-INVITE: %d",
+                self.tx.request.call_id,
+                leg.name,
+                final.status,
+            )
+            return
+        leg.dialog.handle_response(final)
+        self.engine.endpoint.send_ack(leg.dialog.create_ack(request.cseq.seq), leg.dialog.peer)
+        self._sent[leg.media] = description
+        with contextlib.suppress(sdp.SdpError, SdpRejected):
+            answer = sdp.parse(final.body)
+            other = leg.other.media if leg.other is not None else leg.media
+            self._sends[leg.media] = _anchor(answer, leg.media, other).sends
+            self._received[leg.media] = answer
+
+    def _notify_transferor(
+        self, transfer: Transfer, status: str, *, final: bool
+    ) -> asyncio.Task[None]:
+        """Tell the transferor how its REFER is doing (a message/sipfrag NOTIFY)."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._send_notify(transfer, status, final))
+        self._background(task)
+        return task
+
+    async def _send_notify(self, transfer: Transfer, status: str, final: bool) -> None:
+        leg = transfer.transferor
+        if not transfer.subscribed or leg.gone or leg.dialog.peer is None:
+            return
+        state = "terminated;reason=noresource" if final else "active;expires=60"
+        request = leg.dialog.create_request(
+            "NOTIFY",
+            body=f"SIP/2.0 {status}\r\n".encode(),
+            headers=[
+                ("Event", "refer"),
+                ("Subscription-State", state),
+                ("Content-Type", "message/sipfrag;version=2.0"),
+            ],
+        )
+        try:
+            handle = await self.engine.endpoint.request(request, leg.dialog.peer)
+            await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
+        except Exception:
+            log.info("call %s: NOTIFY to %s failed", self.tx.request.call_id, leg.name)
+
     # -- tear-down -------------------------------------------------------------------------
 
     async def _hang_up_other(self, leg: Leg, reason: str) -> None:
         if self._ended.is_set():
             return
-        self._end_reason = reason
-        self._ended.set()
+        self._end(reason)
         if leg.other is not None:
             await self._send_bye(leg.other)
 
     async def _hang_up_all(self, reason: str = "error") -> None:
         if self._ended.is_set():
             return
-        self._end_reason = reason
-        self._ended.set()
+        self._end(reason)
         await asyncio.gather(*(self._send_bye(leg) for leg in self.legs()))
 
+    def _end(self, reason: str) -> None:
+        self._end_reason = reason
+        self._ended.set()
+        if self._transfer is not None and self._transfer.forking is not None:
+            self._transfer.forking.cancel()
+
     async def _send_bye(self, leg: Leg) -> None:
-        await self._send_bye_to(leg.dialog, leg.name)
+        if not leg.gone:
+            leg.gone = True
+            await self._send_bye_to(leg.dialog, leg.name)
 
     async def _send_bye_to(self, dialog: Dialog, name: str = "B") -> None:
         if dialog.peer is None:
@@ -896,6 +1178,35 @@ def _agreed_codecs(
     if their_audio is None or our_audio is None:
         return []
     return [c for c in their_audio.codecs if str(c.payload_type) in our_audio.formats]
+
+
+def _transfer_failure(outcome: ForkOutcome) -> str:
+    """The sipfrag status line telling a transferor why its transfer failed."""
+    if outcome.kind == "failed" and outcome.failures:
+        status, reason, _ = most_telling(outcome.failures)
+        return f"{status} {reason}"
+    return {
+        "timeout": "480 No answer",
+        "cancelled": "487 Request Terminated",
+    }.get(outcome.kind, "488 Not Acceptable Here")
+
+
+def _same_codec(
+    answer: sdp.SessionDescription,
+    theirs: sdp.SessionDescription | None,
+    ours: sdp.SessionDescription | None,
+) -> bool:
+    """Whether the codec an answer chose is the one the other party already uses."""
+    chosen = next(
+        (c for m in answer.media if m.media == "audio" and not m.rejected for c in m.codecs), None
+    )
+    current = next(iter(_agreed_codecs(theirs, ours)), None)
+    if chosen is None or current is None:
+        return False
+    return (chosen.encoding.lower(), chosen.clock_rate) == (
+        current.encoding.lower(),
+        current.clock_rate,
+    )
 
 
 def _is_audio_codec(media: sdp.MediaDescription, fmt: str) -> bool:

@@ -29,6 +29,7 @@ class Snapshot:
     companies: dict[int, Company] = field(default_factory=dict)
     companies_by_domain: dict[str, Company] = field(default_factory=dict)
     users: dict[tuple[int, str], User] = field(default_factory=dict)
+    users_by_id: dict[int, User] = field(default_factory=dict)
     trunks: dict[int, list[Trunk]] = field(default_factory=dict)
     trunks_by_address: dict[str, list[Trunk]] = field(default_factory=dict)
     numbers: dict[str, Number] = field(default_factory=dict)
@@ -59,6 +60,7 @@ class Snapshot:
             companies={company.id: company for company in companies},
             companies_by_domain={company.domain: company for company in companies},
             users={(user.company_id, user.extension): user for user in users},
+            users_by_id={user.id: user for user in users},
             trunks=dict(trunks_by_company),
             trunks_by_address=dict(trunks_by_address),
             numbers={number.number: number for number in numbers},
@@ -115,6 +117,10 @@ class Directory:
 
     def user(self, company_id: int, extension: str) -> User | None:
         return self._snapshot.users.get((company_id, extension))
+
+    def user_by_id(self, company_id: int, user_id: int) -> User | None:
+        user = self._snapshot.users_by_id.get(user_id)
+        return user if user is not None and user.company_id == company_id else None
 
     def trunks(self, company_id: int) -> list[Trunk]:
         return self._snapshot.trunks.get(company_id, [])

@@ -11,6 +11,7 @@ from nuage.pbx.calls import (
     CallEngine,
     Destination,
     Party,
+    TransferTarget,
     trunk_destination,
 )
 from nuage.pbx.directory import Directory
@@ -49,6 +50,7 @@ class PbxService:
         self._registrar = registrar
         self.calls = calls
         self._recorder = recorder
+        calls.transfer_targets = self._transfer_target
 
     async def handle_request(self, tx: ServerTransactionHandle) -> None:
         request = tx.request
@@ -177,16 +179,51 @@ class PbxService:
         *,
         direction: str,
     ) -> None:
-        to = Address(URI("sip", callee.extension, host=company.domain), callee.name or None)
-        destinations = [
-            Destination(URI.parse(binding.contact), binding.peer, to)
-            for binding in self._location.bindings(company.id, callee.id, datetime.now(UTC))
-        ]
         await self.calls.place(
             tx,
             company,
             caller,
             Party(callee.extension, callee.name, callee.id),
-            destinations,
+            self._devices(company, callee),
             direction=direction,
+        )
+
+    def _devices(self, company: Company, user: User) -> list[Destination]:
+        """Every registered device of ``user``: a call to them rings all at once."""
+        to = Address(URI("sip", user.extension, host=company.domain), user.name or None)
+        return [
+            Destination(URI.parse(binding.contact), binding.peer, to)
+            for binding in self._location.bindings(company.id, user.id, datetime.now(UTC))
+        ]
+
+    def _transfer_target(
+        self, company: Company, transferor: Party, dialled: str
+    ) -> TransferTarget | Refused:
+        """Where a user's transfer to ``dialled`` goes: the same routing and policy as a
+        call the user would place."""
+        route = route_from_user(
+            self._directory, company, dialled, self.calls.external_calls[company.id]
+        )
+        if isinstance(route, Refused):
+            return route
+        if isinstance(route, ToUser):
+            user = route.user
+            return TransferTarget(
+                Party(user.extension, user.name, user.id),
+                self._devices(company, user),
+                "internal",
+            )
+        transferring = (
+            self._directory.user_by_id(company.id, transferor.user_id)
+            if transferor.user_id is not None
+            else None
+        )
+        if transferring is None:
+            return Refused(403, "Unknown transferor")
+        caller_id = caller_id_of(self._directory, company, transferring, route.trunk)
+        return TransferTarget(
+            Party(route.number),
+            [trunk_destination(route.trunk, route.number)],
+            "outbound",
+            caller=Party(caller_id, transferring.name, transferring.id),
         )
