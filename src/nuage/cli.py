@@ -25,7 +25,14 @@ from nuage.carrier import (
     CarrierSimulator,
 )
 from nuage.config import Config, ConfigError, load_config
-from nuage.pbx.provision import CompanyNotFoundError, PlanError, apply_plan, list_calls, load_plan
+from nuage.pbx.provision import (
+    CompanyNotFoundError,
+    PlanError,
+    apply_plan,
+    list_calls,
+    list_recordings,
+    load_plan,
+)
 from nuage.server import serve
 from nuage.sip.peer import Peer
 from nuage.store.database import open_database
@@ -79,19 +86,23 @@ def _cmd_provision(args: argparse.Namespace) -> int:
 
 async def _calls(config: Config, company: str, limit: int) -> list[str]:
     db = await open_database(config.database_url)
+    lines = []
     try:
-        records = await list_calls(db, company, limit)
+        for r in await list_calls(db, company, limit):
+            answered = r.answered_at.isoformat(timespec="seconds") if r.answered_at else "-"
+            ended = r.ended_at.isoformat(timespec="seconds") if r.ended_at else "(live)"
+            lines.append(
+                f"{r.started_at.isoformat(timespec='seconds')}  {r.direction:<8} "
+                f"{r.caller:>14} -> {r.callee:<14} {r.outcome or '-':<9} answered {answered} "
+                f"ended {ended}  {r.reason}"
+            )
+            for recording in await list_recordings(db, company, r.id):
+                lines.append(
+                    f"    recording {recording.path} {recording.duration_ms / 1000:.1f} s "
+                    f"owner {recording.owner_user_id} stopped by {recording.stopped_by}"
+                )
     finally:
         await db.close()
-    lines = []
-    for r in records:
-        answered = r.answered_at.isoformat(timespec="seconds") if r.answered_at else "-"
-        ended = r.ended_at.isoformat(timespec="seconds") if r.ended_at else "(live)"
-        lines.append(
-            f"{r.started_at.isoformat(timespec='seconds')}  {r.direction:<8} "
-            f"{r.caller:>14} -> {r.callee:<14} {r.outcome or '-':<9} answered {answered} "
-            f"ended {ended}  {r.reason}"
-        )
     return lines
 
 

@@ -22,6 +22,7 @@ from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.calls import CallEngine
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
+from nuage.pbx.recordings import RecordingService
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.service import PbxService
@@ -102,6 +103,8 @@ class NuageServer:
         if self.service is not None:
             figures["active_calls"] = self.service.calls.active_calls
             figures["calls_on_hold"] = self.service.calls.calls_on_hold
+            recordings = self.service.calls.recordings
+            figures["recordings_active"] = recordings.active if recordings is not None else 0
         if self.media is not None:
             figures["media_sessions"] = self.media.active_sessions
             figures["rtp_ports_in_use"] = self.media.ports.in_use
@@ -143,6 +146,7 @@ class NuageServer:
             ring_timeout=server.ring_timeout,
             media_timeout=server.media_timeout,
         )
+        calls.recordings = RecordingService(server.data_dir, writer, self.media.clock)
         self.service = PbxService(
             directory=directory,
             location=location,

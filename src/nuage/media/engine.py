@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable
 from typing import Protocol
 
 from nuage.media import music
 from nuage.media.player import FrameClock, Sound
 from nuage.media.ports import PortAllocator
+from nuage.media.prompts import Prompts
 from nuage.media.relay import Counters, RelaySession
 from nuage.media.sdp import RtpMap
 
@@ -51,9 +53,21 @@ class MediaSide(Protocol):
     def relay(self) -> None:
         """Hear the other side (the default)."""
 
-    def play(self, sound: Sound, codec: RtpMap) -> None:
-        """Hear ``sound`` (looped) instead of the other side; ``UnsupportedCodecError``
-        when ``codec`` cannot be played."""
+    def play(
+        self,
+        sound: Sound,
+        codec: RtpMap,
+        *,
+        loop: bool = True,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Hear ``sound`` instead of the other side, looped or once (then ``then`` is
+        called); ``UnsupportedCodecError`` when ``codec`` cannot be played."""
+
+    def add_listener(self, listener: Callable[[bytes], None]) -> None:
+        """Give ``listener`` a copy of every RTP packet this side's party sends."""
+
+    def remove_listener(self, listener: Callable[[bytes], None]) -> None: ...
 
     def silence(self) -> None:
         """Hear nothing."""
@@ -74,6 +88,12 @@ class MediaSession(Protocol):
 class MediaEngine(Protocol):
     @property
     def music_on_hold(self) -> Sound: ...
+
+    @property
+    def beep(self) -> Sound: ...
+
+    @property
+    def clock(self) -> FrameClock: ...
 
     async def create_session(self) -> MediaSession: ...
 
@@ -105,7 +125,12 @@ class LocalMediaEngine:
         self._sessions: set[RelaySession] = set()
         self._closed = False
         self.clock = FrameClock()
+        self.prompts = Prompts()
         self._music_on_hold: Sound | None = None
+
+    @property
+    def beep(self) -> Sound:
+        return self.prompts.beep()
 
     @property
     def music_on_hold(self) -> Sound:

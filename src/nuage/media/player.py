@@ -118,7 +118,11 @@ class FrameClock:
 
 
 class Playback:
-    """One sound streamed as RTP to one party: its own SSRC, sequence and timestamps."""
+    """One sound streamed as RTP to one party: its own SSRC, sequence and timestamps.
+
+    Looped, it plays the clock's current frame (every listener hears the same moment);
+    once, it plays from the start to the end and then calls ``then``.
+    """
 
     def __init__(
         self,
@@ -127,15 +131,28 @@ class Playback:
         clock_rate: int,
         payload_type: int,
         send: Callable[[bytes], None],
+        *,
+        loop: bool = True,
+        then: Callable[[], None] | None = None,
     ) -> None:
         self._frames = sound.frames(encoding, clock_rate)
         self._samples = sound.samples_per_frame
         self._sender = RtpSender(payload_type)
         self._send = send
-        self._first = True
+        self._loop = loop
+        self._then = then
+        self._played = 0
+
+    @property
+    def finished(self) -> bool:
+        return not self._loop and self._played >= len(self._frames)
 
     def on_tick(self, tick: int) -> None:
-        payload = self._frames[tick % len(self._frames)]
+        if self.finished:
+            return
+        index = tick % len(self._frames) if self._loop else self._played
         # The marker bit starts a talkspurt (RFC 3551 4.1): the receiver resyncs its buffer.
-        self._send(self._sender.packet(payload, self._samples, marker=self._first))
-        self._first = False
+        self._send(self._sender.packet(self._frames[index], self._samples, marker=not self._played))
+        self._played += 1
+        if self.finished and self._then is not None:
+            self._then()

@@ -83,6 +83,7 @@ class _Channel(asyncio.DatagramProtocol):
         "remote",
         "source",
         "strays",
+        "tap",
         "transport",
     )
 
@@ -100,6 +101,8 @@ class _Channel(asyncio.DatagramProtocol):
         # hears a sound or nothing); ``blocked`` folds it with ``paused`` for the hot path.
         self.relaying = True
         self.blocked = False
+        # Sees every admitted packet when set (recording, DTMF): None on plain relays.
+        self.tap: Callable[[bytes], None] | None = None
         self.packets_in = 0
         self.bytes_in = 0
         self.packets_out = 0
@@ -151,6 +154,9 @@ class _Channel(asyncio.DatagramProtocol):
                 return
         elif self.strays:
             self.strays = 0
+        tap = self.tap
+        if tap is not None:
+            tap(data)
         peer = self.peer
         remote = peer.remote
         if remote is None or peer.blocked:
@@ -208,6 +214,7 @@ class RelaySide:
         self._rtcp = rtcp
         self._clock = clock
         self._playback: Playback | None = None
+        self._listeners: list[Callable[[bytes], None]] = []
 
     @property
     def hears(self) -> str:
@@ -222,11 +229,25 @@ class RelaySide:
         self._rtp.set_relaying(True)
         self._rtcp.set_relaying(True)
 
-    def play(self, sound: Sound, codec: RtpMap) -> None:
-        """Hear ``sound`` in ``codec`` instead of the other side, looped until ``relay`` or
-        ``silence``. Raises ``UnsupportedCodecError`` when the codec cannot be played."""
+    def play(
+        self,
+        sound: Sound,
+        codec: RtpMap,
+        *,
+        loop: bool = True,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Hear ``sound`` in ``codec`` instead of the other side: looped until ``relay`` or
+        ``silence``, or once and then ``then`` is called. Raises ``UnsupportedCodecError``
+        when the codec cannot be played."""
         playback = Playback(
-            sound, codec.encoding, codec.clock_rate, codec.payload_type, self._rtp.send_own
+            sound,
+            codec.encoding,
+            codec.clock_rate,
+            codec.payload_type,
+            self._rtp.send_own,
+            loop=loop,
+            then=then,
         )
         self.silence()
         self._playback = playback
@@ -237,6 +258,27 @@ class RelaySide:
         self._stop_playback()
         self._rtp.set_relaying(False)
         self._rtcp.set_relaying(False)
+
+    def add_listener(self, listener: Callable[[bytes], None]) -> None:
+        """Give ``listener`` a copy of every RTP packet this side's party sends."""
+        self._listeners.append(listener)
+        self._rtp.tap = self._dispatch if len(self._listeners) > 1 else listener
+
+    def remove_listener(self, listener: Callable[[bytes], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        if not self._listeners:
+            self._rtp.tap = None
+        elif len(self._listeners) == 1:
+            self._rtp.tap = self._listeners[0]
+
+    def clear_listeners(self) -> None:
+        self._listeners.clear()
+        self._rtp.tap = None
+
+    def _dispatch(self, data: bytes) -> None:
+        for listener in self._listeners:
+            listener(data)
 
     def _stop_playback(self) -> None:
         if self._playback is not None:
@@ -355,8 +397,9 @@ class RelaySession:
         returns once the sockets are closed. The release happens even if the caller is
         cancelled while waiting."""
         if self._finished is None:
-            self.a.silence()
-            self.b.silence()
+            for side in (self.a, self.b):
+                side.silence()
+                side.clear_listeners()
             waits = []
             for channel in self._channels:
                 if hasattr(channel, "transport"):

@@ -17,11 +17,22 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from nuage.media import sdp
+from nuage.media.dtmf import (
+    DTMF,
+    DTMF_RELAY,
+    DigitPressed,
+    DtmfError,
+    DtmfEventReceiver,
+    parse_info_body,
+)
 from nuage.media.engine import MediaEngine, MediaSession, MediaSide
 from nuage.media.player import can_encode
 from nuage.media.ports import PortsExhaustedError
+from nuage.media.recording import can_record
+from nuage.media.rtp import RtpError, RtpPacket
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.routing import Refused
 from nuage.sip.dialog import Dialog
@@ -31,6 +42,9 @@ from nuage.sip.grammar import SipSyntaxError
 from nuage.sip.message import URI, Address, Request, Response
 from nuage.sip.peer import Peer
 from nuage.store.models import Company, Trunk
+
+if TYPE_CHECKING:
+    from nuage.pbx.recordings import RecordingService
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +56,9 @@ _REINVITE_TIMEOUT = 32.0  # 64*T1, as long as a transaction may take
 # backlog whose retransmissions and timers only make it fall further behind.
 MAX_CALLS_IN_SETUP = 500
 _RETRY_AFTER = ("Retry-After", "5")
+FEATURE_RECORD = "*1"
+# Keys further apart than this do not make one feature code.
+_FEATURE_CODE_GAP = 3.0
 
 
 def new_call_id() -> str:
@@ -96,6 +113,9 @@ class TransferTarget:
     caller: Party | None = None
 
 
+RecordingSource = tuple[MediaSide, dict[int, sdp.RtpMap]]
+"""A party's relay side and the codecs it sends, by payload type."""
+
 TransferResolver = Callable[[Company, Party, str], "TransferTarget | Refused"]
 
 
@@ -134,6 +154,7 @@ class CallEngine:
         self.external_calls: Counter[int] = Counter()
         # Set by the PBX service: routing knows where a transfer target is.
         self.transfer_targets: TransferResolver | None = None
+        self.recordings: RecordingService | None = None
         self._releases: set[asyncio.Task[None]] = set()
 
     def attach(self, endpoint: SipEndpoint) -> None:
@@ -282,6 +303,10 @@ class Call:
         self._leg_names = iter("CDEFGHIJKLMNOPQRSTUVWXYZ")
         self.transferred_to: list[Party] = []
         self.external_legs = 0
+        self._record: asyncio.Future[int] | None = None
+        self.recordings_started: list[datetime] = []
+        # Digits each leg's party keyed recently, for feature codes (*1: record).
+        self._keyed: dict[str, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _anchor(
@@ -313,7 +338,7 @@ class Call:
         self.engine.external_calls[self.company.id] += 1
 
     async def run(self, destinations: list[Destination]) -> None:
-        record_id = await self.engine.recorder.start(self)
+        self._record = record_id = await self.engine.recorder.start(self)
         outcome, reason = "failed", ""
         try:
             outcome, reason = await self._connect(destinations)
@@ -326,9 +351,21 @@ class Call:
                 self.tx.respond(500, "Call engine error")
             await self._hang_up_all()
         finally:
+            recordings = self.engine.recordings
+            if recordings is not None and recordings.is_recording(self):
+                await recordings.stop(self, "hangup")
             if self.session is not None:
                 await self.session.close()
             self.engine.recorder.finish(record_id, self, outcome, reason)
+
+    async def record_id(self) -> int | None:
+        """The id of this call's record once written; None if it could not be."""
+        if self._record is None:
+            return None
+        try:
+            return await asyncio.shield(self._record)
+        except Exception:
+            return None
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -426,6 +463,8 @@ class Call:
         self.a.other, self.b.other = self.b, self.a
         self.engine.register_leg(self, self.a)
         self.engine.register_leg(self, self.b)
+        self._listen_for_digits(self.a)
+        self._listen_for_digits(self.b)
         self.b.awaiting_ack = self.late_offer
         self.answered_at = datetime.now(UTC)
         loop = asyncio.get_running_loop()
@@ -531,6 +570,8 @@ class Call:
         elif method == "INVITE":
             await self._relay_reinvite(leg, tx)
         elif method in ("INFO", "UPDATE"):
+            if method == "INFO":
+                self._info_digit(leg, tx.request)
             await self._relay_request(leg, tx)
         elif method == "OPTIONS":
             tx.respond(200, headers=[("Allow", ALLOW)])
@@ -660,18 +701,108 @@ class Call:
                 leg.media.silence()
 
     def _play_music(self, leg: Leg) -> None:
-        """Music on hold to ``leg``'s party in a codec of its own SDP that our last SDP to it
-        also lists (the negotiated ones), in its own payload numbering."""
-        for codec in _agreed_codecs(self._received.get(leg.media), self._sent.get(leg.media)):
-            if can_encode(codec.encoding, codec.clock_rate):
-                leg.media.play(self.engine.media.music_on_hold, codec)
-                return
-        log.info("call %s: no codec to play music on hold to %s", self.tx.request.call_id, leg.name)
-        leg.media.silence()
+        codec = self._playable_codec(leg)
+        if codec is None:
+            log.info("call %s: no codec to play music on hold to %s", self.call_id, leg.name)
+            leg.media.silence()
+            return
+        leg.media.play(self.engine.media.music_on_hold, codec)
+
+    def _playable_codec(self, leg: Leg) -> sdp.RtpMap | None:
+        """A codec to play sounds to ``leg``'s party in: one of its own SDP that our last
+        SDP to it also lists (the negotiated ones), in its own payload numbering."""
+        agreed = _agreed_codecs(self._received.get(leg.media), self._sent.get(leg.media))
+        return next((c for c in agreed if can_encode(c.encoding, c.clock_rate)), None)
 
     @property
     def on_hold(self) -> bool:
         return bool(self.holding)
+
+    # -- digits and feature codes ----------------------------------------------------------
+
+    def _listen_for_digits(self, leg: Leg) -> None:
+        """Watch the RFC 4733 events ``leg``'s party sends (they are relayed untouched)."""
+        payload_type = _event_payload_type(self._sent.get(leg.media))
+        if payload_type is None:
+            return
+        receiver = DtmfEventReceiver(payload_type)
+
+        def listener(data: bytes) -> None:
+            # Only the second byte is looked at for the audio packets: this runs per packet.
+            if len(data) > 1 and data[1] & 0x7F == payload_type:
+                with contextlib.suppress(RtpError):
+                    for report in receiver.feed(RtpPacket.parse(data)):
+                        if isinstance(report, DigitPressed):
+                            self._on_digit(leg, report.digit)
+
+        leg.media.add_listener(listener)
+
+    def _info_digit(self, leg: Leg, request: Request) -> None:
+        content_type = request.content_type or ""
+        if content_type.split(";")[0].strip().lower() in (DTMF_RELAY, DTMF):
+            with contextlib.suppress(DtmfError):
+                self._on_digit(leg, parse_info_body(content_type, request.body).digit)
+
+    def _on_digit(self, leg: Leg, digit: str) -> None:
+        """A key pressed by ``leg``'s party: feature codes are looked for here."""
+        now = asyncio.get_running_loop().time()
+        keyed, at = self._keyed.get(leg.name, ("", now))
+        keyed = (keyed if now - at < _FEATURE_CODE_GAP else "") + digit
+        self._keyed[leg.name] = (keyed[-4:], now)
+        if keyed.endswith(FEATURE_RECORD) and leg.party.user_id is not None:
+            self._keyed[leg.name] = ("", now)
+            self._background(asyncio.get_running_loop().create_task(self.toggle_recording(leg)))
+
+    async def toggle_recording(self, leg: Leg) -> None:
+        recordings = self.engine.recordings
+        if recordings is None:
+            return
+        if recordings.is_recording(self):
+            await recordings.stop(self, "user")
+            return
+        problem = await recordings.start(self, leg.party)
+        if problem is not None:
+            log.info("call %s: cannot record: %s", self.call_id, problem)
+            return
+        self._announce_recording()
+
+    def _announce_recording(self) -> None:
+        """A beep to both parties (they must know they are recorded), then back to what
+        each heard."""
+        beep = self.engine.media.beep
+        for leg in self.legs():
+            codec = next(
+                (
+                    c
+                    for c in _agreed_codecs(
+                        self._received.get(leg.media), self._sent.get(leg.media)
+                    )
+                    if can_encode(c.encoding, c.clock_rate)
+                ),
+                None,
+            )
+            if codec is not None and leg.media.hears != "sound":
+                leg.media.play(beep, codec, loop=False, then=self._route_media)
+
+    def recording_sources(
+        self,
+    ) -> (
+        tuple[tuple[MediaSide, dict[int, sdp.RtpMap]], tuple[MediaSide, dict[int, sdp.RtpMap]]]
+        | None
+    ):
+        """Each party's relay side with the codecs it sends (our numbering: a party sends
+        with the payload types of the SDP it received from us); None if one cannot be
+        decoded."""
+        if self.a is None or self.b is None:
+            return None
+        sources = []
+        for leg in (self.a, self.b):
+            audio = _audio_section(self._sent.get(leg.media))
+            codecs = audio.rtpmaps if audio is not None else {}
+            if not any(can_record(codec) for codec in codecs.values()):
+                return None
+            sources.append((leg.media, codecs))
+        return sources[0], sources[1]
 
     # -- blind transfer (RFC 3515) -------------------------------------------------------
 
@@ -797,6 +928,7 @@ class Call:
         joined.other, transferee.other, transferor.other = transferee, joined, None
         self._former_legs.append(transferor)
         self.engine.register_leg(self, joined)
+        self._listen_for_digits(joined)
         self.holding.discard(transferor.name)
         self.transferred_to.append(transfer.target.callee)
         if transfer.target.direction == "outbound":
@@ -1178,6 +1310,23 @@ def _agreed_codecs(
     if their_audio is None or our_audio is None:
         return []
     return [c for c in their_audio.codecs if str(c.payload_type) in our_audio.formats]
+
+
+def _audio_section(description: sdp.SessionDescription | None) -> sdp.MediaDescription | None:
+    if description is None:
+        return None
+    return next((m for m in description.media if m.media == "audio" and not m.rejected), None)
+
+
+def _event_payload_type(description: sdp.SessionDescription | None) -> int | None:
+    """The telephone-event payload type of an SDP's audio section, if it has one."""
+    audio = _audio_section(description)
+    if audio is None:
+        return None
+    return next(
+        (pt for pt, codec in audio.rtpmaps.items() if codec.encoding.lower() == "telephone-event"),
+        None,
+    )
 
 
 def _transfer_failure(outcome: ForkOutcome) -> str:

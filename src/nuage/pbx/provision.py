@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nuage.pbx.numbering import NumberError, normalize_number
 from nuage.store import repositories
 from nuage.store.database import Database
-from nuage.store.models import CallRecord, Company, Number, Trunk, TrunkAddress, User
+from nuage.store.models import CallRecord, Company, Number, Recording, Trunk, TrunkAddress, User
 
 __all__ = [
     "CompanyNotFoundError",
@@ -46,6 +46,7 @@ __all__ = [
     "apply_plan",
     "find_company",
     "list_calls",
+    "list_recordings",
     "load_plan",
     "sip_ha1",
 ]
@@ -648,3 +649,12 @@ async def list_calls(
     async with db.session() as session:
         company = await find_company(session, company_domain_or_name)
         return await repositories.call_records(session, company.id, limit)
+
+
+async def list_recordings(
+    db: Database, company_domain_or_name: str, call_record_id: int
+) -> list[Recording]:
+    """The recordings made during one of the company's calls, oldest first."""
+    async with db.session() as session:
+        company = await find_company(session, company_domain_or_name)
+        return await repositories.recordings_of_call(session, company.id, call_record_id)

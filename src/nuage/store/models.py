@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -31,6 +32,7 @@ __all__ = [
     "Company",
     "DirectoryRevision",
     "Number",
+    "Recording",
     "Registration",
     "Trunk",
     "TrunkAddress",
@@ -219,3 +221,28 @@ class CallRecord(Base):
     callee_user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
+    # Call quality (ITU-T G.107 MOS from the parties' RTCP): None when no report came.
+    mos_average: Mapped[float | None] = mapped_column(Float)
+    mos_worst: Mapped[float | None] = mapped_column(Float)
+
+
+class Recording(Base):
+    """A recording of part of a call: a stereo WAV in the data directory, fsynced before
+    this row is written. Only its owner (who started it) may listen to it."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    call_record_id: Mapped[int] = mapped_column(
+        ForeignKey("call_records.id", ondelete="CASCADE"), index=True
+    )
+    owner_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    # Relative to the data directory.
+    path: Mapped[str] = mapped_column(String(500))
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    # Why it stopped: "user", "limit" (the five minutes), "hangup", "error".
+    stopped_by: Mapped[str] = mapped_column(String(16))

@@ -32,6 +32,7 @@ from nuage.store.models import (
     Company,
     DirectoryRevision,
     Number,
+    Recording,
     Registration,
     Trunk,
     TrunkAddress,
@@ -40,6 +41,7 @@ from nuage.store.models import (
 
 __all__ = [
     "add_call_record",
+    "add_recording",
     "bump_directory_revision",
     "call_records",
     "company",
@@ -51,6 +53,7 @@ __all__ = [
     "finish_call_record",
     "number_owner",
     "numbers",
+    "recordings_of_call",
     "remove_registration",
     "remove_registrations",
     "remove_registrations_of",
@@ -393,5 +396,45 @@ async def call_records(
         .where(CallRecord.company_id == company_id)
         .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
         .limit(limit)
+    )
+    return list(result.scalars())
+
+
+# -- recordings ---------------------------------------------------------------------------
+
+
+async def add_recording(
+    session: AsyncSession,
+    *,
+    company_id: int,
+    call_record_id: int,
+    owner_user_id: int | None,
+    path: str,
+    started_at: datetime,
+    duration_ms: int,
+    stopped_by: str,
+) -> int:
+    """Register a recording whose file is already durable; returns its id."""
+    recording = Recording(
+        company_id=company_id,
+        call_record_id=call_record_id,
+        owner_user_id=owner_user_id,
+        path=path,
+        started_at=started_at,
+        duration_ms=duration_ms,
+        stopped_by=stopped_by,
+    )
+    session.add(recording)
+    await session.flush()
+    return recording.id
+
+
+async def recordings_of_call(
+    session: AsyncSession, company_id: int, call_record_id: int
+) -> list[Recording]:
+    result = await session.execute(
+        select(Recording)
+        .where(Recording.company_id == company_id, Recording.call_record_id == call_record_id)
+        .order_by(Recording.started_at, Recording.id)
     )
     return list(result.scalars())
