@@ -91,10 +91,15 @@ async def _calls(config: Config, company: str, limit: int) -> list[str]:
         for r in await list_calls(db, company, limit):
             answered = r.answered_at.isoformat(timespec="seconds") if r.answered_at else "-"
             ended = r.ended_at.isoformat(timespec="seconds") if r.ended_at else "(live)"
+            quality = (
+                ""
+                if r.mos_average is None or r.mos_worst is None
+                else f"  MOS {r.mos_average:.2f} (worst {r.mos_worst:.2f})"
+            )
             lines.append(
                 f"{r.started_at.isoformat(timespec='seconds')}  {r.direction:<8} "
                 f"{r.caller:>14} -> {r.callee:<14} {r.outcome or '-':<9} answered {answered} "
-                f"ended {ended}  {r.reason}"
+                f"ended {ended}  {r.reason}{quality}"
             )
             for recording in await list_recordings(db, company, r.id):
                 lines.append(

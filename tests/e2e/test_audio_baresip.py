@@ -111,3 +111,25 @@ async def test_a_phone_on_tcp_calls_and_is_called(tmp_path: Path) -> None:
         await nuage.assert_idle()
     assert audio.share(heard_by_alice, BOB_TONE) > 0.7, audio.describe(heard_by_alice)
     assert audio.share(heard_by_bob, ALICE_TONE) > 0.7, audio.describe(heard_by_bob)
+
+
+async def test_call_quality_from_the_phones_rtcp_is_kept_in_the_call_record(
+    tmp_path: Path,
+) -> None:
+    async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
+        alice, bob = _phones(tmp_path, nuage)
+        async with alice, bob:
+            await alice.wait_event("REGISTER_OK", timeout=10)
+            await bob.wait_event("REGISTER_OK", timeout=10)
+            await alice.dial(f"sip:1002@{DOMAIN}")
+            await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+            # baresip reports every 5 s or so: two reports each way at least.
+            await asyncio.sleep(11)
+            await alice.hangup()
+            await bob.wait_event("CALL_CLOSED", timeout=10)
+        await nuage.assert_idle()
+        calls = await nuage.cli("calls", "--company", DOMAIN)
+    found = re.search(r"MOS (\d\.\d\d) \(worst (\d\.\d\d)\)", calls)
+    assert found is not None, calls
+    # Loopback loses nothing and adds no delay: the E-model's best for G.711.
+    assert 4.3 <= float(found.group(2)) <= float(found.group(1)) <= 4.5, calls

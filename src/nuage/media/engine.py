@@ -64,10 +64,12 @@ class MediaSide(Protocol):
         """Hear ``sound`` instead of the other side, looped or once (then ``then`` is
         called); ``UnsupportedCodecError`` when ``codec`` cannot be played."""
 
-    def add_listener(self, listener: Callable[[bytes], None]) -> None:
-        """Give ``listener`` a copy of every RTP packet this side's party sends."""
+    def add_listener(self, listener: Callable[[bytes], object], *, rtcp: bool = False) -> None:
+        """Give ``listener`` a copy of every RTP (or RTCP) packet this side's party sends."""
 
-    def remove_listener(self, listener: Callable[[bytes], None]) -> None: ...
+    def remove_listener(
+        self, listener: Callable[[bytes], object], *, rtcp: bool = False
+    ) -> None: ...
 
     def silence(self) -> None:
         """Hear nothing."""

@@ -4,7 +4,12 @@ peer. No buffering, no transcoding, no parsing beyond a header check when latchi
 
 The receive path runs inside ``datagram_received`` and sends with ``transport.sendto``
 directly: no await, no lock, no logging, no allocation beyond the datagram the loop
-hands us, and statistics as plain integer counters (DESIGN.md, media/).
+hands us, and statistics as plain integer counters (DESIGN.md, media/). A side can be
+tapped (recording, DTMF feature codes, call quality from RTCP): its listeners get each
+admitted packet; a plain relay has none and pays one attribute test per packet.
+
+A side can also hear a sound (music on hold, a beep) or nothing instead of the other
+side: the other side's packets are then dropped and the sound's own stream sent.
 
 Symmetric RTP latching (RFC 4961, "comedia"), per socket:
 
@@ -74,6 +79,7 @@ class _Channel(asyncio.DatagramProtocol):
         "candidate",
         "closed",
         "dropped",
+        "listeners",
         "min_size",
         "packets_in",
         "packets_out",
@@ -102,7 +108,8 @@ class _Channel(asyncio.DatagramProtocol):
         self.relaying = True
         self.blocked = False
         # Sees every admitted packet when set (recording, DTMF): None on plain relays.
-        self.tap: Callable[[bytes], None] | None = None
+        self.tap: Callable[[bytes], object] | None = None
+        self.listeners: list[Callable[[bytes], object]] = []
         self.packets_in = 0
         self.bytes_in = 0
         self.packets_out = 0
@@ -135,6 +142,29 @@ class _Channel(asyncio.DatagramProtocol):
     def set_relaying(self, relaying: bool) -> None:
         self.relaying = relaying
         self.blocked = self.paused or not relaying
+
+    def add_listener(self, listener: Callable[[bytes], object]) -> None:
+        self.listeners.append(listener)
+        self.tap = self._dispatch if len(self.listeners) > 1 else listener
+
+    def remove_listener(self, listener: Callable[[bytes], object]) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        self.tap = (
+            None
+            if not self.listeners
+            else self.listeners[0]
+            if len(self.listeners) == 1
+            else self._dispatch
+        )
+
+    def clear_listeners(self) -> None:
+        self.listeners.clear()
+        self.tap = None
+
+    def _dispatch(self, data: bytes) -> None:
+        for listener in self.listeners:
+            listener(data)
 
     def send_own(self, packet: bytes) -> None:
         """Send a packet the server made (a sound) to this channel's party."""
@@ -214,7 +244,6 @@ class RelaySide:
         self._rtcp = rtcp
         self._clock = clock
         self._playback: Playback | None = None
-        self._listeners: list[Callable[[bytes], None]] = []
 
     @property
     def hears(self) -> str:
@@ -259,26 +288,17 @@ class RelaySide:
         self._rtp.set_relaying(False)
         self._rtcp.set_relaying(False)
 
-    def add_listener(self, listener: Callable[[bytes], None]) -> None:
-        """Give ``listener`` a copy of every RTP packet this side's party sends."""
-        self._listeners.append(listener)
-        self._rtp.tap = self._dispatch if len(self._listeners) > 1 else listener
+    def add_listener(self, listener: Callable[[bytes], object], *, rtcp: bool = False) -> None:
+        """Give ``listener`` a copy of every RTP (or RTCP) packet this side's party sends,
+        once admitted by the latch (a stray source cannot feed it)."""
+        (self._rtcp if rtcp else self._rtp).add_listener(listener)
 
-    def remove_listener(self, listener: Callable[[bytes], None]) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-        if not self._listeners:
-            self._rtp.tap = None
-        elif len(self._listeners) == 1:
-            self._rtp.tap = self._listeners[0]
+    def remove_listener(self, listener: Callable[[bytes], object], *, rtcp: bool = False) -> None:
+        (self._rtcp if rtcp else self._rtp).remove_listener(listener)
 
     def clear_listeners(self) -> None:
-        self._listeners.clear()
-        self._rtp.tap = None
-
-    def _dispatch(self, data: bytes) -> None:
-        for listener in self._listeners:
-            listener(data)
+        self._rtp.clear_listeners()
+        self._rtcp.clear_listeners()
 
     def _stop_playback(self) -> None:
         if self._playback is not None:

@@ -29,8 +29,10 @@ from nuage.media.dtmf import (
     parse_info_body,
 )
 from nuage.media.engine import MediaEngine, MediaSession, MediaSide
+from nuage.media.leg_quality import CallQuality, LegQuality
 from nuage.media.player import can_encode
 from nuage.media.ports import PortsExhaustedError
+from nuage.media.quality import codec_for
 from nuage.media.recording import can_record
 from nuage.media.rtp import RtpError, RtpPacket
 from nuage.pbx.records import CallRecorder
@@ -304,6 +306,8 @@ class Call:
         self.transferred_to: list[Party] = []
         self.external_legs = 0
         self._record: asyncio.Future[int] | None = None
+        # From the parties' RTCP, which the relay forwards end to end.
+        self.quality = CallQuality(LegQuality(), LegQuality())
         self.recordings_started: list[datetime] = []
         # Digits each leg's party keyed recently, for feature codes (*1: record).
         self._keyed: dict[str, tuple[str, float]] = {}
@@ -465,6 +469,7 @@ class Call:
         self.engine.register_leg(self, self.b)
         self._listen_for_digits(self.a)
         self._listen_for_digits(self.b)
+        self._measure_quality()
         self.b.awaiting_ack = self.late_offer
         self.answered_at = datetime.now(UTC)
         loop = asyncio.get_running_loop()
@@ -717,6 +722,20 @@ class Call:
     @property
     def on_hold(self) -> bool:
         return bool(self.holding)
+
+    def _measure_quality(self) -> None:
+        assert self.a is not None and self.b is not None
+        codec = next(
+            iter(_agreed_codecs(self._received.get(self.a.media), self._sent.get(self.a.media))),
+            None,
+        )
+        if codec is not None:
+            for leg in (self.quality.a, self.quality.b):
+                leg.set_codec(codec_for(codec.encoding), codec.clock_rate)
+        loop = asyncio.get_running_loop()
+        quality = self.quality
+        self.a.media.add_listener(lambda data: quality.from_a(data, loop.time()), rtcp=True)
+        self.b.media.add_listener(lambda data: quality.from_b(data, loop.time()), rtcp=True)
 
     # -- digits and feature codes ----------------------------------------------------------
 

@@ -55,6 +55,7 @@ class CallRecorder:
         answered_at = call.answered_at
         company_id = call.company.id
         call_id = call.tx.request.call_id
+        average, worst = call.quality.average(), call.quality.worst()
 
         def created(done: RecordId) -> None:
             if done.cancelled() or done.exception() is not None:
@@ -71,6 +72,8 @@ class CallRecorder:
                     ended_at=ended_at,
                     answered_at=answered_at,
                     reason=reason,
+                    mos_average=None if average is None else round(average.mos, 2),
+                    mos_worst=None if worst is None else round(worst.mos, 2),
                 )
 
             self._writer.submit(close)

@@ -360,8 +360,11 @@ async def finish_call_record(
     answered_at: datetime | None = None,
     reason: str = "",
     callee_user_id: int | None = None,
+    mos_average: float | None = None,
+    mos_worst: float | None = None,
 ) -> bool:
-    """Close a record with its outcome; False when no such record in that company.
+    """Close a record with its outcome (and the call's quality, when measured); False
+    when no such record in that company.
 
     callee_user_id, when given, replaces the one recorded at the start: who answered is
     known only at the end.
@@ -371,6 +374,8 @@ async def finish_call_record(
         "ended_at": ended_at,
         "answered_at": answered_at,
         "reason": reason,
+        "mos_average": mos_average,
+        "mos_worst": mos_worst,
     }
     if callee_user_id is not None:
         values["callee_user_id"] = callee_user_id
