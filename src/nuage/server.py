@@ -20,6 +20,7 @@ from nuage.config import Config
 from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.calls import CallEngine
+from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.recordings import RecordingService
@@ -84,6 +85,7 @@ class NuageServer:
         self.media: LocalMediaEngine | None = None
         self.endpoint: SipEndpoint | None = None
         self.service: PbxService | None = None
+        self.control: CallControl | None = None
         self.trunks: TrunkRegistrar | None = None
         self.writer: BatchWriter | None = None
         self.directory: Directory | None = None
@@ -147,6 +149,7 @@ class NuageServer:
             media_timeout=server.media_timeout,
         )
         calls.recordings = RecordingService(server.data_dir, writer, self.media.clock)
+        self.control = CallControl(calls)
         self.service = PbxService(
             directory=directory,
             location=location,

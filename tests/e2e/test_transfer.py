@@ -17,7 +17,7 @@ TONES = (ALICE_TONE, BOB_TONE, CAROL_TONE)
 
 
 def _phone(
-    tmp_path: Path, nuage: NuageProcess, extension: str, tone: float, answermode: str = "auto"
+    tmp_path: Path, sip_target: str, extension: str, tone: float, answermode: str = "auto"
 ) -> BaresipPhone:
     wav = audio.write_tone_wav(tmp_path / f"{extension}.wav", tone)
     return BaresipPhone(
@@ -26,16 +26,16 @@ def _phone(
         tone_wav=wav,
         domain=DOMAIN,
         password=USERS[extension][2],
-        proxy=f"sip:{nuage.sip_target}",
+        proxy=f"sip:{sip_target}",
         answermode=answermode,
     )
 
 
 async def test_blind_transfer_connects_the_caller_to_the_target(tmp_path: Path) -> None:
     async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
-        alice = _phone(tmp_path, nuage, "1001", ALICE_TONE)
-        bob = _phone(tmp_path, nuage, "1002", BOB_TONE)
-        carol = _phone(tmp_path, nuage, "1003", CAROL_TONE)
+        alice = _phone(tmp_path, nuage.sip_target, "1001", ALICE_TONE)
+        bob = _phone(tmp_path, nuage.sip_target, "1002", BOB_TONE)
+        carol = _phone(tmp_path, nuage.sip_target, "1003", CAROL_TONE)
         async with alice, bob, carol:
             for phone in (alice, bob, carol):
                 await phone.wait_event("REGISTER_OK", timeout=10)
@@ -66,8 +66,8 @@ async def test_a_refused_transfer_comes_back_to_the_transferor(tmp_path: Path) -
     """Bob is a sipp phone (baresip hangs up itself when its transfer fails): Carol
     declines, Bob gets the 486 in a NOTIFY, and Alice is back with Bob."""
     async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
-        alice = _phone(tmp_path, nuage, "1001", ALICE_TONE)
-        carol = _phone(tmp_path, nuage, "1003", CAROL_TONE, answermode="manual")
+        alice = _phone(tmp_path, nuage.sip_target, "1001", ALICE_TONE)
+        carol = _phone(tmp_path, nuage.sip_target, "1003", CAROL_TONE, answermode="manual")
         bob_port = free_port()
         await _register_sipp(nuage, "1002", bob_port, tmp_path)
         audio.write_ulaw_wav(tmp_path / "tone.wav", audio.tone(BOB_TONE, 30))

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nuage.media import sdp
 from nuage.media.dtmf import (
@@ -26,6 +26,7 @@ from nuage.media.dtmf import (
     DigitPressed,
     DtmfError,
     DtmfEventReceiver,
+    build_dtmf_relay,
     parse_info_body,
 )
 from nuage.media.engine import MediaEngine, MediaSession, MediaSide
@@ -171,6 +172,9 @@ class CallEngine:
     def active_calls(self) -> int:
         return len(self._calls)
 
+    def live_calls(self) -> list[Call]:
+        return list(self._calls)
+
     @property
     def calls_on_hold(self) -> int:
         return sum(1 for call in self._calls if call.on_hold)
@@ -311,7 +315,7 @@ class Call:
         self.recordings_started: list[datetime] = []
         # Digits each leg's party keyed recently, for feature codes (*1: record).
         self._keyed: dict[str, tuple[str, float]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def _anchor(
         self, description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
@@ -477,6 +481,11 @@ class Call:
         if self.engine.media_timeout > 0:
             self._background(loop.create_task(self._watch_media(self.engine.media_timeout)))
         return True
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _background(self, task: asyncio.Task[None]) -> None:
         # Keep a reference: the loop only holds tasks weakly.
@@ -773,17 +782,26 @@ class Call:
             self._background(asyncio.get_running_loop().create_task(self.toggle_recording(leg)))
 
     async def toggle_recording(self, leg: Leg) -> None:
-        recordings = self.engine.recordings
-        if recordings is None:
+        if self.engine.recordings is not None and self.engine.recordings.is_recording(self):
+            await self.stop_recording()
             return
-        if recordings.is_recording(self):
-            await recordings.stop(self, "user")
-            return
-        problem = await recordings.start(self, leg.party)
+        problem = await self.start_recording(leg)
         if problem is not None:
             log.info("call %s: cannot record: %s", self.call_id, problem)
-            return
-        self._announce_recording()
+
+    async def start_recording(self, leg: Leg) -> str | None:
+        """Record the call for ``leg``'s party, announced to both; None, or why not."""
+        recordings = self.engine.recordings
+        if recordings is None:
+            return "recording is not available"
+        problem = await recordings.start(self, leg.party)
+        if problem is None:
+            self._announce_recording()
+        return problem
+
+    async def stop_recording(self) -> bool:
+        recordings = self.engine.recordings
+        return recordings is not None and await recordings.stop(self, "user")
 
     def _announce_recording(self) -> None:
         """A beep to both parties (they must know they are recorded), then back to what
@@ -823,12 +841,64 @@ class Call:
             sources.append((leg.media, codecs))
         return sources[0], sources[1]
 
+    # -- call control on behalf of a party (the API's actions) ------------------------------
+
+    def leg_of(self, user_id: int) -> Leg | None:
+        """The leg of the user ``user_id``, if they are a party of this answered call."""
+        return next((leg for leg in self.legs() if leg.party.user_id == user_id), None)
+
+    async def hold(self, leg: Leg) -> bool:
+        """Put the call on hold for ``leg``'s party: its phone is re-INVITEd to inactive
+        and the other party hears music; False if the phone refused."""
+        return await self._set_holding(leg, holding=True)
+
+    async def resume(self, leg: Leg) -> bool:
+        return await self._set_holding(leg, holding=False)
+
+    async def _set_holding(self, leg: Leg, *, holding: bool) -> bool:
+        last = self._sent.get(leg.media)
+        if last is None or (leg.name in self.holding) == holding:
+            return last is not None
+        description = sdp.copy_description(last)
+        audio = _audio_section(description)
+        if audio is None:
+            return False
+        audio.direction = sdp.Direction.INACTIVE if holding else sdp.Direction.SENDRECV
+        if not await self._reoffer(leg, description):
+            return False
+        if holding:
+            self.holding.add(leg.name)
+        else:
+            self.holding.discard(leg.name)
+        self._sends[leg.media] = not holding
+        self._route_media()
+        log.info("call %s: %s by %s", self.call_id, "held" if holding else "resumed", leg.name)
+        return True
+
+    async def hang_up(self, leg: Leg) -> None:
+        """End the call for everyone, as ``leg``'s party asked."""
+        await self._hang_up_all(f"hung up by {leg.name}")
+
+    async def send_digits(self, leg: Leg, digits: str) -> None:
+        """Key ``digits`` to the other party on behalf of ``leg``'s (SIP INFO, one digit
+        per request, as phones do)."""
+        other = leg.other
+        if other is None or other.dialog.peer is None:
+            return
+        for digit in digits:
+            request = other.dialog.create_request(
+                "INFO",
+                body=build_dtmf_relay(digit),
+                headers=[("Content-Type", DTMF_RELAY)],
+            )
+            handle = await self.engine.endpoint.request(request, other.dialog.peer)
+            await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
+
     # -- blind transfer (RFC 3515) -------------------------------------------------------
 
     def _on_refer(self, leg: Leg, tx: ServerTransactionHandle) -> None:
         """``leg``'s party asks us to connect the other party to the Refer-To target, then
         leaves (a blind transfer). Refused at once when the target is not callable."""
-        other = leg.other
         refer_to = tx.request.headers.get("Refer-To")
         if refer_to is None:
             tx.respond(400, "Missing Refer-To")
@@ -838,29 +908,42 @@ class Call:
         except SipSyntaxError:
             tx.respond(400, "Bad Refer-To")
             return
-        if self._transfer is not None or other is None:
-            tx.respond(491, "A transfer is already in progress")
-            return
         if any(name.lower() == "replaces" for name in target.uri.headers):
             tx.respond(501, "Attended transfer is not supported yet")
             return
+        subscribed = (tx.request.headers.get("Refer-Sub") or "true").strip().lower() != "false"
+        refused = self.transfer(leg, target.uri.user or "", subscribed=subscribed, accept=tx)
+        if refused is not None:
+            tx.respond(refused.status, refused.reason)
+
+    def transfer(
+        self,
+        leg: Leg,
+        number: str,
+        *,
+        subscribed: bool = False,
+        accept: ServerTransactionHandle | None = None,
+    ) -> Refused | None:
+        """Blind-transfer the other party of ``leg`` to ``number`` on behalf of ``leg``'s
+        party; why not, or None once under way (``accept``, a REFER, then gets its 202)."""
+        other = leg.other
+        if self._transfer is not None or other is None:
+            return Refused(491, "A transfer is already in progress")
         resolve = self.engine.transfer_targets
         if leg.party.user_id is None or resolve is None:
             # A carrier's caller must not make the company call anywhere it likes.
-            tx.respond(403, "Only the company's users can transfer")
-            return
-        resolved = resolve(self.company, leg.party, target.uri.user or "")
+            return Refused(403, "Only the company's users can transfer")
+        resolved = resolve(self.company, leg.party, number)
         if isinstance(resolved, Refused):
-            tx.respond(resolved.status, resolved.reason)
-            return
+            return resolved
         if not resolved.destinations:
-            tx.respond(480, "The transfer target is not reachable")
-            return
-        subscribed = (tx.request.headers.get("Refer-Sub") or "true").strip().lower() != "false"
-        tx.respond(202, headers=[] if subscribed else [("Refer-Sub", "false")])
+            return Refused(480, "The transfer target is not reachable")
+        if accept is not None:
+            accept.respond(202, headers=[] if subscribed else [("Refer-Sub", "false")])
         self._transfer = Transfer(leg, other, resolved, subscribed)
         loop = asyncio.get_running_loop()
         self._background(loop.create_task(self._run_transfer(self._transfer)))
+        return None
 
     async def _run_transfer(self, transfer: Transfer) -> None:
         transferor, transferee = transfer.transferor, transfer.transferee
@@ -957,8 +1040,7 @@ class Call:
         ):
             # The target chose another of the transferee's codecs: the transferee must
             # switch too, or the relay would carry audio it cannot decode.
-            loop = asyncio.get_running_loop()
-            self._background(loop.create_task(self._reoffer(transferee, anchored.description)))
+            self._spawn(self._reoffer(transferee, anchored.description))
         self._route_media()
         log.info(
             "call %s: %s transferred %s to %s",
@@ -969,7 +1051,7 @@ class Call:
         )
         return True
 
-    async def _reoffer(self, leg: Leg, description: sdp.SessionDescription) -> None:
+    async def _reoffer(self, leg: Leg, description: sdp.SessionDescription) -> bool:
         """Re-INVITE ``leg``'s party with ``description``, as a new version of our session
         with it."""
         assert leg.dialog.peer is not None
@@ -989,7 +1071,7 @@ class Call:
             log.warning(
                 "call %s: no answer to our re-INVITE of %s", self.tx.request.call_id, leg.name
             )
-            return
+            return False
         if not 200 <= final.status < 300:
             log.warning(
                 "call %s: %s refused our re-INVITE: %d",
@@ -997,7 +1079,7 @@ class Call:
                 leg.name,
                 final.status,
             )
-            return
+            return False
         leg.dialog.handle_response(final)
         self.engine.endpoint.send_ack(leg.dialog.create_ack(request.cseq.seq), leg.dialog.peer)
         self._sent[leg.media] = description
@@ -1006,6 +1088,7 @@ class Call:
             other = leg.other.media if leg.other is not None else leg.media
             self._sends[leg.media] = _anchor(answer, leg.media, other).sends
             self._received[leg.media] = answer
+        return True
 
     def _notify_transferor(
         self, transfer: Transfer, status: str, *, final: bool

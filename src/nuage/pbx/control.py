@@ -1,0 +1,141 @@
+"""Call control: what a user may do to their own live calls. The REST API and the app
+expose exactly this (list my calls, hang up, hold, resume, blind transfer, record, DTMF,
+quality); SIP phones reach the same actions with their own buttons and feature codes.
+
+Every action names the call by its id and is checked against the asking user and their
+company: another user's call, or another company's, is simply not found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from nuage.media.quality import QualitySample
+from nuage.pbx.calls import Call, CallEngine, Leg, Party
+
+
+class CallNotFoundError(LookupError):
+    """No live call with that id in which the user is a party."""
+
+
+class CallControlError(Exception):
+    """The action cannot be done on this call now; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """One of the user's live calls, as the app shows it."""
+
+    id: str
+    direction: str  # internal, inbound, outbound
+    other: Party  # who the user is talking to (or calling)
+    # "ringing" (not answered yet), "talking", "on hold" (the user holds),
+    # "held" (the other party holds)
+    state: str
+    answered_at: datetime | None
+    recording: bool
+    quality: QualitySample | None
+
+
+class CallControl:
+    def __init__(self, engine: CallEngine) -> None:
+        self._engine = engine
+
+    def calls(self, company_id: int, user_id: int) -> list[LiveCall]:
+        """The user's live calls."""
+        found = []
+        for call in self._engine.live_calls():
+            if call.company.id != company_id:
+                continue
+            view = self._view(call, user_id)
+            if view is not None:
+                found.append(view)
+        return found
+
+    def call(self, company_id: int, user_id: int, call_id: str) -> LiveCall:
+        for view in self.calls(company_id, user_id):
+            if view.id == call_id:
+                return view
+        raise CallNotFoundError(call_id)
+
+    async def hang_up(self, company_id: int, user_id: int, call_id: str) -> None:
+        call, leg = self._find(company_id, user_id, call_id)
+        await call.hang_up(leg)
+
+    async def hold(self, company_id: int, user_id: int, call_id: str) -> None:
+        call, leg = self._find(company_id, user_id, call_id)
+        if not await call.hold(leg):
+            raise CallControlError("the phone did not accept the hold")
+
+    async def resume(self, company_id: int, user_id: int, call_id: str) -> None:
+        call, leg = self._find(company_id, user_id, call_id)
+        if not await call.resume(leg):
+            raise CallControlError("the phone did not accept the resume")
+
+    async def transfer(self, company_id: int, user_id: int, call_id: str, target: str) -> None:
+        """Blind transfer: the other party is connected to ``target`` (an extension or a
+        number), the user leaves the call once the target answers."""
+        call, leg = self._find(company_id, user_id, call_id)
+        refused = call.transfer(leg, target)
+        if refused is not None:
+            raise CallControlError(f"{refused.status} {refused.reason}")
+
+    async def start_recording(self, company_id: int, user_id: int, call_id: str) -> None:
+        call, leg = self._find(company_id, user_id, call_id)
+        problem = await call.start_recording(leg)
+        if problem is not None:
+            raise CallControlError(problem)
+
+    async def stop_recording(self, company_id: int, user_id: int, call_id: str) -> None:
+        call, _ = self._find(company_id, user_id, call_id)
+        if not await call.stop_recording():
+            raise CallControlError("the call is not being recorded")
+
+    async def send_dtmf(self, company_id: int, user_id: int, call_id: str, digits: str) -> None:
+        if not digits or any(d not in "0123456789*#ABCD" for d in digits.upper()):
+            raise CallControlError("digits are 0-9, *, # and A-D")
+        call, leg = self._find(company_id, user_id, call_id)
+        await call.send_digits(leg, digits.upper())
+
+    def quality(self, company_id: int, user_id: int, call_id: str) -> QualitySample | None:
+        call, _ = self._find(company_id, user_id, call_id)
+        return call.quality.current()
+
+    def _find(self, company_id: int, user_id: int, call_id: str) -> tuple[Call, Leg]:
+        """The answered call and the user's leg in it."""
+        for call in self._engine.live_calls():
+            if call.call_id != call_id or call.company.id != company_id:
+                continue
+            leg = call.leg_of(user_id)
+            if leg is not None:
+                return call, leg
+            if user_id in (call.caller.user_id, call.callee.user_id):
+                raise CallControlError("the call is not answered yet")
+        raise CallNotFoundError(call_id)
+
+    def _view(self, call: Call, user_id: int) -> LiveCall | None:
+        recordings = self._engine.recordings
+        recording = recordings is not None and recordings.is_recording(call)
+        leg = call.leg_of(user_id)
+        if leg is not None:
+            assert leg.other is not None
+            if leg.name in call.holding:
+                state = "on hold"
+            elif leg.other.name in call.holding:
+                state = "held"
+            else:
+                state = "talking"
+            return LiveCall(
+                call.call_id,
+                call.direction,
+                leg.other.party,
+                state,
+                call.answered_at,
+                recording,
+                call.quality.current(),
+            )
+        if call.answered_at is None and user_id in (call.caller.user_id, call.callee.user_id):
+            other = call.callee if call.caller.user_id == user_id else call.caller
+            return LiveCall(call.call_id, call.direction, other, "ringing", None, recording, None)
+        return None

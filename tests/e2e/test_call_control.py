@@ -1,0 +1,136 @@
+"""The call-control service (what the API will expose) driving calls between real
+phones: a server in this process, baresip phones registered to it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from e2e.server import DOMAIN, acme_plan, e2e_database
+from e2e.test_hold import _music_frames
+from e2e.test_transfer import ALICE_TONE, BOB_TONE, CAROL_TONE, TONES, _phone
+from nuage.config import Config
+from nuage.pbx.control import CallControlError, CallNotFoundError
+from nuage.pbx.provision import apply_plan
+from nuage.server import NuageServer
+from nuage.store.database import open_database
+from peers import audio
+from peers.ports import free_port, free_ports
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[NuageServer]:
+    async with e2e_database() as url:
+        rtp = free_ports(64)
+        rtp += rtp % 2
+        settings: dict[str, object] = {
+            "server": {
+                "sip_host": "127.0.0.1",
+                "sip_port": free_port(),
+                "http_host": "127.0.0.1",
+                "http_port": free_port(),
+                "rtp_port_min": rtp,
+                "rtp_port_max": rtp + 60,
+                "data_dir": str(tmp_path / "data"),
+            }
+        }
+        if url is not None:
+            settings["database"] = {"url": url}
+        config = Config.from_mapping(settings)
+        plan = tmp_path / "plan.toml"
+        plan.write_text(acme_plan(5999))
+        db = await open_database(config.database_url)
+        try:
+            await apply_plan(db, plan)
+        finally:
+            await db.close()
+        nuage = NuageServer(config)
+        await nuage.start()
+        try:
+            yield nuage
+        finally:
+            await nuage.stop()
+
+
+def ids(server: NuageServer, extension: str) -> tuple[int, int]:
+    assert server.directory is not None
+    company = server.directory.company_by_domain(DOMAIN)
+    assert company is not None
+    user = server.directory.user(company.id, extension)
+    assert user is not None
+    return company.id, user.id
+
+
+async def test_a_user_holds_records_keys_and_transfers_their_call(
+    server: NuageServer, tmp_path: Path
+) -> None:
+    control = server.control
+    assert control is not None
+    target = f"127.0.0.1:{server.config.server.sip_port}"
+    alice = _phone(tmp_path, target, "1001", ALICE_TONE)
+    bob = _phone(tmp_path, target, "1002", BOB_TONE)
+    carol = _phone(tmp_path, target, "1003", CAROL_TONE)
+    company, alice_id = ids(server, "1001")
+    _, bob_id = ids(server, "1002")
+    _, carol_id = ids(server, "1003")
+    async with alice, bob, carol:
+        for phone in (alice, bob, carol):
+            await phone.wait_event("REGISTER_OK", timeout=10)
+        await alice.dial(f"sip:1002@{DOMAIN}")
+        await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+
+        [call] = control.calls(company, alice_id)
+        assert (call.other.number, call.state, call.recording) == ("1002", "talking", False)
+        assert control.calls(company, carol_id) == []
+        # Another user's call, another company's: not found, whatever the id.
+        with pytest.raises(CallNotFoundError):
+            await control.hold(company, carol_id, call.id)
+        with pytest.raises(CallNotFoundError):
+            await control.hold(company + 1000, alice_id, call.id)
+
+        await asyncio.sleep(1)
+        await control.hold(company, alice_id, call.id)
+        assert control.call(company, alice_id, call.id).state == "on hold"
+        assert control.call(company, bob_id, call.id).state == "held"
+        await asyncio.sleep(2.5)
+        await control.resume(company, alice_id, call.id)
+        assert control.call(company, alice_id, call.id).state == "talking"
+
+        await control.start_recording(company, alice_id, call.id)
+        assert control.call(company, bob_id, call.id).recording
+        with pytest.raises(CallControlError):
+            await control.start_recording(company, bob_id, call.id)
+        await asyncio.sleep(2)
+        await control.stop_recording(company, alice_id, call.id)
+
+        await control.send_dtmf(company, alice_id, call.id, "5#")
+        await bob.wait_event("CALL_DTMF_START", timeout=5)
+        with pytest.raises(CallControlError):
+            await control.send_dtmf(company, alice_id, call.id, "x")
+
+        await control.transfer(company, alice_id, call.id, "1003")
+        await carol.wait_event("CALL_ESTABLISHED", timeout=10)
+        await alice.wait_event("CALL_CLOSED", timeout=10)
+        [transferred] = control.calls(company, carol_id)
+        assert transferred.other.number == "1002"
+        assert control.calls(company, alice_id) == []
+        await asyncio.sleep(2)
+        await control.hang_up(company, carol_id, transferred.id)
+        await bob.wait_event("CALL_CLOSED", timeout=10)
+        await carol.wait_event("CALL_CLOSED", timeout=10)
+        bob_samples, rate = bob.received_samples()
+    # Bob heard Alice, music while she held, Alice again, then Carol.
+    heard = audio.timeline(bob_samples, rate, TONES)
+    summary = audio.describe(heard)
+    music = _music_frames(bob_samples, rate)
+    alice_frames = [i for i, tone in enumerate(heard) if tone == ALICE_TONE]
+    carol_frames = [i for i, tone in enumerate(heard) if tone == CAROL_TONE]
+    on_hold = [i for i in music if alice_frames[0] < i < alice_frames[-1]]
+    assert len(on_hold) * audio.FRAME_MS / 1000 > 1.5, summary
+    assert alice_frames[-1] < carol_frames[0], summary
+    assert len(carol_frames) * audio.FRAME_MS / 1000 > 1.5, summary
+    recordings = sorted((tmp_path / "data" / "recordings").rglob("*.wav"))
+    assert len(recordings) == 1
