@@ -134,3 +134,50 @@ async def test_a_user_holds_records_keys_and_transfers_their_call(
     assert len(carol_frames) * audio.FRAME_MS / 1000 > 1.5, summary
     recordings = sorted((tmp_path / "data" / "recordings").rglob("*.wav"))
     assert len(recordings) == 1
+
+
+async def test_attended_transfer_joins_the_parties_of_two_calls(
+    server: NuageServer, tmp_path: Path
+) -> None:
+    """Alice holds Bob, calls Carol, then joins them (the app's green arrow): Bob and
+    Carol talk, Alice is out of both calls."""
+    control = server.control
+    assert control is not None
+    target = f"127.0.0.1:{server.config.server.sip_port}"
+    alice = _phone(tmp_path, target, "1001", ALICE_TONE)
+    bob = _phone(tmp_path, target, "1002", BOB_TONE)
+    carol = _phone(tmp_path, target, "1003", CAROL_TONE)
+    company, alice_id = ids(server, "1001")
+    _, bob_id = ids(server, "1002")
+    async with alice, bob, carol:
+        for phone in (alice, bob, carol):
+            await phone.wait_event("REGISTER_OK", timeout=10)
+        await alice.dial(f"sip:1002@{DOMAIN}")
+        await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+        [first] = control.calls(company, alice_id)
+        await asyncio.sleep(1)
+        await control.hold(company, alice_id, first.id)
+        await alice.dial(f"sip:1003@{DOMAIN}")
+        await carol.wait_event("CALL_ESTABLISHED", timeout=10)
+        second = next(c for c in control.calls(company, alice_id) if c.id != first.id)
+        assert second.other.number == "1003"
+        await asyncio.sleep(1)
+        await control.attended_transfer(company, alice_id, first.id, second.id)
+        for _ in range(2):
+            await alice.wait_event("CALL_CLOSED", timeout=10)
+        assert control.calls(company, alice_id) == []
+        [joined] = control.calls(company, bob_id)
+        assert (joined.other.number, joined.state) == ("1003", "talking")
+        await asyncio.sleep(3)
+        await control.hang_up(company, bob_id, joined.id)
+        await carol.wait_event("CALL_CLOSED", timeout=10)
+        await bob.wait_event("CALL_CLOSED", timeout=10)
+        heard_by_bob = bob.received_audio(TONES)
+        heard_by_carol = carol.received_audio(TONES)
+    assert server.media is not None and server.media.active_sessions == 0
+    summary = audio.describe(heard_by_bob)
+    carol_frames = [i for i, tone in enumerate(heard_by_bob) if tone == CAROL_TONE]
+    assert len(carol_frames) * audio.FRAME_MS / 1000 > 2.0, summary
+    assert max(i for i, tone in enumerate(heard_by_bob) if tone == ALICE_TONE) < carol_frames[0]
+    tail = heard_by_carol[-100:]
+    assert audio.share(tail, BOB_TONE) > 0.8, audio.describe(heard_by_carol)

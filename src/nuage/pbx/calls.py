@@ -194,7 +194,11 @@ class CallEngine:
     def forget(self, call: Call) -> None:
         self._calls.discard(call)
         for leg in call.all_legs():
-            self._legs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
+            key = (leg.dialog.call_id, leg.dialog.local_tag)
+            # A leg handed over to another call (attended transfer) is that call's now.
+            found = self._legs.get(key)
+            if found is not None and found[0] is call:
+                del self._legs[key]
 
     async def place(
         self,
@@ -894,6 +898,69 @@ class Call:
             handle = await self.engine.endpoint.request(request, other.dialog.peer)
             await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
 
+    # -- attended transfer -----------------------------------------------------------------
+
+    async def attended_transfer(self, leg: Leg, other_call: Call, other_leg: Leg) -> bool:
+        """``leg``'s party, in this call and (as ``other_leg``) in ``other_call``, leaves
+        both and connects the two parties it was talking to (F13). The other call's party
+        moves into this call: it is re-INVITEd to this call's media ports with this call's
+        remaining party's SDP. False if that party's phone refused."""
+        stays = leg.other
+        moving = other_leg.other
+        if stays is None or moving is None:
+            return False
+        described = self._received.get(stays.media)
+        last_to_moving = other_call._sent.get(moving.media)
+        if described is None or last_to_moving is None:
+            return False
+        try:
+            offer = _anchor(described, stays.media, leg.media).description
+        except SdpRejected:
+            return False
+        offer.origin = replace(last_to_moving.origin, version=last_to_moving.origin.version + 1)
+        final = await self._reinvite(moving, offer)
+        if final is None:
+            return False
+        try:
+            answer = sdp.parse(final.body)
+            anchored = _anchor(answer, leg.media, stays.media)
+        except (sdp.SdpError, SdpRejected):
+            return False
+        # The moving party is this call's now: the other call lets go of it without a BYE.
+        other_call.let_go(moving)
+        joined = Leg(next(self._leg_names), moving.dialog, leg.media, moving.party)
+        self._sent[joined.media] = offer
+        self._received[joined.media] = answer
+        self._sends[joined.media] = anchored.sends
+        if leg is self.a:
+            self.a = joined
+        else:
+            self.b = joined
+        joined.other, stays.other, leg.other = stays, joined, None
+        self._former_legs.append(leg)
+        self.engine.register_leg(self, joined)
+        self._listen_for_digits(joined)
+        self.holding.discard(leg.name)
+        self.transferred_to.append(moving.party)
+        current = (self._received.get(stays.media), self._sent.get(stays.media))
+        if not _same_codec(answer, *current):
+            self._spawn(self._reoffer(stays, anchored.description))
+        self._route_media()
+        log.info(
+            "call %s: %s joined %s with %s of call %s",
+            self.call_id,
+            leg.name,
+            stays.name,
+            moving.name,
+            other_call.call_id,
+        )
+        await asyncio.gather(self._send_bye(leg), other_call.hang_up(other_leg))
+        return True
+
+    def let_go(self, leg: Leg) -> None:
+        """``leg`` moved to another call: this one ends without sending it a BYE."""
+        leg.gone = True
+
     # -- blind transfer (RFC 3515) -------------------------------------------------------
 
     def _on_refer(self, leg: Leg, tx: ServerTransactionHandle) -> None:
@@ -1053,11 +1120,25 @@ class Call:
 
     async def _reoffer(self, leg: Leg, description: sdp.SessionDescription) -> bool:
         """Re-INVITE ``leg``'s party with ``description``, as a new version of our session
-        with it."""
-        assert leg.dialog.peer is not None
+        with it; whether it accepted."""
         last = self._sent.get(leg.media)
         if last is not None:
             description.origin = replace(last.origin, version=last.origin.version + 1)
+        final = await self._reinvite(leg, description)
+        if final is None:
+            return False
+        self._sent[leg.media] = description
+        with contextlib.suppress(sdp.SdpError, SdpRejected):
+            answer = sdp.parse(final.body)
+            other = leg.other.media if leg.other is not None else leg.media
+            self._sends[leg.media] = _anchor(answer, leg.media, other).sends
+            self._received[leg.media] = answer
+        return True
+
+    async def _reinvite(self, leg: Leg, description: sdp.SessionDescription) -> Response | None:
+        """Send ``leg``'s party a re-INVITE with ``description``: its 2xx (acknowledged), or
+        None when it refused or did not answer."""
+        assert leg.dialog.peer is not None
         request = leg.dialog.create_request(
             "INVITE",
             body=description.encode(),
@@ -1068,27 +1149,16 @@ class Call:
             final = await asyncio.wait_for(handle.final(), _REINVITE_TIMEOUT)
         except TimeoutError:
             handle.cancel()
-            log.warning(
-                "call %s: no answer to our re-INVITE of %s", self.tx.request.call_id, leg.name
-            )
-            return False
+            log.warning("call %s: no answer to our re-INVITE of %s", self.call_id, leg.name)
+            return None
         if not 200 <= final.status < 300:
             log.warning(
-                "call %s: %s refused our re-INVITE: %d",
-                self.tx.request.call_id,
-                leg.name,
-                final.status,
+                "call %s: %s refused our re-INVITE: %d", self.call_id, leg.name, final.status
             )
-            return False
+            return None
         leg.dialog.handle_response(final)
         self.engine.endpoint.send_ack(leg.dialog.create_ack(request.cseq.seq), leg.dialog.peer)
-        self._sent[leg.media] = description
-        with contextlib.suppress(sdp.SdpError, SdpRejected):
-            answer = sdp.parse(final.body)
-            other = leg.other.media if leg.other is not None else leg.media
-            self._sends[leg.media] = _anchor(answer, leg.media, other).sends
-            self._received[leg.media] = answer
-        return True
+        return final
 
     def _notify_transferor(
         self, transfer: Transfer, status: str, *, final: bool

@@ -81,6 +81,18 @@ class CallControl:
         if refused is not None:
             raise CallControlError(f"{refused.status} {refused.reason}")
 
+    async def attended_transfer(
+        self, company_id: int, user_id: int, call_id: str, other_call_id: str
+    ) -> None:
+        """Connect the parties of two of the user's calls (typically one on hold and one
+        the user made since), then leave both."""
+        call, leg = self._find(company_id, user_id, call_id)
+        other_call, other_leg = self._find(company_id, user_id, other_call_id)
+        if other_call is call:
+            raise CallControlError("a call cannot be transferred to itself")
+        if not await call.attended_transfer(leg, other_call, other_leg):
+            raise CallControlError("the other party's phone did not accept the transfer")
+
     async def start_recording(self, company_id: int, user_id: int, call_id: str) -> None:
         call, leg = self._find(company_id, user_id, call_id)
         problem = await call.start_recording(leg)
