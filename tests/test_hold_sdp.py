@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nuage.media import sdp
-from nuage.pbx.calls import SdpRejected, _anchor, _local_answer
+from nuage.pbx.offer_answer import SdpRejected, anchor, local_answer
 
 
 class Side:
@@ -52,7 +52,7 @@ LAST_SENT = sdp.parse(
     ],
 )
 def test_a_hold_is_an_offer_that_does_not_want_audio(direction: str, host: str, hold: bool) -> None:
-    anchored = _anchor(offer(direction, host), Side(), Side())  # type: ignore[arg-type]
+    anchored = anchor(offer(direction, host), Side(), Side())  # type: ignore[arg-type]
     assert anchored.receives is not hold
     assert anchored.audio == 0
 
@@ -64,7 +64,7 @@ def test_a_hold_is_an_offer_that_does_not_want_audio(direction: str, host: str, 
 def test_our_answer_keeps_the_call_codec_and_mirrors_the_direction(
     direction: str, answered: str
 ) -> None:
-    answer = _local_answer(offer(direction), 0, LAST_SENT)
+    answer = local_answer(offer(direction), 0, LAST_SENT)
     audio, video = answer.media
     assert audio.formats == ["0", "101"]
     assert audio.port == 40000
@@ -78,4 +78,4 @@ def test_our_answer_keeps_the_call_codec_and_mirrors_the_direction(
 def test_a_re_offer_without_the_call_codec_is_refused() -> None:
     pcma_only = sdp.parse(offer("sendonly").serialize().replace("RTP/AVP 0 8 101", "RTP/AVP 8"))
     with pytest.raises(SdpRejected):
-        _local_answer(pcma_only, 0, LAST_SENT)
+        local_answer(pcma_only, 0, LAST_SENT)

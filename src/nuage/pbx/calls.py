@@ -1,18 +1,20 @@
 """The call engine: a back-to-back user agent with its media anchored in our relay.
 
 A call is two legs: A, the dialog with whoever sent the INVITE, and B, the dialog we
-open towards the callee (every registered device of a user in parallel, or the trunk).
-Each leg's SDP is rewritten so that both parties send their RTP to our relay; in-dialog
-requests on one leg are re-issued on the other.
+open towards the callee (every registered device of a user in parallel, or the trunk:
+dialing.py). Each leg's SDP is rewritten so that both parties send their RTP to our
+relay (offer_answer.py); in-dialog requests on one leg are re-issued on the other.
+
+What happens during the call moves legs and media around that relay: a hold is
+answered here and the other party hears music; a transfer puts a new party in a leg's
+place, on that leg's relay ports; a recording and the quality measurement tap the relay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import secrets
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
@@ -36,22 +38,38 @@ from nuage.media.ports import PortsExhaustedError
 from nuage.media.quality import codec_for
 from nuage.media.recording import can_record
 from nuage.media.rtp import RtpError, RtpPacket
+from nuage.pbx.dialing import (
+    ALLOW,
+    Destination,
+    Forking,
+    ForkOutcome,
+    Party,
+    most_telling,
+)
+from nuage.pbx.offer_answer import (
+    Anchored,
+    SdpRejected,
+    agreed_codecs,
+    anchor,
+    audio_section,
+    event_payload_type,
+    local_answer,
+    same_codec,
+)
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.routing import Refused
 from nuage.sip.dialog import Dialog
-from nuage.sip.digest import authorization_for
 from nuage.sip.endpoint import ClientTransactionHandle, ServerTransactionHandle, SipEndpoint
 from nuage.sip.grammar import SipSyntaxError
 from nuage.sip.message import URI, Address, Request, Response
 from nuage.sip.peer import Peer
-from nuage.store.models import Company, Trunk
+from nuage.store.models import Company
 
 if TYPE_CHECKING:
     from nuage.pbx.recordings import RecordingService
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER"
 _BYE_TIMEOUT = 10.0
 _REINVITE_TIMEOUT = 32.0  # 64*T1, as long as a transaction may take
 # Calls ringing or being answered at once. Past it the server is behind (or flooded):
@@ -62,29 +80,6 @@ _RETRY_AFTER = ("Retry-After", "5")
 FEATURE_RECORD = "*1"
 # Keys further apart than this do not make one feature code.
 _FEATURE_CODE_GAP = 3.0
-
-
-def new_call_id() -> str:
-    return secrets.token_hex(16)
-
-
-@dataclass(frozen=True, slots=True)
-class Party:
-    """Who is on one end of a call, as shown to the other end."""
-
-    number: str  # extension or E.164
-    name: str = ""
-    user_id: int | None = None
-
-
-@dataclass(slots=True)
-class Destination:
-    """One place to send the B-leg INVITE: a registered device or the trunk."""
-
-    uri: URI
-    peer: Peer
-    to: Address
-    credentials: tuple[str, str] | None = None  # trunk (username, password)
 
 
 @dataclass(slots=True)
@@ -99,10 +94,6 @@ class Leg:
     # Our ACK to this leg's 2xx waits for the caller's ACK (late offer): until then a
     # retransmitted 2xx must not be acknowledged without the SDP answer.
     awaiting_ack: bool = False
-
-
-class SdpRejected(Exception):
-    """An offer or answer we cannot anchor; the call gets 488."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +307,6 @@ class Call:
         self._record: asyncio.Future[int] | None = None
         # From the parties' RTCP, which the relay forwards end to end.
         self.quality = CallQuality(LegQuality(), LegQuality())
-        self.recordings_started: list[datetime] = []
         # Digits each leg's party keyed recently, for feature codes (*1: record).
         self._keyed: dict[str, tuple[str, float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -325,8 +315,8 @@ class Call:
         self, description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
     ) -> sdp.SessionDescription:
         """``description`` from the party of ``sender`` made ready to send to the party of
-        ``receiver`` (see ``_anchor``); remembered as that party's last SDP."""
-        anchored = _anchor(description, sender, receiver)
+        ``receiver`` (see ``offer_answer.anchor``); remembered as that party's last SDP."""
+        anchored = anchor(description, sender, receiver)
         self._sends[sender] = anchored.sends
         self._received[sender] = description
         self._sent[receiver] = anchored.description
@@ -622,7 +612,7 @@ class Call:
             return
         try:
             received = sdp.parse(tx.request.body)
-            anchored = _anchor(received, leg.media, other.media)
+            anchored = anchor(received, leg.media, other.media)
         except (sdp.SdpError, SdpRejected) as exc:
             tx.respond(488, str(exc)[:100])
             return
@@ -677,7 +667,7 @@ class Call:
         hears music on hold while this one holds (RFC 6337 5: the holder's sendonly or
         inactive is answered recvonly or inactive)."""
         try:
-            answer = _local_answer(received, anchored.audio, self._sent[leg.media])
+            answer = local_answer(received, anchored.audio, self._sent[leg.media])
         except SdpRejected as exc:
             tx.respond(488, str(exc)[:100])
             return
@@ -729,7 +719,7 @@ class Call:
     def _playable_codec(self, leg: Leg) -> sdp.RtpMap | None:
         """A codec to play sounds to ``leg``'s party in: one of its own SDP that our last
         SDP to it also lists (the negotiated ones), in its own payload numbering."""
-        agreed = _agreed_codecs(self._received.get(leg.media), self._sent.get(leg.media))
+        agreed = agreed_codecs(self._received.get(leg.media), self._sent.get(leg.media))
         return next((c for c in agreed if can_encode(c.encoding, c.clock_rate)), None)
 
     @property
@@ -739,7 +729,7 @@ class Call:
     def _measure_quality(self) -> None:
         assert self.a is not None and self.b is not None
         codec = next(
-            iter(_agreed_codecs(self._received.get(self.a.media), self._sent.get(self.a.media))),
+            iter(agreed_codecs(self._received.get(self.a.media), self._sent.get(self.a.media))),
             None,
         )
         if codec is not None:
@@ -754,7 +744,7 @@ class Call:
 
     def _listen_for_digits(self, leg: Leg) -> None:
         """Watch the RFC 4733 events ``leg``'s party sends (they are relayed untouched)."""
-        payload_type = _event_payload_type(self._sent.get(leg.media))
+        payload_type = event_payload_type(self._sent.get(leg.media))
         if payload_type is None:
             return
         receiver = DtmfEventReceiver(payload_type)
@@ -815,9 +805,7 @@ class Call:
             codec = next(
                 (
                     c
-                    for c in _agreed_codecs(
-                        self._received.get(leg.media), self._sent.get(leg.media)
-                    )
+                    for c in agreed_codecs(self._received.get(leg.media), self._sent.get(leg.media))
                     if can_encode(c.encoding, c.clock_rate)
                 ),
                 None,
@@ -838,7 +826,7 @@ class Call:
             return None
         sources = []
         for leg in (self.a, self.b):
-            audio = _audio_section(self._sent.get(leg.media))
+            audio = audio_section(self._sent.get(leg.media))
             codecs = audio.rtpmaps if audio is not None else {}
             if not any(can_record(codec) for codec in codecs.values()):
                 return None
@@ -864,7 +852,7 @@ class Call:
         if last is None or (leg.name in self.holding) == holding:
             return last is not None
         description = sdp.copy_description(last)
-        audio = _audio_section(description)
+        audio = audio_section(description)
         if audio is None:
             return False
         audio.direction = sdp.Direction.INACTIVE if holding else sdp.Direction.SENDRECV
@@ -914,7 +902,7 @@ class Call:
         if described is None or last_to_moving is None:
             return False
         try:
-            offer = _anchor(described, stays.media, leg.media).description
+            offer = anchor(described, stays.media, leg.media).description
         except SdpRejected:
             return False
         offer.origin = replace(last_to_moving.origin, version=last_to_moving.origin.version + 1)
@@ -923,7 +911,7 @@ class Call:
             return False
         try:
             answer = sdp.parse(final.body)
-            anchored = _anchor(answer, leg.media, stays.media)
+            anchored = anchor(answer, leg.media, stays.media)
         except (sdp.SdpError, SdpRejected):
             return False
         # The moving party is this call's now: the other call lets go of it without a BYE.
@@ -943,7 +931,7 @@ class Call:
         self.holding.discard(leg.name)
         self.transferred_to.append(moving.party)
         current = (self._received.get(stays.media), self._sent.get(stays.media))
-        if not _same_codec(answer, *current):
+        if not same_codec(answer, *current):
             self._spawn(self._reoffer(stays, anchored.description))
         self._route_media()
         log.info(
@@ -1024,7 +1012,7 @@ class Call:
             # The target gets the transferee's own SDP, through the transferor's ports.
             described = self._received.get(transferee.media)
             if described is not None:
-                offer = _anchor(described, transferee.media, transferor.media).description
+                offer = anchor(described, transferee.media, transferor.media).description
         if offer is not None:
             offered = offer
             forking = Forking(
@@ -1079,7 +1067,7 @@ class Call:
         self.engine.endpoint.send_ack(dialog.create_ack(response.cseq.seq), dialog.peer)
         try:
             answer = sdp.parse(response.body)
-            anchored = _anchor(answer, transferor.media, transferee.media)
+            anchored = anchor(answer, transferor.media, transferee.media)
         except (sdp.SdpError, SdpRejected) as exc:
             log.info(
                 "call %s: unusable SDP from the transfer target: %s", self.tx.request.call_id, exc
@@ -1102,7 +1090,7 @@ class Call:
         self.transferred_to.append(transfer.target.callee)
         if transfer.target.direction == "outbound":
             self.count_external()
-        if not _same_codec(
+        if not same_codec(
             answer, self._received.get(transferee.media), self._sent.get(transferee.media)
         ):
             # The target chose another of the transferee's codecs: the transferee must
@@ -1131,7 +1119,7 @@ class Call:
         with contextlib.suppress(sdp.SdpError, SdpRejected):
             answer = sdp.parse(final.body)
             other = leg.other.media if leg.other is not None else leg.media
-            self._sends[leg.media] = _anchor(answer, leg.media, other).sends
+            self._sends[leg.media] = anchor(answer, leg.media, other).sends
             self._received[leg.media] = answer
         return True
 
@@ -1225,282 +1213,6 @@ class Call:
             log.warning("BYE to leg %s of call %s failed", name, self.tx.request.call_id)
 
 
-@dataclass(frozen=True, slots=True)
-class ForkOutcome:
-    """How ringing ended: "answered", "cancelled", "timeout", "bad_sdp" (the winner's SDP
-    was unusable) or "failed" (every destination refused; ``failures`` says how)."""
-
-    kind: str
-    failures: list[Response] = field(default_factory=list)
-
-
-class Forking:
-    """Rings every destination in parallel; the first to answer wins, the others are
-    cancelled. Ends on answer, on all failing, on ``cancel()`` or on ring timeout.
-
-    ``on_answer`` takes the winning 2xx and its dialog and says whether its SDP could be
-    used; ``on_provisional`` gets the 1xx.
-    """
-
-    def __init__(
-        self,
-        engine: CallEngine,
-        company: Company,
-        caller: Party,
-        destinations: list[Destination],
-        offer: bytes,
-        *,
-        on_answer: Callable[[Response, Dialog], bool],
-        on_provisional: Callable[[Response], None] = lambda response: None,
-        identity_header: bool = False,
-    ) -> None:
-        self.engine = engine
-        self.company = company
-        self.caller = caller
-        self.destinations = destinations
-        self.offer = offer
-        self._on_answer = on_answer
-        self._on_provisional = on_provisional
-        self._identity_header = identity_header
-        self.call_id = new_call_id()
-        self.from_tag = secrets.token_hex(6)
-        self._cseq = itertools.count(1)
-        self._handles: list[ClientTransactionHandle] = []
-        self._winner: ClientTransactionHandle | None = None
-        self._events: asyncio.Queue[tuple[str, Response | None, Destination | None]] = (
-            asyncio.Queue()
-        )
-
-    def cancel(self) -> None:
-        """Stop ringing (the caller hung up): ``run`` returns "cancelled"."""
-        self._events.put_nowait(("cancel", None, None))
-
-    def _invite(self, destination: Destination, cseq: int) -> Request:
-        domain = self.company.domain
-        caller = self.caller
-        from_address = Address(
-            URI("sip", caller.number, host=domain),
-            caller.name or None,
-            {"tag": self.from_tag},
-        )
-        request = Request("INVITE", destination.uri)
-        headers = request.headers
-        headers.add("Max-Forwards", "70")
-        headers.add("From", str(from_address))
-        headers.add("To", str(destination.to))
-        headers.add("Call-ID", self.call_id)
-        headers.add("CSeq", f"{cseq} INVITE")
-        headers.add("Contact", self.engine.contact_for(destination.peer.transport))
-        headers.add("Allow", ALLOW)
-        if self.offer:
-            headers.add("Content-Type", "application/sdp")
-        if self._identity_header:
-            headers.add("P-Asserted-Identity", f"<sip:{caller.number}@{domain}>")
-        request.body = self.offer
-        return request
-
-    async def run(self) -> ForkOutcome:
-        loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(self._ring(d)) for d in self.destinations]
-        timer = loop.call_later(
-            self.engine.ring_timeout, self._events.put_nowait, ("timeout", None, None)
-        )
-        failures: list[Response] = []
-        try:
-            while True:
-                kind, response, destination = await self._events.get()
-                if kind in ("cancel", "timeout"):
-                    self._cancel_all()
-                    return ForkOutcome("cancelled" if kind == "cancel" else "timeout")
-                assert response is not None and destination is not None
-                if response.status < 200:
-                    self._on_provisional(response)
-                elif response.status < 300:
-                    if self._answered(response, destination):
-                        return ForkOutcome("answered")
-                    return ForkOutcome("bad_sdp")
-                else:
-                    failures.append(response)
-                    if len(failures) == len(self.destinations):
-                        return ForkOutcome("failed", failures)
-        finally:
-            timer.cancel()
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
-            # Nobody reads the other forks' responses from here on, and a 2xx among them
-            # may come only once (it crossed our CANCEL, or it is not retransmitted).
-            for handle in self._handles:
-                if handle is not self._winner:
-                    self.engine.release_if_answered(handle)
-
-    async def _ring(self, destination: Destination) -> None:
-        request = self._invite(destination, next(self._cseq))
-        handle = await self.engine.endpoint.request(request, destination.peer)
-        self._handles.append(handle)
-        async for response in handle:
-            if response.status in (401, 407) and destination.credentials is not None:
-                retry = self._with_credentials(request, response, destination.credentials)
-                if retry is not None:
-                    handle = await self.engine.endpoint.request(retry, destination.peer)
-                    self._handles.append(handle)
-                    async for second in handle:
-                        self._events.put_nowait(("response", second, destination))
-                    return
-            self._events.put_nowait(("response", response, destination))
-
-    def _with_credentials(
-        self, request: Request, challenge: Response, credentials: tuple[str, str]
-    ) -> Request | None:
-        """The INVITE again with an Authorization answering the carrier's challenge."""
-        header = "WWW-Authenticate" if challenge.status == 401 else "Proxy-Authenticate"
-        username, password = credentials
-        try:
-            authorization = authorization_for(
-                challenge.headers.values(header), "INVITE", str(request.uri), username, password
-            )
-        except ValueError:
-            return None
-        retry = Request("INVITE", request.uri, request.headers.copy(), request.body)
-        retry.headers.remove("Via")
-        retry.headers.set("CSeq", f"{next(self._cseq)} INVITE")
-        retry.headers.add(
-            "Authorization" if challenge.status == 401 else "Proxy-Authorization", authorization
-        )
-        return retry
-
-    def _answered(self, response: Response, destination: Destination) -> bool:
-        winner = next(h for h in self._handles if h.request.cseq == response.cseq)
-        self._winner = winner
-        request = winner.request
-        dialog = Dialog.from_uac(request, response, peer=destination.peer)
-        for handle in self._handles:
-            if handle is not winner:
-                with contextlib.suppress(Exception):
-                    handle.cancel()
-        return self._on_answer(response, dialog)
-
-    def _cancel_all(self) -> None:
-        for handle in self._handles:
-            with contextlib.suppress(Exception):
-                handle.cancel()
-
-
-def most_telling(failures: list[Response]) -> tuple[int, str, bool]:
-    """Of every destination's refusal, the status and reason to pass on (RFC 3261 16.7),
-    and whether it means busy."""
-    busy = next((r for r in failures if r.status in (486, 600)), None)
-    chosen = busy or next((r for r in failures if r.status >= 600), None)
-    if chosen is None:
-        chosen = min(failures, key=lambda r: (r.status in (408, 503), r.status))
-    status = 480 if chosen.status in (408, 503) else chosen.status
-    reason = "Unavailable" if status != chosen.status else chosen.reason
-    return status, reason, busy is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Anchored:
-    """A party's SDP rewritten for the other party, and what it says of its author."""
-
-    description: sdp.SessionDescription  # for the other party
-    audio: int  # the index of the relayed audio section
-    sends: bool  # the author will send audio
-    receives: bool  # the author wants audio: False is a hold (sendonly, inactive, 0.0.0.0)
-
-
-def _anchor(
-    description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
-) -> Anchored:
-    """``description`` (from the party behind ``sender``) rewritten for the party behind
-    ``receiver``: the first audio stream through our relay, other streams refused.
-
-    The sender's advertised address primes the relay; symmetric RTP latching corrects it
-    from the first packet when the sender is behind NAT.
-    """
-    try:
-        endpoints = description.remote_endpoints()
-    except sdp.SdpError as exc:
-        raise SdpRejected(str(exc)) from None
-    audio = next(
-        (
-            index
-            for index, media in enumerate(description.media)
-            if media.media == "audio" and endpoints[index] is not None
-        ),
-        None,
-    )
-    if audio is None:
-        raise SdpRejected("No audio stream offered")
-    first = endpoints[audio]
-    assert first is not None
-    sender.set_remote(first.host, first.rtp_port, first.rtcp_port)
-    ports = [receiver.rtp_port if i == audio else 0 for i in range(len(description.media))]
-    direction = description.media_direction(description.media[audio])
-    # c=0.0.0.0 is RFC 2543's way to hold, still sent by some phones (RFC 6337 5.3).
-    receives = direction.receives and not _unspecified(first.host)
-    return Anchored(
-        sdp.anchor(description, receiver.local_address, ports), audio, direction.sends, receives
-    )
-
-
-def _unspecified(host: str) -> bool:
-    return host in ("0.0.0.0", "::")
-
-
-def _local_answer(
-    offer: sdp.SessionDescription, audio: int, last_sent: sdp.SessionDescription
-) -> sdp.SessionDescription:
-    """Our own answer to a re-offer we do not pass on (hold, resume, refresh while held):
-    what we last sent that party, a version later, with the codecs it still offers and
-    the direction the offer asks for. Other sections are refused."""
-    answer = sdp.bump_version(last_sent)
-    ours = next((m for m in answer.media if m.media == "audio" and not m.rejected), None)
-    if ours is None:
-        raise SdpRejected("No audio stream to answer with")
-    offered = offer.media[audio]
-    formats = [fmt for fmt in ours.formats if fmt in offered.formats]
-    if not any(_is_audio_codec(ours, fmt) for fmt in formats):
-        raise SdpRejected("The re-offer drops the call's codec")
-    ours.formats = formats
-    ours.direction = sdp.answer_direction(offer.media_direction(offered))
-    answer.media = [
-        ours if index == audio else replace(media, port=0, attributes=list(media.attributes))
-        for index, media in enumerate(offer.media)
-    ]
-    return answer
-
-
-def _agreed_codecs(
-    theirs: sdp.SessionDescription | None, ours: sdp.SessionDescription | None
-) -> list[sdp.RtpMap]:
-    def audio(description: sdp.SessionDescription | None) -> sdp.MediaDescription | None:
-        if description is None:
-            return None
-        return next((m for m in description.media if m.media == "audio" and not m.rejected), None)
-
-    their_audio, our_audio = audio(theirs), audio(ours)
-    if their_audio is None or our_audio is None:
-        return []
-    return [c for c in their_audio.codecs if str(c.payload_type) in our_audio.formats]
-
-
-def _audio_section(description: sdp.SessionDescription | None) -> sdp.MediaDescription | None:
-    if description is None:
-        return None
-    return next((m for m in description.media if m.media == "audio" and not m.rejected), None)
-
-
-def _event_payload_type(description: sdp.SessionDescription | None) -> int | None:
-    """The telephone-event payload type of an SDP's audio section, if it has one."""
-    audio = _audio_section(description)
-    if audio is None:
-        return None
-    return next(
-        (pt for pt, codec in audio.rtpmaps.items() if codec.encoding.lower() == "telephone-event"),
-        None,
-    )
-
-
 def _transfer_failure(outcome: ForkOutcome) -> str:
     """The sipfrag status line telling a transferor why its transfer failed."""
     if outcome.kind == "failed" and outcome.failures:
@@ -1510,36 +1222,3 @@ def _transfer_failure(outcome: ForkOutcome) -> str:
         "timeout": "480 No answer",
         "cancelled": "487 Request Terminated",
     }.get(outcome.kind, "488 Not Acceptable Here")
-
-
-def _same_codec(
-    answer: sdp.SessionDescription,
-    theirs: sdp.SessionDescription | None,
-    ours: sdp.SessionDescription | None,
-) -> bool:
-    """Whether the codec an answer chose is the one the other party already uses."""
-    chosen = next(
-        (c for m in answer.media if m.media == "audio" and not m.rejected for c in m.codecs), None
-    )
-    current = next(iter(_agreed_codecs(theirs, ours)), None)
-    if chosen is None or current is None:
-        return False
-    return (chosen.encoding.lower(), chosen.clock_rate) == (
-        current.encoding.lower(),
-        current.clock_rate,
-    )
-
-
-def _is_audio_codec(media: sdp.MediaDescription, fmt: str) -> bool:
-    codec = media.rtpmaps.get(int(fmt)) if fmt.isdigit() else None
-    return codec is not None and codec.encoding.lower() not in ("telephone-event", "cn")
-
-
-def trunk_destination(trunk: Trunk, number: str) -> Destination:
-    uri = URI("sip", number, host=trunk.host, port=trunk.port)
-    if trunk.transport != "udp":
-        uri.params["transport"] = trunk.transport
-    peer = Peer(trunk.transport, trunk.host, trunk.port)
-    credentials = (trunk.username, trunk.password) if trunk.username and trunk.password else None
-    to = Address(URI("sip", number, host=trunk.host))
-    return Destination(uri, peer, to, credentials)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,8 @@ from nuage.store import repositories
 from nuage.store.writer import BatchWriter
 
 if TYPE_CHECKING:
-    from nuage.pbx.calls import Call, Party
+    from nuage.pbx.calls import Call
+    from nuage.pbx.dialing import Party
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,11 @@ class RecordingService:
         if sources is None:
             return "the call's codecs cannot be recorded"
         started_at = datetime.now(UTC)
+        # Not named after the Call-ID: the caller chose it, and it may hold a "/".
         relative = Path(
             "recordings",
             str(call.company.id),
-            f"{started_at:%Y%m%d-%H%M%S}-{call.call_id}-{len(call.recordings_started)}.wav",
+            f"{started_at:%Y%m%d-%H%M%S}-{uuid.uuid4().hex}.wav",
         )
         path = self._data_dir / relative
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
@@ -85,7 +88,6 @@ class RecordingService:
             on_limit=lambda: self._spawn(self.stop(call, "limit")),
         )
         self._active[call] = _Active(recording, owner, started_at, str(relative))
-        call.recordings_started.append(started_at)
         log.info("call %s: recording started by %s", call.call_id, owner.number)
         return None
 

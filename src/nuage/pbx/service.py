@@ -6,14 +6,8 @@ import logging
 from datetime import UTC, datetime
 
 from nuage.pbx.auth import UserAuthenticator
-from nuage.pbx.calls import (
-    ALLOW,
-    CallEngine,
-    Destination,
-    Party,
-    TransferTarget,
-    trunk_destination,
-)
+from nuage.pbx.calls import CallEngine, TransferTarget
+from nuage.pbx.dialing import ALLOW, Destination, Party, trunk_destination
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.records import CallRecorder

@@ -1,0 +1,137 @@
+"""Offer/answer for the call engine: a party's SDP rewritten so that media flows through
+the relay, and the answers the server writes itself (hold, resume)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from nuage.media import sdp
+from nuage.media.engine import MediaSide
+
+
+class SdpRejected(Exception):
+    """An offer or answer we cannot anchor; the call gets 488."""
+
+
+@dataclass(frozen=True, slots=True)
+class Anchored:
+    """A party's SDP rewritten for the other party, and what it says of its author."""
+
+    description: sdp.SessionDescription  # for the other party
+    audio: int  # the index of the relayed audio section
+    sends: bool  # the author will send audio
+    receives: bool  # the author wants audio: False is a hold (sendonly, inactive, 0.0.0.0)
+
+
+def anchor(description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide) -> Anchored:
+    """``description`` (from the party behind ``sender``) rewritten for the party behind
+    ``receiver``: the first audio stream through our relay, other streams refused.
+
+    The sender's advertised address primes the relay; symmetric RTP latching corrects it
+    from the first packet when the sender is behind NAT.
+    """
+    try:
+        endpoints = description.remote_endpoints()
+    except sdp.SdpError as exc:
+        raise SdpRejected(str(exc)) from None
+    audio = next(
+        (
+            index
+            for index, media in enumerate(description.media)
+            if media.media == "audio" and endpoints[index] is not None
+        ),
+        None,
+    )
+    if audio is None:
+        raise SdpRejected("No audio stream offered")
+    first = endpoints[audio]
+    assert first is not None
+    sender.set_remote(first.host, first.rtp_port, first.rtcp_port)
+    ports = [receiver.rtp_port if i == audio else 0 for i in range(len(description.media))]
+    direction = description.media_direction(description.media[audio])
+    # c=0.0.0.0 is RFC 2543's way to hold, still sent by some phones (RFC 6337 5.3).
+    receives = direction.receives and not unspecified(first.host)
+    return Anchored(
+        sdp.anchor(description, receiver.local_address, ports), audio, direction.sends, receives
+    )
+
+
+def unspecified(host: str) -> bool:
+    return host in ("0.0.0.0", "::")
+
+
+def local_answer(
+    offer: sdp.SessionDescription, audio: int, last_sent: sdp.SessionDescription
+) -> sdp.SessionDescription:
+    """Our own answer to a re-offer we do not pass on (hold, resume, refresh while held):
+    what we last sent that party, a version later, with the codecs it still offers and
+    the direction the offer asks for. Other sections are refused."""
+    answer = sdp.bump_version(last_sent)
+    ours = next((m for m in answer.media if m.media == "audio" and not m.rejected), None)
+    if ours is None:
+        raise SdpRejected("No audio stream to answer with")
+    offered = offer.media[audio]
+    formats = [fmt for fmt in ours.formats if fmt in offered.formats]
+    if not any(is_audio_codec(ours, fmt) for fmt in formats):
+        raise SdpRejected("The re-offer drops the call's codec")
+    ours.formats = formats
+    ours.direction = sdp.answer_direction(offer.media_direction(offered))
+    answer.media = [
+        ours if index == audio else replace(media, port=0, attributes=list(media.attributes))
+        for index, media in enumerate(offer.media)
+    ]
+    return answer
+
+
+def agreed_codecs(
+    theirs: sdp.SessionDescription | None, ours: sdp.SessionDescription | None
+) -> list[sdp.RtpMap]:
+    def audio(description: sdp.SessionDescription | None) -> sdp.MediaDescription | None:
+        if description is None:
+            return None
+        return next((m for m in description.media if m.media == "audio" and not m.rejected), None)
+
+    their_audio, our_audio = audio(theirs), audio(ours)
+    if their_audio is None or our_audio is None:
+        return []
+    return [c for c in their_audio.codecs if str(c.payload_type) in our_audio.formats]
+
+
+def audio_section(description: sdp.SessionDescription | None) -> sdp.MediaDescription | None:
+    if description is None:
+        return None
+    return next((m for m in description.media if m.media == "audio" and not m.rejected), None)
+
+
+def event_payload_type(description: sdp.SessionDescription | None) -> int | None:
+    """The telephone-event payload type of an SDP's audio section, if it has one."""
+    audio = audio_section(description)
+    if audio is None:
+        return None
+    return next(
+        (pt for pt, codec in audio.rtpmaps.items() if codec.encoding.lower() == "telephone-event"),
+        None,
+    )
+
+
+def same_codec(
+    answer: sdp.SessionDescription,
+    theirs: sdp.SessionDescription | None,
+    ours: sdp.SessionDescription | None,
+) -> bool:
+    """Whether the codec an answer chose is the one the other party already uses."""
+    chosen = next(
+        (c for m in answer.media if m.media == "audio" and not m.rejected for c in m.codecs), None
+    )
+    current = next(iter(agreed_codecs(theirs, ours)), None)
+    if chosen is None or current is None:
+        return False
+    return (chosen.encoding.lower(), chosen.clock_rate) == (
+        current.encoding.lower(),
+        current.clock_rate,
+    )
+
+
+def is_audio_codec(media: sdp.MediaDescription, fmt: str) -> bool:
+    codec = media.rtpmaps.get(int(fmt)) if fmt.isdigit() else None
+    return codec is not None and codec.encoding.lower() not in ("telephone-event", "cn")
