@@ -40,15 +40,20 @@ def _phones(
     return phones[0], phones[1]
 
 
+async def connect(alice: BaresipPhone, bob: BaresipPhone) -> None:
+    """Both registered, Alice calls Bob, both in the call."""
+    await alice.wait_event("REGISTER_OK", timeout=10)
+    await bob.wait_event("REGISTER_OK", timeout=10)
+    await alice.dial(f"sip:1002@{DOMAIN}")
+    await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+    await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+
+
 async def test_two_phones_talk_through_the_relay(tmp_path: Path) -> None:
     async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
         alice, bob = _phones(tmp_path, nuage)
         async with alice, bob:
-            await alice.wait_event("REGISTER_OK", timeout=10)
-            await bob.wait_event("REGISTER_OK", timeout=10)
-            await alice.dial(f"sip:1002@{DOMAIN}")
-            await alice.wait_event("CALL_ESTABLISHED", timeout=10)
-            await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+            await connect(alice, bob)
             await asyncio.sleep(3)
             await alice.hangup()
             await bob.wait_event("CALL_CLOSED", timeout=10)
@@ -119,10 +124,7 @@ async def test_call_quality_from_the_phones_rtcp_is_kept_in_the_call_record(
     async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
         alice, bob = _phones(tmp_path, nuage)
         async with alice, bob:
-            await alice.wait_event("REGISTER_OK", timeout=10)
-            await bob.wait_event("REGISTER_OK", timeout=10)
-            await alice.dial(f"sip:1002@{DOMAIN}")
-            await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+            await connect(alice, bob)
             # baresip reports every 5 s or so: two reports each way at least.
             await asyncio.sleep(11)
             await alice.hangup()

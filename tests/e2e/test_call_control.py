@@ -8,16 +8,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from e2e.server import DOMAIN, acme_plan, e2e_database
-from e2e.test_hold import _music_frames
 from e2e.test_transfer import ALICE_TONE, BOB_TONE, CAROL_TONE, TONES, _phone
 from nuage.config import Config
 from nuage.pbx.control import CallControlError, CallNotFoundError
 from nuage.pbx.provision import apply_plan
 from nuage.server import NuageServer
 from nuage.store.database import open_database
+from nuage.store.models import Recording
 from peers import audio
+from peers.baresip import BaresipPhone
 from peers.ports import free_port, free_ports
 
 
@@ -55,6 +57,25 @@ async def server(tmp_path: Path) -> AsyncIterator[NuageServer]:
             await nuage.stop()
 
 
+def three_phones(
+    server: NuageServer, tmp_path: Path
+) -> tuple[BaresipPhone, BaresipPhone, BaresipPhone]:
+    """Alice, Bob and Carol (1001-1003, 1000/1500/2000 Hz) for the server."""
+    target = f"127.0.0.1:{server.config.server.sip_port}"
+    return (
+        _phone(tmp_path, target, "1001", ALICE_TONE),
+        _phone(tmp_path, target, "1002", BOB_TONE),
+        _phone(tmp_path, target, "1003", CAROL_TONE),
+    )
+
+
+async def alice_calls_bob(alice: BaresipPhone, bob: BaresipPhone, carol: BaresipPhone) -> None:
+    for phone in (alice, bob, carol):
+        await phone.wait_event("REGISTER_OK", timeout=10)
+    await alice.dial(f"sip:1002@{DOMAIN}")
+    await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+
+
 def ids(server: NuageServer, extension: str) -> tuple[int, int]:
     assert server.directory is not None
     company = server.directory.company_by_domain(DOMAIN)
@@ -69,18 +90,12 @@ async def test_a_user_holds_records_keys_and_transfers_their_call(
 ) -> None:
     control = server.control
     assert control is not None
-    target = f"127.0.0.1:{server.config.server.sip_port}"
-    alice = _phone(tmp_path, target, "1001", ALICE_TONE)
-    bob = _phone(tmp_path, target, "1002", BOB_TONE)
-    carol = _phone(tmp_path, target, "1003", CAROL_TONE)
+    alice, bob, carol = three_phones(server, tmp_path)
     company, alice_id = ids(server, "1001")
     _, bob_id = ids(server, "1002")
     _, carol_id = ids(server, "1003")
     async with alice, bob, carol:
-        for phone in (alice, bob, carol):
-            await phone.wait_event("REGISTER_OK", timeout=10)
-        await alice.dial(f"sip:1002@{DOMAIN}")
-        await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+        await alice_calls_bob(alice, bob, carol)
 
         [call] = control.calls(company, alice_id)
         assert (call.other.number, call.state, call.recording) == ("1002", "talking", False)
@@ -125,7 +140,7 @@ async def test_a_user_holds_records_keys_and_transfers_their_call(
     # Bob heard Alice, music while she held, Alice again, then Carol.
     heard = audio.timeline(bob_samples, rate, TONES)
     summary = audio.describe(heard)
-    music = _music_frames(bob_samples, rate)
+    music = audio.other_sound_frames(bob_samples, rate, TONES)
     alice_frames = [i for i, tone in enumerate(heard) if tone == ALICE_TONE]
     carol_frames = [i for i, tone in enumerate(heard) if tone == CAROL_TONE]
     on_hold = [i for i in music if alice_frames[0] < i < alice_frames[-1]]
@@ -134,6 +149,13 @@ async def test_a_user_holds_records_keys_and_transfers_their_call(
     assert len(carol_frames) * audio.FRAME_MS / 1000 > 1.5, summary
     recordings = sorted((tmp_path / "data" / "recordings").rglob("*.wav"))
     assert len(recordings) == 1
+    # Registered, owned by Alice who started it, pointing at that file.
+    assert server.db is not None
+    async with server.db.session() as session:
+        [row] = (await session.execute(select(Recording))).scalars()
+    assert (row.company_id, row.owner_user_id, row.stopped_by) == (company, alice_id, "user")
+    assert server.config.server.data_dir / row.path == recordings[0]
+    assert 1500 < row.duration_ms < 3500
 
 
 async def test_attended_transfer_joins_the_parties_of_two_calls(
@@ -143,17 +165,11 @@ async def test_attended_transfer_joins_the_parties_of_two_calls(
     Carol talk, Alice is out of both calls."""
     control = server.control
     assert control is not None
-    target = f"127.0.0.1:{server.config.server.sip_port}"
-    alice = _phone(tmp_path, target, "1001", ALICE_TONE)
-    bob = _phone(tmp_path, target, "1002", BOB_TONE)
-    carol = _phone(tmp_path, target, "1003", CAROL_TONE)
+    alice, bob, carol = three_phones(server, tmp_path)
     company, alice_id = ids(server, "1001")
     _, bob_id = ids(server, "1002")
     async with alice, bob, carol:
-        for phone in (alice, bob, carol):
-            await phone.wait_event("REGISTER_OK", timeout=10)
-        await alice.dial(f"sip:1002@{DOMAIN}")
-        await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+        await alice_calls_bob(alice, bob, carol)
         [first] = control.calls(company, alice_id)
         await asyncio.sleep(1)
         await control.hold(company, alice_id, first.id)

@@ -6,30 +6,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from e2e.server import DOMAIN, acme_plan, running_nuage
-from e2e.test_audio_baresip import ALICE_TONE, BOB_TONE, TONES, _phones
+from e2e.server import acme_plan, running_nuage
+from e2e.test_audio_baresip import ALICE_TONE, BOB_TONE, TONES, _phones, connect
 from peers import audio
 
 HOLD_SECONDS = 4.0
-
-
-def _music_frames(samples: audio.Samples, rate: int) -> list[int]:
-    """Indexes of the 20 ms frames with sound that is neither party's tone."""
-    verdicts = audio.timeline(samples, rate, TONES)
-    loud = audio.loud_frames(samples, rate)
-    pairs = zip(verdicts, loud, strict=True)
-    return [i for i, (tone, sound) in enumerate(pairs) if sound and tone is None]
 
 
 async def test_held_party_hears_music_then_both_talk_again(tmp_path: Path) -> None:
     async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
         alice, bob = _phones(tmp_path, nuage)
         async with alice, bob:
-            await alice.wait_event("REGISTER_OK", timeout=10)
-            await bob.wait_event("REGISTER_OK", timeout=10)
-            await alice.dial(f"sip:1002@{DOMAIN}")
-            await alice.wait_event("CALL_ESTABLISHED", timeout=10)
-            await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+            await connect(alice, bob)
             await asyncio.sleep(2)
             await alice.command("hold")
             await nuage.wait_for_counter("calls_on_hold", 1, within=5)
@@ -44,7 +32,7 @@ async def test_held_party_hears_music_then_both_talk_again(tmp_path: Path) -> No
         await nuage.assert_idle()
 
     heard_by_bob = audio.timeline(bob_samples, bob_rate, TONES)
-    music = _music_frames(bob_samples, bob_rate)
+    music = audio.other_sound_frames(bob_samples, bob_rate, TONES)
     alice_frames = [i for i, tone in enumerate(heard_by_bob) if tone == ALICE_TONE]
     summary = audio.describe(heard_by_bob)
     # Bob: Alice, then music for most of the hold, then Alice again.
@@ -56,4 +44,6 @@ async def test_held_party_hears_music_then_both_talk_again(tmp_path: Path) -> No
     heard_by_alice = audio.timeline(alice_samples, alice_rate, TONES)
     tail = heard_by_alice[-50:]
     assert audio.share(tail, BOB_TONE) > 0.5, audio.describe(heard_by_alice)
-    assert len(_music_frames(alice_samples, alice_rate)) < 25, audio.describe(heard_by_alice)
+    assert len(audio.other_sound_frames(alice_samples, alice_rate, TONES)) < 25, audio.describe(
+        heard_by_alice
+    )

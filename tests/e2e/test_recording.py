@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from e2e.server import DOMAIN, acme_plan, running_nuage
-from e2e.test_audio_baresip import ALICE_TONE, BOB_TONE, TONES, _phones
+from e2e.test_audio_baresip import ALICE_TONE, BOB_TONE, TONES, _phones, connect
 from nuage.media.prompts import BEEP_FREQUENCY
 from peers import audio
 
@@ -30,11 +30,7 @@ async def test_star_one_records_the_call_in_stereo(tmp_path: Path) -> None:
     async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
         alice, bob = _phones(tmp_path, nuage)
         async with alice, bob:
-            await alice.wait_event("REGISTER_OK", timeout=10)
-            await bob.wait_event("REGISTER_OK", timeout=10)
-            await alice.dial(f"sip:1002@{DOMAIN}")
-            await alice.wait_event("CALL_ESTABLISHED", timeout=10)
-            await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+            await connect(alice, bob)
             await asyncio.sleep(1)
             await alice.command("sndcode", "*1")
             await nuage.wait_for_counter("recordings_active", 1, within=5)

@@ -95,14 +95,10 @@ async def test_a_refused_transfer_comes_back_to_the_transferor(tmp_path: Path) -
     progress = bob_result.actions.read_text()
     assert "transfer progress: SIP/2.0 486" in progress, progress
     heard_by_alice = audio.timeline(samples, rate, TONES)
-    loud = audio.loud_frames(samples, rate)
     summary = audio.describe(heard_by_alice)
-    pairs = zip(heard_by_alice, loud, strict=True)
     bob_frames = [i for i, tone in enumerate(heard_by_alice) if tone == BOB_TONE]
     # Once Bob is heard (a frame or two of the stream's start may be neither).
-    music = [
-        i for i, (tone, sound) in enumerate(pairs) if sound and tone is None and i > bob_frames[0]
-    ]
+    music = [i for i in audio.other_sound_frames(samples, rate, TONES) if i > bob_frames[0]]
     # Bob, then music while Carol rang, then Bob again once she declined.
     assert len(music) * audio.FRAME_MS / 1000 > 1.0, summary
     assert bob_frames[0] < music[0] and bob_frames[-1] > music[-1], summary

@@ -143,6 +143,17 @@ def loud_frames(samples: Samples, rate: int, frame_ms: int = FRAME_MS) -> list[b
     ]
 
 
+def other_sound_frames(
+    samples: Samples, rate: int, candidates: Sequence[float], frame_ms: int = FRAME_MS
+) -> list[int]:
+    """Indexes of the frames with sound that no candidate tone dominates (music on hold,
+    speech, a beep)."""
+    verdicts = timeline(samples, rate, candidates, frame_ms)
+    loud = loud_frames(samples, rate, frame_ms)
+    pairs = zip(verdicts, loud, strict=True)
+    return [i for i, (tone, sound) in enumerate(pairs) if sound and tone is None]
+
+
 def timeline(
     samples: Samples, rate: int, candidates: Sequence[float], frame_ms: int = FRAME_MS
 ) -> list[float | None]:

@@ -348,7 +348,7 @@ class Call:
                 await self._ended.wait()
                 reason = self._end_reason
         except Exception:
-            log.exception("call %s failed", self.tx.request.call_id)
+            log.exception("call %s failed", self.call_id)
             if not self.tx.final_sent:
                 self.tx.respond(500, "Call engine error")
             await self._hang_up_all()
@@ -444,7 +444,7 @@ class Call:
         try:
             body = self._anchor(sdp.parse(response.body), self.session.b, self.session.a).encode()
         except (sdp.SdpError, SdpRejected) as exc:
-            log.info("call %s: unusable SDP from B: %s", self.tx.request.call_id, exc)
+            log.info("call %s: unusable SDP from B: %s", self.call_id, exc)
             self.engine.endpoint.send_ack(b_dialog.create_ack(response.cseq.seq), b_peer)
             self._background(asyncio.get_running_loop().create_task(self._send_bye_to(b_dialog)))
             return False
@@ -505,7 +505,7 @@ class Call:
                 elif now - since > silence_limit:
                     log.info(
                         "call %s: no media from leg %s for %.0f s, hanging up",
-                        self.tx.request.call_id,
+                        self.call_id,
                         leg.name,
                         silence_limit,
                     )
@@ -525,7 +525,7 @@ class Call:
                     body = self._anchor(sdp.parse(ack.body), a.media, b.media).encode()
                     headers = [("Content-Type", "application/sdp")]
                 except (sdp.SdpError, SdpRejected) as exc:
-                    log.info("call %s: unusable SDP in ACK: %s", self.tx.request.call_id, exc)
+                    log.info("call %s: unusable SDP in ACK: %s", self.call_id, exc)
             ack_b = b.dialog.create_ack(b_invite_cseq, body=body, headers=headers)
             self.engine.endpoint.send_ack(ack_b, b.dialog.peer)
             b.awaiting_ack = False
@@ -691,7 +691,7 @@ class Call:
         self._route_media()
         log.info(
             "call %s: %s by %s",
-            self.tx.request.call_id,
+            self.call_id,
             "held" if self.holding else "resumed",
             leg.name,
         )
@@ -916,24 +916,9 @@ class Call:
             return False
         # The moving party is this call's now: the other call lets go of it without a BYE.
         other_call.let_go(moving)
-        joined = Leg(next(self._leg_names), moving.dialog, leg.media, moving.party)
-        self._sent[joined.media] = offer
-        self._received[joined.media] = answer
-        self._sends[joined.media] = anchored.sends
-        if leg is self.a:
-            self.a = joined
-        else:
-            self.b = joined
-        joined.other, stays.other, leg.other = stays, joined, None
-        self._former_legs.append(leg)
-        self.engine.register_leg(self, joined)
-        self._listen_for_digits(joined)
-        self.holding.discard(leg.name)
-        self.transferred_to.append(moving.party)
-        current = (self._received.get(stays.media), self._sent.get(stays.media))
-        if not same_codec(answer, *current):
-            self._spawn(self._reoffer(stays, anchored.description))
-        self._route_media()
+        self._take_place(
+            leg, moving.dialog, moving.party, offer=offer, answer=answer, anchored=anchored
+        )
         log.info(
             "call %s: %s joined %s with %s of call %s",
             self.call_id,
@@ -944,6 +929,40 @@ class Call:
         )
         await asyncio.gather(self._send_bye(leg), other_call.hang_up(other_leg))
         return True
+
+    def _take_place(
+        self,
+        leaving: Leg,
+        dialog: Dialog,
+        party: Party,
+        *,
+        offer: sdp.SessionDescription,
+        answer: sdp.SessionDescription,
+        anchored: Anchored,
+    ) -> None:
+        """A new party (its dialog, the SDP we offered it and its answer) takes the place
+        of ``leaving``, on its relay ports, facing the party that stays."""
+        stays = leaving.other
+        assert stays is not None
+        joined = Leg(next(self._leg_names), dialog, leaving.media, party)
+        self._sent[joined.media] = offer
+        self._received[joined.media] = answer
+        self._sends[joined.media] = anchored.sends
+        if leaving is self.a:
+            self.a = joined
+        else:
+            self.b = joined
+        joined.other, stays.other, leaving.other = stays, joined, None
+        self._former_legs.append(leaving)
+        self.engine.register_leg(self, joined)
+        self._listen_for_digits(joined)
+        self.holding.discard(leaving.name)
+        self.transferred_to.append(party)
+        if not same_codec(answer, self._received.get(stays.media), self._sent.get(stays.media)):
+            # The new party chose another of the staying party's codecs: that one must
+            # switch too, or the relay would carry audio it cannot decode.
+            self._spawn(self._reoffer(stays, anchored.description))
+        self._route_media()
 
     def let_go(self, leg: Leg) -> None:
         """``leg`` moved to another call: this one ends without sending it a BYE."""
@@ -1040,7 +1059,7 @@ class Call:
         status = _transfer_failure(outcome)
         log.info(
             "call %s: transfer by %s to %s failed: %s",
-            self.tx.request.call_id,
+            self.call_id,
             transferor.name,
             target.callee.number,
             status,
@@ -1069,37 +1088,16 @@ class Call:
             answer = sdp.parse(response.body)
             anchored = anchor(answer, transferor.media, transferee.media)
         except (sdp.SdpError, SdpRejected) as exc:
-            log.info(
-                "call %s: unusable SDP from the transfer target: %s", self.tx.request.call_id, exc
-            )
+            log.info("call %s: unusable SDP from the transfer target: %s", self.call_id, exc)
             self._background(asyncio.get_running_loop().create_task(self._send_bye_to(dialog)))
             return False
-        joined = Leg(next(self._leg_names), dialog, transferor.media, transfer.target.callee)
-        self._sent[joined.media] = offer
-        self._received[joined.media] = answer
-        self._sends[joined.media] = anchored.sends
-        if transferor is self.a:
-            self.a = joined
-        else:
-            self.b = joined
-        joined.other, transferee.other, transferor.other = transferee, joined, None
-        self._former_legs.append(transferor)
-        self.engine.register_leg(self, joined)
-        self._listen_for_digits(joined)
-        self.holding.discard(transferor.name)
-        self.transferred_to.append(transfer.target.callee)
         if transfer.target.direction == "outbound":
             self.count_external()
-        if not same_codec(
-            answer, self._received.get(transferee.media), self._sent.get(transferee.media)
-        ):
-            # The target chose another of the transferee's codecs: the transferee must
-            # switch too, or the relay would carry audio it cannot decode.
-            self._spawn(self._reoffer(transferee, anchored.description))
-        self._route_media()
+        target = transfer.target.callee
+        self._take_place(transferor, dialog, target, offer=offer, answer=answer, anchored=anchored)
         log.info(
             "call %s: %s transferred %s to %s",
-            self.tx.request.call_id,
+            self.call_id,
             transferor.name,
             transferee.name,
             transfer.target.callee.number,
@@ -1175,7 +1173,7 @@ class Call:
             handle = await self.engine.endpoint.request(request, leg.dialog.peer)
             await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
         except Exception:
-            log.info("call %s: NOTIFY to %s failed", self.tx.request.call_id, leg.name)
+            log.info("call %s: NOTIFY to %s failed", self.call_id, leg.name)
 
     # -- tear-down -------------------------------------------------------------------------
 
@@ -1210,7 +1208,7 @@ class Call:
             handle = await self.engine.endpoint.request(dialog.create_request("BYE"), dialog.peer)
             await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
         except Exception:
-            log.warning("BYE to leg %s of call %s failed", name, self.tx.request.call_id)
+            log.warning("BYE to leg %s of call %s failed", name, self.call_id)
 
 
 def _transfer_failure(outcome: ForkOutcome) -> str:
