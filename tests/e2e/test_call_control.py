@@ -197,3 +197,77 @@ async def test_attended_transfer_joins_the_parties_of_two_calls(
     assert max(i for i, tone in enumerate(heard_by_bob) if tone == ALICE_TONE) < carol_frames[0]
     tail = heard_by_carol[-100:]
     assert audio.share(tail, BOB_TONE) > 0.8, audio.describe(heard_by_carol)
+
+
+def seconds_heard(phone: BaresipPhone) -> dict[frozenset[float], float]:
+    """How long ``phone`` heard each combination of the three tones (after its call)."""
+    samples, rate = phone.received_samples()
+    heard: dict[frozenset[float], float] = {}
+    for tones in audio.tones_in_frames(samples, rate, TONES):
+        heard[tones] = heard.get(tones, 0.0) + audio.FRAME_MS / 1000
+    return heard
+
+
+async def test_two_calls_merged_into_a_conference_that_outlives_a_party(
+    server: NuageServer, tmp_path: Path
+) -> None:
+    """Alice holds Bob, calls Carol, merges the calls (F15): each of the three hears the
+    other two and not itself; Bob leaves and Alice and Carol go on; when Alice leaves,
+    Carol, alone, is hung up."""
+    control = server.control
+    assert control is not None
+    alice, bob, carol = three_phones(server, tmp_path)
+    company, alice_id = ids(server, "1001")
+    _, bob_id = ids(server, "1002")
+    _, carol_id = ids(server, "1003")
+    async with alice, bob, carol:
+        # Phones name each received stream's file by the second it started: media
+        # changes are kept more than a second apart so that no file overwrites another.
+        await alice_calls_bob(alice, bob, carol)
+        [first] = control.calls(company, alice_id)
+        await asyncio.sleep(1.1)
+        await control.hold(company, alice_id, first.id)
+        await asyncio.sleep(1.1)
+        await alice.dial(f"sip:1003@{DOMAIN}")
+        await carol.wait_event("CALL_ESTABLISHED", timeout=10)
+        second = next(c for c in control.calls(company, alice_id) if c.id != first.id)
+        with pytest.raises(CallControlError):
+            await control.conference(company, alice_id, second.id, second.id)
+        await asyncio.sleep(1.1)
+
+        await control.conference(company, alice_id, second.id, first.id)
+        await alice.wait_event("CALL_CLOSED", timeout=10)  # her dialog of the first call
+        [merged] = control.calls(company, alice_id)
+        assert merged.state == "conference"
+        assert {p.number for p in merged.participants} == {"1002", "1003"}
+        [bobs] = control.calls(company, bob_id)
+        assert {p.number for p in bobs.participants} == {"1001", "1003"}
+        with pytest.raises(CallControlError):
+            await control.transfer(company, alice_id, merged.id, "1002")
+        await asyncio.sleep(3)
+
+        await control.hang_up(company, bob_id, bobs.id)
+        await bob.wait_event("CALL_CLOSED", timeout=10)
+        [carols] = control.calls(company, carol_id)
+        assert [p.number for p in carols.participants] == ["1001"]
+        await asyncio.sleep(3)
+
+        await control.hang_up(company, alice_id, merged.id)
+        await alice.wait_event("CALL_CLOSED", timeout=10)
+        await carol.wait_event("CALL_CLOSED", timeout=10)
+        assert control.calls(company, carol_id) == []
+        heard = {phone.user: seconds_heard(phone) for phone in (alice, bob, carol)}
+    assert server.media is not None and server.media.active_sessions == 0
+    for phone, own, others in (
+        ("1001", ALICE_TONE, {BOB_TONE, CAROL_TONE}),
+        ("1002", BOB_TONE, {ALICE_TONE, CAROL_TONE}),
+        ("1003", CAROL_TONE, {ALICE_TONE, BOB_TONE}),
+    ):
+        # Each heard the other two together for the three seconds of the conference...
+        assert heard[phone].get(frozenset(others), 0) > 2.5, (phone, heard[phone])
+        # ...and never itself.
+        with_own = sum(seconds for tones, seconds in heard[phone].items() if own in tones)
+        assert with_own < 0.2, (phone, heard[phone])
+    # Once Bob left, Alice and Carol heard each other alone.
+    assert heard["1001"].get(frozenset({CAROL_TONE}), 0) > 2.5, heard["1001"]
+    assert heard["1003"].get(frozenset({ALICE_TONE}), 0) > 2.5, heard["1003"]

@@ -165,6 +165,25 @@ def timeline(
     ]
 
 
+def tones_in_frames(
+    samples: Samples, rate: int, candidates: Sequence[float], frame_ms: int = FRAME_MS
+) -> list[frozenset[float]]:
+    """Per whole frame, the candidates heard together in it (a conference's mix): each
+    holding at least a fifth of the frame's energy; none in silence."""
+    size = rate * frame_ms // 1000
+    heard = []
+    for start in range(0, len(samples) - size + 1, size):
+        frame = samples[start : start + size]
+        energy = float(np.dot(frame, frame))
+        if math.sqrt(energy / size) < SILENCE_RMS:
+            heard.append(frozenset[float]())
+            continue
+        heard.append(
+            frozenset(f for f in candidates if goertzel_power(frame, rate, f) >= energy / 5)
+        )
+    return heard
+
+
 @dataclass(frozen=True)
 class Segment:
     """A run of consecutive frames with the same verdict."""

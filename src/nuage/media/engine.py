@@ -47,7 +47,7 @@ class MediaSide(Protocol):
 
     @property
     def hears(self) -> str:
-        """What this side's party hears: "peer", "sound" or "nothing"."""
+        """What this side's party hears: "peer", "sound", "server" or "nothing"."""
         ...
 
     def relay(self) -> None:
@@ -73,6 +73,10 @@ class MediaSide(Protocol):
 
     def silence(self) -> None:
         """Hear nothing."""
+
+    def hear_server(self) -> Callable[[bytes], None]:
+        """Hear only the RTP packets given to the returned function (a conference's mix)."""
+        ...
 
 
 class MediaSession(Protocol):

@@ -1,9 +1,6 @@
 """Recording a relayed call: both parties' RTP, tapped from the relay, buffered, decoded
-and written as one stereo file (party A left, party B right) on the 20 ms clock.
-
-Only the recording is buffered (RTP arrives with jitter, the file wants one frame per
-tick per channel); the relay itself stays unbuffered (DESIGN.md, media/).
-"""
+(inbound.py) and written as one stereo file (party A left, party B right) on the 20 ms
+clock."""
 
 from __future__ import annotations
 
@@ -13,23 +10,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from nuage.media import g711
-from nuage.media.jitter import Concealer, JitterBuffer
+from nuage.media.inbound import InboundAudio
 from nuage.media.player import FrameClock
 from nuage.media.recorder import StereoRecorder
-from nuage.media.rtp import RtpError, RtpPacket
 from nuage.media.sdp import RtpMap
 
 log = logging.getLogger(__name__)
-
-_DECODERS: dict[tuple[str, int], Callable[[bytes], g711.Pcm]] = {
-    ("PCMU", 8000): g711.ulaw_decode,
-    ("PCMA", 8000): g711.alaw_decode,
-}
-
-
-def can_record(codec: RtpMap) -> bool:
-    return (codec.encoding.upper(), codec.clock_rate) in _DECODERS
 
 
 class Tappable(Protocol):
@@ -38,38 +24,6 @@ class Tappable(Protocol):
     def add_listener(self, listener: Callable[[bytes], None]) -> None: ...
 
     def remove_listener(self, listener: Callable[[bytes], None]) -> None: ...
-
-
-class _Direction:
-    """What one party sends, from tapped packets to one 20 ms frame per tick."""
-
-    def __init__(self, codecs: Mapping[int, RtpMap]) -> None:
-        self._decoders = {
-            payload_type: _DECODERS[(codec.encoding.upper(), codec.clock_rate)]
-            for payload_type, codec in codecs.items()
-            if can_record(codec)
-        }
-        self._buffer = JitterBuffer()
-        self._concealer = Concealer()
-        self._decoder: Callable[[bytes], g711.Pcm] | None = None
-        self._loop = asyncio.get_running_loop()
-
-    def packet(self, data: bytes) -> None:
-        try:
-            packet = RtpPacket.parse(data)
-        except RtpError:
-            return
-        decoder = self._decoders.get(packet.payload_type)
-        if decoder is None:
-            return  # DTMF events, comfort noise, a codec we cannot decode
-        self._decoder = decoder
-        self._buffer.push(packet, self._loop.time())
-
-    def frame(self, now: float) -> g711.Pcm | None:
-        payload = self._buffer.pop(now)
-        if payload is None or self._decoder is None:
-            return self._concealer.fill(None) if self._buffer.playing else None
-        return self._concealer.fill(self._decoder(payload))
 
 
 class CallRecording:
@@ -94,8 +48,8 @@ class CallRecording:
         self._clock = clock
         self._recorder = StereoRecorder(path, max_seconds=max_seconds)
         self._sides = (left[0], right[0])
-        self._left = _Direction(left[1])
-        self._right = _Direction(right[1])
+        self._left = InboundAudio(left[1])
+        self._right = InboundAudio(right[1])
         self._on_limit = on_limit
         self._loop = asyncio.get_running_loop()
         self.started_at = self._loop.time()

@@ -244,17 +244,22 @@ class RelaySide:
         self._rtcp = rtcp
         self._clock = clock
         self._playback: Playback | None = None
+        self._served = False
 
     @property
     def hears(self) -> str:
-        """What this side's party hears: "peer" (the relay), "sound" or "nothing"."""
+        """What this side's party hears: "peer" (the relay), "sound", "server" (a stream
+        the server makes, such as a conference's mix) or "nothing"."""
         if self._playback is not None:
             return "sound"
+        if self._served:
+            return "server"
         return "peer" if self._rtp.relaying else "nothing"
 
     def relay(self) -> None:
         """Hear the other side again (the default)."""
         self._stop_playback()
+        self._served = False
         self._rtp.set_relaying(True)
         self._rtcp.set_relaying(True)
 
@@ -285,8 +290,17 @@ class RelaySide:
     def silence(self) -> None:
         """Hear nothing: neither the other side (its RTP and RTCP) nor a sound."""
         self._stop_playback()
+        self._served = False
         self._rtp.set_relaying(False)
         self._rtcp.set_relaying(False)
+
+    def hear_server(self) -> Callable[[bytes], None]:
+        """Hear only the RTP packets given to the returned function (a stream the server
+        makes for this party, such as a conference's mix), until ``relay``, ``play`` or
+        ``silence``."""
+        self.silence()
+        self._served = True
+        return self._rtp.send_own
 
     def add_listener(self, listener: Callable[[bytes], object], *, rtcp: bool = False) -> None:
         """Give ``listener`` a copy of every RTP (or RTCP) packet this side's party sends,

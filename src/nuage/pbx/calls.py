@@ -32,12 +32,13 @@ from nuage.media.dtmf import (
     parse_info_body,
 )
 from nuage.media.engine import MediaEngine, MediaSession, MediaSide
+from nuage.media.inbound import can_decode
 from nuage.media.leg_quality import CallQuality, LegQuality
 from nuage.media.player import can_encode
 from nuage.media.ports import PortsExhaustedError
 from nuage.media.quality import codec_for
-from nuage.media.recording import can_record
 from nuage.media.rtp import RtpError, RtpPacket
+from nuage.pbx.conference import Conference, ConferenceError, merge
 from nuage.pbx.dialing import (
     ALLOW,
     Destination,
@@ -78,6 +79,7 @@ _REINVITE_TIMEOUT = 32.0  # 64*T1, as long as a transaction may take
 MAX_CALLS_IN_SETUP = 500
 _RETRY_AFTER = ("Retry-After", "5")
 FEATURE_RECORD = "*1"
+FEATURE_CONFERENCE = "*3"  # merge with the user's other call (F15)
 # Keys further apart than this do not make one feature code.
 _FEATURE_CODE_GAP = 3.0
 
@@ -309,6 +311,8 @@ class Call:
         self.quality = CallQuality(LegQuality(), LegQuality())
         # Digits each leg's party keyed recently, for feature codes (*1: record).
         self._keyed: dict[str, tuple[str, float]] = {}
+        # Once merged (F15): the legs hear the mixer, each leaves on its own.
+        self.conference: Conference | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def _anchor(
@@ -353,6 +357,8 @@ class Call:
                 self.tx.respond(500, "Call engine error")
             await self._hang_up_all()
         finally:
+            if self.conference is not None:
+                self.conference.forget(self)
             recordings = self.engine.recordings
             if recordings is not None and recordings.is_recording(self):
                 await recordings.stop(self, "hangup")
@@ -498,6 +504,8 @@ class Call:
                 return
             now = loop.time()
             for leg in self.legs():
+                if leg.gone:
+                    continue
                 packets = leg.media.rtp_counters().packets_in
                 last_packets, since = seen.get(leg.name, (-1, now))
                 if packets != last_packets or not self._sends.get(leg.media, True):
@@ -568,6 +576,9 @@ class Call:
         if method == "BYE":
             tx.respond(200)
             leg.gone = True
+            if self.conference is not None:
+                self.conference.leave(leg)
+                return
             transfer = self._transfer
             if transfer is not None and leg is transfer.transferor:
                 transfer.transferor_left.set()  # the transfer goes on without it
@@ -580,7 +591,10 @@ class Call:
         elif method in ("INFO", "UPDATE"):
             if method == "INFO":
                 self._info_digit(leg, tx.request)
-            await self._relay_request(leg, tx)
+            if self.conference is None:
+                await self._relay_request(leg, tx)
+            else:  # nobody to pass it on to: the others hear the mixer
+                tx.respond(200 if method == "INFO" else 501)
         elif method == "OPTIONS":
             tx.respond(200, headers=[("Allow", ALLOW)])
         else:
@@ -616,7 +630,7 @@ class Call:
         except (sdp.SdpError, SdpRejected) as exc:
             tx.respond(488, str(exc)[:100])
             return
-        if not anchored.receives or self.holding:
+        if not anchored.receives or self.holding or self.conference is not None:
             self._hold_or_resume(leg, tx, received, anchored)
             return
         self._sends[leg.media] = anchored.sends
@@ -688,7 +702,7 @@ class Call:
             ],
             body=answer.encode(),
         )
-        self._route_media()
+        self.route_media()
         log.info(
             "call %s: %s by %s",
             self.call_id,
@@ -696,9 +710,14 @@ class Call:
             leg.name,
         )
 
-    def _route_media(self) -> None:
+    def route_media(self) -> None:
         """What each party hears given who holds: the other party when nobody holds, music
-        when only the other party holds, nothing when it holds itself."""
+        when only the other party holds, nothing when it holds itself. In a conference,
+        a party that holds is left out of the mix until it resumes."""
+        if self.conference is not None:
+            for leg in self.legs():
+                self.conference.mute(leg, leg.name in self.holding)
+            return
         for leg in self.legs():
             assert leg.other is not None
             if not self.holding:
@@ -771,9 +790,33 @@ class Call:
         keyed, at = self._keyed.get(leg.name, ("", now))
         keyed = (keyed if now - at < _FEATURE_CODE_GAP else "") + digit
         self._keyed[leg.name] = (keyed[-4:], now)
-        if keyed.endswith(FEATURE_RECORD) and leg.party.user_id is not None:
+        if leg.party.user_id is None:
+            return
+        if keyed.endswith(FEATURE_RECORD):
             self._keyed[leg.name] = ("", now)
-            self._background(asyncio.get_running_loop().create_task(self.toggle_recording(leg)))
+            self._spawn(self.toggle_recording(leg))
+        elif keyed.endswith(FEATURE_CONFERENCE):
+            self._keyed[leg.name] = ("", now)
+            self._spawn(self._merge_with_other_call(leg))
+
+    async def _merge_with_other_call(self, leg: Leg) -> None:
+        """*3: ``leg``'s user merges this call with their other one (one on hold)."""
+        user_id = leg.party.user_id
+        assert user_id is not None
+        others = [
+            (call, other_leg)
+            for call in self.engine.live_calls()
+            if call is not self and call.company.id == self.company.id
+            for other_leg in [call.leg_of(user_id)]
+            if other_leg is not None
+        ]
+        if len(others) != 1:
+            log.info("call %s: *3 needs exactly one other call, not %d", self.call_id, len(others))
+            return
+        try:
+            await merge(self, leg, *others[0])
+        except ConferenceError as exc:
+            log.info("call %s: cannot merge: %s", self.call_id, exc)
 
     async def toggle_recording(self, leg: Leg) -> None:
         if self.engine.recordings is not None and self.engine.recordings.is_recording(self):
@@ -788,6 +831,8 @@ class Call:
         recordings = self.engine.recordings
         if recordings is None:
             return "recording is not available"
+        if self.conference is not None:
+            return "a conference cannot be recorded"
         problem = await recordings.start(self, leg.party)
         if problem is None:
             self._announce_recording()
@@ -811,7 +856,7 @@ class Call:
                 None,
             )
             if codec is not None and leg.media.hears != "sound":
-                leg.media.play(beep, codec, loop=False, then=self._route_media)
+                leg.media.play(beep, codec, loop=False, then=self.route_media)
 
     def recording_sources(
         self,
@@ -828,7 +873,7 @@ class Call:
         for leg in (self.a, self.b):
             audio = audio_section(self._sent.get(leg.media))
             codecs = audio.rtpmaps if audio is not None else {}
-            if not any(can_record(codec) for codec in codecs.values()):
+            if not any(can_decode(codec) for codec in codecs.values()):
                 return None
             sources.append((leg.media, codecs))
         return sources[0], sources[1]
@@ -837,7 +882,9 @@ class Call:
 
     def leg_of(self, user_id: int) -> Leg | None:
         """The leg of the user ``user_id``, if they are a party of this answered call."""
-        return next((leg for leg in self.legs() if leg.party.user_id == user_id), None)
+        return next(
+            (leg for leg in self.legs() if leg.party.user_id == user_id and not leg.gone), None
+        )
 
     async def hold(self, leg: Leg) -> bool:
         """Put the call on hold for ``leg``'s party: its phone is re-INVITEd to inactive
@@ -863,13 +910,52 @@ class Call:
         else:
             self.holding.discard(leg.name)
         self._sends[leg.media] = not holding
-        self._route_media()
+        self.route_media()
         log.info("call %s: %s by %s", self.call_id, "held" if holding else "resumed", leg.name)
         return True
 
     async def hang_up(self, leg: Leg) -> None:
-        """End the call for everyone, as ``leg``'s party asked."""
-        await self._hang_up_all(f"hung up by {leg.name}")
+        """End the call for everyone, as ``leg``'s party asked; in a conference, only
+        ``leg``'s party leaves."""
+        if self.conference is None:
+            await self._hang_up_all(f"hung up by {leg.name}")
+            return
+        await self._send_bye(leg)
+        if self.conference is not None:
+            self.conference.leave(leg)
+
+    # -- conference (F15, conference.py) ---------------------------------------------------
+
+    @property
+    def transferring(self) -> bool:
+        return self._transfer is not None
+
+    def mix_codecs(self, leg: Leg) -> tuple[dict[int, sdp.RtpMap], sdp.RtpMap] | None:
+        """What ``leg``'s party sends (our payload numbering) and the codec to send it a
+        mix in; None when either cannot be mixed."""
+        audio = audio_section(self._sent.get(leg.media))
+        receives = audio.rtpmaps if audio is not None else {}
+        codec = self._playable_codec(leg)
+        if codec is None or not any(can_decode(c) for c in receives.values()):
+            return None
+        return receives, codec
+
+    async def leave_for_conference(self, leg: Leg) -> None:
+        """``leg``'s party (the user who merged) leaves this call for the conference."""
+        leg.media.silence()
+        self.holding.discard(leg.name)
+        await self._send_bye(leg)
+
+    def drop_from_conference(self, leg: Leg) -> None:
+        """``leg``'s party is the last one left in the conference: hung up."""
+        if self.conference is not None:
+            self.conference.leave(leg)
+        self._spawn(self._send_bye(leg))
+
+    def end_in_conference(self, reason: str) -> None:
+        """None of this call's parties is in the conference any more."""
+        if not self._ended.is_set():
+            self._end(reason)
 
     async def send_digits(self, leg: Leg, digits: str) -> None:
         """Key ``digits`` to the other party on behalf of ``leg``'s (SIP INFO, one digit
@@ -895,7 +981,7 @@ class Call:
         remaining party's SDP. False if that party's phone refused."""
         stays = leg.other
         moving = other_leg.other
-        if stays is None or moving is None:
+        if stays is None or moving is None or self.conference or other_call.conference:
             return False
         described = self._received.get(stays.media)
         last_to_moving = other_call._sent.get(moving.media)
@@ -962,7 +1048,7 @@ class Call:
             # The new party chose another of the staying party's codecs: that one must
             # switch too, or the relay would carry audio it cannot decode.
             self._spawn(self._reoffer(stays, anchored.description))
-        self._route_media()
+        self.route_media()
 
     def let_go(self, leg: Leg) -> None:
         """``leg`` moved to another call: this one ends without sending it a BYE."""
@@ -1001,6 +1087,8 @@ class Call:
         """Blind-transfer the other party of ``leg`` to ``number`` on behalf of ``leg``'s
         party; why not, or None once under way (``accept``, a REFER, then gets its 202)."""
         other = leg.other
+        if self.conference is not None:
+            return Refused(403, "A conference cannot be transferred")
         if self._transfer is not None or other is None:
             return Refused(491, "A transfer is already in progress")
         resolve = self.engine.transfer_targets
@@ -1071,7 +1159,7 @@ class Call:
             return
         # Back to the transferor, as it was (RFC 5589 6: it may retrieve the call).
         await self._notify_transferor(transfer, status, final=True)
-        self._route_media()
+        self.route_media()
 
     def _transfer_answered(
         self,

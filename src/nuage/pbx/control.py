@@ -1,6 +1,6 @@
 """Call control: what a user may do to their own live calls. The REST API and the app
 expose exactly this (list my calls, hang up, hold, resume, blind transfer, record, DTMF,
-quality); SIP phones reach the same actions with their own buttons and feature codes.
+quality, conference); SIP phones reach the same actions with their own buttons and feature codes.
 
 Every action names the call by its id and is checked against the asking user and their
 company: another user's call, or another company's, is simply not found.
@@ -13,6 +13,7 @@ from datetime import datetime
 
 from nuage.media.quality import QualitySample
 from nuage.pbx.calls import Call, CallEngine, Leg
+from nuage.pbx.conference import ConferenceError, merge
 from nuage.pbx.dialing import Party
 
 
@@ -30,13 +31,14 @@ class LiveCall:
 
     id: str
     direction: str  # internal, inbound, outbound
-    other: Party  # who the user is talking to (or calling)
+    other: Party  # who the user is talking to (or calling); in a conference, the first other
     # "ringing" (not answered yet), "talking", "on hold" (the user holds),
-    # "held" (the other party holds)
+    # "held" (the other party holds), "conference"
     state: str
     answered_at: datetime | None
     recording: bool
     quality: QualitySample | None
+    participants: tuple[Party, ...] = ()  # the others in the conference
 
 
 class CallControl:
@@ -94,6 +96,19 @@ class CallControl:
         if not await call.attended_transfer(leg, other_call, other_leg):
             raise CallControlError("the other party's phone did not accept the transfer")
 
+    async def conference(
+        self, company_id: int, user_id: int, call_id: str, other_call_id: str
+    ) -> None:
+        """Merge two of the user's calls into one conference (F15): the user stays in
+        ``call_id`` with its party, the other call's party joins them. A call already in
+        a conference takes the other call's party in."""
+        call, leg = self._find(company_id, user_id, call_id)
+        other_call, other_leg = self._find(company_id, user_id, other_call_id)
+        try:
+            await merge(call, leg, other_call, other_leg)
+        except ConferenceError as exc:
+            raise CallControlError(str(exc)) from None
+
     async def start_recording(self, company_id: int, user_id: int, call_id: str) -> None:
         call, leg = self._find(company_id, user_id, call_id)
         problem = await call.start_recording(leg)
@@ -131,6 +146,18 @@ class CallControl:
         recordings = self._engine.recordings
         recording = recordings is not None and recordings.is_recording(call)
         leg = call.leg_of(user_id)
+        if leg is not None and call.conference is not None:
+            others = tuple(call.conference.others(leg))
+            return LiveCall(
+                call.call_id,
+                call.direction,
+                others[0] if others else leg.party,
+                "on hold" if leg.name in call.holding else "conference",
+                call.answered_at,
+                recording,
+                call.quality.current(),
+                others,
+            )
         if leg is not None:
             assert leg.other is not None
             if leg.name in call.holding:

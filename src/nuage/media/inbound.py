@@ -1,0 +1,75 @@
+"""What one party sends, as the server hears it where it terminates media (a recording,
+a conference): tapped RTP packets in, one decoded 20 ms frame per clock tick out.
+
+Packets arrive with jitter and the clock wants one frame per tick, so this is where the
+jitter buffer sits; the relay itself stays unbuffered (DESIGN.md, media/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from nuage.media import g711
+from nuage.media.jitter import Concealer, JitterBuffer
+from nuage.media.rtp import RtpError, RtpPacket
+from nuage.media.sdp import RtpMap
+
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz, the rate of everything the server mixes or records
+
+_DECODERS: dict[tuple[str, int], Callable[[bytes], g711.Pcm]] = {
+    ("PCMU", 8000): g711.ulaw_decode,
+    ("PCMA", 8000): g711.alaw_decode,
+}
+
+
+def can_decode(codec: RtpMap) -> bool:
+    return (codec.encoding.upper(), codec.clock_rate) in _DECODERS
+
+
+class InboundAudio:
+    """One party's audio: feed it the RTP packets the party sends (``packet``), take one
+    frame per tick (``frame``). ``codecs`` are what the party may send, by payload type;
+    packets of any other type (telephone events, comfort noise) are ignored."""
+
+    def __init__(self, codecs: Mapping[int, RtpMap]) -> None:
+        self._decoders = {
+            payload_type: _DECODERS[(codec.encoding.upper(), codec.clock_rate)]
+            for payload_type, codec in codecs.items()
+            if can_decode(codec)
+        }
+        self._buffer = JitterBuffer()
+        self._concealer = Concealer()
+        self._decoder: Callable[[bytes], g711.Pcm] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def packet(self, data: bytes) -> None:
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            return
+        decoder = self._decoders.get(packet.payload_type)
+        if decoder is None:
+            return
+        self._decoder = decoder
+        self._buffer.push(packet, self._loop.time())
+
+    def frame(self, now: float) -> g711.Pcm | None:
+        """The frame due at ``now``: decoded, concealed when lost while the party talks,
+        None while it sends nothing."""
+        payload = self._buffer.pop(now)
+        if payload is None or self._decoder is None:
+            return self._concealer.fill(None) if self._buffer.playing else None
+        return self._concealer.fill(_fit(self._decoder(payload)))
+
+
+def _fit(pcm: g711.Pcm) -> g711.Pcm:
+    """A frame of exactly 20 ms: a phone sending 30 ms packets (ptime) is cut or padded
+    rather than breaking the frame arithmetic downstream; only that phone sounds worse."""
+    if len(pcm) == FRAME_SAMPLES:
+        return pcm
+    fitted = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    fitted[: min(len(pcm), FRAME_SAMPLES)] = pcm[:FRAME_SAMPLES]
+    return fitted

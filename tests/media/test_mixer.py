@@ -1,0 +1,137 @@
+"""The conference mixer on real relay sides: UDP sockets on 127.0.0.1 stand in for the
+phones, each sending its own tone as PCMU RTP, and what each receives is decoded."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from nuage.media import g711
+from nuage.media.engine import LocalMediaEngine
+from nuage.media.mixer import ConferenceMixer, Member
+from nuage.media.player import UnsupportedCodecError
+from nuage.media.rtp import RtpPacket, RtpSender
+from nuage.media.sdp import RtpMap
+
+from . import free_udp_port_range
+from .test_relay import HOST, Phone, phone
+
+PCMU = RtpMap(0, "PCMU", 8000)
+G729 = RtpMap(18, "G729", 8000)
+TONES = (700.0, 1100.0, 1700.0)
+
+
+def tone_frame(frequency: float, index: int) -> g711.Pcm:
+    t = (np.arange(160) + index * 160) / 8000
+    return (8000 * np.sin(2 * math.pi * frequency * t)).astype(np.int16)
+
+
+def power(pcm: np.ndarray, frequency: float) -> float:
+    """Share of ``pcm``'s energy at ``frequency`` (a DFT bin)."""
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(pcm), 1 / 8000)
+    near = np.abs(freqs - frequency) <= 10
+    return float(spectrum[near].sum() / max(spectrum.sum(), 1e-9))
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[LocalMediaEngine]:
+    low = free_udp_port_range(40)
+    media = LocalMediaEngine(HOST, low, low + 39)
+    yield media
+    await media.close()
+
+
+async def talk(party: Phone, port: int, frequency: float, frames: int) -> None:
+    sender = RtpSender(0)
+    for index in range(frames):
+        party.send(sender.packet(g711.ulaw_encode(tone_frame(frequency, index)), 160), port)
+        await asyncio.sleep(0.02)
+
+
+def heard(party: Phone) -> np.ndarray:
+    payloads = []
+    while not party.received.empty():
+        data, _ = party.received.get_nowait()
+        payloads.append(g711.ulaw_decode(RtpPacket.parse(data).payload))
+    return np.concatenate(payloads) if payloads else np.zeros(0, dtype=np.int16)
+
+
+async def conference_of_three(
+    engine: LocalMediaEngine,
+) -> tuple[ConferenceMixer, list[Phone], list[Member], list[int]]:
+    mixer = ConferenceMixer(engine.clock)
+    parties, members, ports = [], [], []
+    for _ in TONES:
+        side = (await engine.create_session()).a
+        party = await phone()
+        side.set_remote(HOST, party.port)
+        members.append(mixer.add(side, {0: PCMU}, PCMU))
+        parties.append(party)
+        ports.append(side.rtp_port)
+    return mixer, parties, members, ports
+
+
+async def test_each_member_hears_the_others_and_not_itself(engine: LocalMediaEngine) -> None:
+    mixer, parties, _, ports = await conference_of_three(engine)
+    await asyncio.gather(
+        *(talk(p, port, f, 60) for p, port, f in zip(parties, ports, TONES, strict=True))
+    )
+    mixer.close()
+    for party, own in zip(parties, TONES, strict=True):
+        received = heard(party)
+        assert len(received) >= 40 * 160
+        # The steady middle: the jitter buffer's start-up and the end are left out.
+        middle = received[len(received) // 3 : 2 * len(received) // 3]
+        others = [f for f in TONES if f != own]
+        assert all(power(middle, f) > 0.3 for f in others), [power(middle, f) for f in TONES]
+        assert power(middle, own) < 0.01
+
+
+async def test_a_muted_member_is_neither_heard_nor_sent_anything(
+    engine: LocalMediaEngine,
+) -> None:
+    mixer, parties, members, ports = await conference_of_three(engine)
+    members[2].muted = True
+    await asyncio.gather(
+        *(talk(p, port, f, 40) for p, port, f in zip(parties, ports, TONES, strict=True))
+    )
+    mixer.close()
+    assert heard(parties[2]).size == 0
+    middle = heard(parties[0])[20 * 160 : 35 * 160]
+    assert power(middle, TONES[1]) > 0.8 and power(middle, TONES[2]) < 0.01
+
+
+async def test_a_removed_member_gets_its_side_back_silent(engine: LocalMediaEngine) -> None:
+    mixer, parties, members, ports = await conference_of_three(engine)
+    mixer.remove(members[0])
+    assert members[0].side.hears == "nothing"  # type: ignore[attr-defined]
+    assert len(mixer) == 2
+    heard(parties[0])  # what it got while a member
+    await talk(parties[1], ports[1], TONES[1], 10)
+    assert heard(parties[0]).size == 0
+    mixer.close()
+    assert len(mixer) == 0 and len(engine.clock) == 0
+
+
+async def test_garbage_and_silence_do_not_break_the_mix(engine: LocalMediaEngine) -> None:
+    mixer, parties, _, ports = await conference_of_three(engine)
+    for junk in (b"", b"\x80", b"\xff" * 40, b"\x80\x00" + b"\x00" * 10):
+        parties[0].send(junk, ports[0])
+    await talk(parties[1], ports[1], TONES[1], 30)
+    mixer.close()
+    # Party 0 sent only garbage, party 2 nothing: both still hear party 1.
+    for party in (parties[0], parties[2]):
+        assert power(heard(party)[10 * 160 :], TONES[1]) > 0.8
+
+
+async def test_a_codec_that_cannot_be_mixed_is_refused(engine: LocalMediaEngine) -> None:
+    mixer = ConferenceMixer(engine.clock)
+    side = (await engine.create_session()).a
+    with pytest.raises(UnsupportedCodecError):
+        mixer.add(side, {18: G729}, G729)
+    assert len(mixer) == 0 and side.hears == "peer"
