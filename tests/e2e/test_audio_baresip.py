@@ -16,16 +16,21 @@ TONES = (ALICE_TONE, BOB_TONE)
 
 
 def _phones(
-    tmp_path: Path, nuage: NuageProcess, alice_transport: str = "udp"
+    tmp_path: Path,
+    nuage: NuageProcess,
+    alice_transport: str = "udp",
+    codec: tuple[str, int] = ("pcmu", 8000),
 ) -> tuple[BaresipPhone, BaresipPhone]:
-    """Alice (1001, 1000 Hz) and Bob (1002, 1500 Hz), registering to ``nuage``."""
+    """Alice (1001, 1000 Hz) and Bob (1002, 1500 Hz), registering to ``nuage``, both
+    offering only ``codec`` (its baresip name and sampling rate)."""
+    name, rate = codec
     proxy = f"sip:{nuage.sip_target}"
     phones = []
     for extension, tone, transport in (
         ("1001", ALICE_TONE, alice_transport),
         ("1002", BOB_TONE, "udp"),
     ):
-        wav = audio.write_tone_wav(tmp_path / f"{extension}.wav", tone)
+        wav = audio.write_tone_wav(tmp_path / f"{extension}.wav", tone, rate=rate)
         phones.append(
             BaresipPhone(
                 tmp_path,
@@ -35,6 +40,7 @@ def _phones(
                 password=USERS[extension][2],
                 proxy=proxy,
                 transport=transport,
+                codecs=name,
             )
         )
     return phones[0], phones[1]

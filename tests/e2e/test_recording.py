@@ -9,6 +9,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from e2e.server import DOMAIN, acme_plan, running_nuage
 from e2e.test_audio_baresip import ALICE_TONE, BOB_TONE, TONES, _phones, connect
@@ -26,9 +27,11 @@ def _channels(path: Path) -> tuple[audio.Samples, audio.Samples, int]:
     return samples[0::2], samples[1::2], rate
 
 
-async def test_star_one_records_the_call_in_stereo(tmp_path: Path) -> None:
+# With G.722 the server decodes (the recording) and encodes (the beep) a stateful codec.
+@pytest.mark.parametrize("codec", [("pcmu", 8000), ("g722/16000", 16000)], ids=["PCMU", "G722"])
+async def test_star_one_records_the_call_in_stereo(tmp_path: Path, codec: tuple[str, int]) -> None:
     async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
-        alice, bob = _phones(tmp_path, nuage)
+        alice, bob = _phones(tmp_path, nuage, codec=codec)
         async with alice, bob:
             await connect(alice, bob)
             await asyncio.sleep(1)

@@ -63,9 +63,24 @@ def test_a_sound_is_encoded_once_per_codec() -> None:
     assert ulaw is sound.frames("PCMU", 8000)
     assert ulaw[1] == g711.ulaw_encode(pcm[160:320])
     assert sound.frames("PCMA", 8000)[0] == g711.alaw_encode(pcm[:160])
-    assert can_encode("PCMU", 8000) and not can_encode("opus", 48000)
+    assert can_encode("PCMU", 8000) and can_encode("opus", 48000)
+    assert not can_encode("G729", 8000)
     with pytest.raises(UnsupportedCodecError):
         sound.frames("G729", 8000)
+
+
+def test_wideband_codecs_play_one_payload_per_frame_with_their_clock() -> None:
+    sound = Sound("tone", (np.sin(np.arange(1600) * 0.5) * 8000).astype(np.int16))
+    sent: list[bytes] = []
+    for encoding, rate, step in (("G722", 8000, 160), ("opus", 48000, 960)):
+        sent.clear()
+        playback = Playback(sound, encoding, rate, 101, sent.append, loop=False)
+        for tick in range(12):
+            playback.on_tick(tick)
+        assert len(sent) == len(sound) == 10
+        stamps = [int.from_bytes(packet[4:8], "big") for packet in sent]
+        assert {b - a for a, b in itertools.pairwise(stamps)} == {step}
+        assert all(packet[1] & 0x7F == 101 for packet in sent)
 
 
 async def test_the_clock_ticks_every_20_ms_for_all_listeners_like_a_radio() -> None:

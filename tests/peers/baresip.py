@@ -146,7 +146,9 @@ class BaresipPhone:
         }
         settings.update(extra)
         lines = [f"{key}\t{value}" for key, value in settings.items()]
-        lines += [f"module\t{m}" for m in ("g711.so", "aufile.so", "aubridge.so", "sndfile.so")]
+        lines += [
+            f"module\t{m}" for m in ("g711.so", "g722.so", "aufile.so", "aubridge.so", "sndfile.so")
+        ]
         # menu provides dial/hangup/accept/uanew; ctrl_tcp only forwards commands to it.
         lines += ["module_tmp\taccount.so", "module_app\tmenu.so", "module_app\tctrl_tcp.so"]
         (self.dir / "config").write_text("\n".join(lines) + "\n")

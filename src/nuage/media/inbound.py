@@ -8,25 +8,21 @@ jitter buffer sits; the relay itself stays unbuffered (DESIGN.md, media/).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from nuage.media import g711
+from nuage.media.codecs import CodecError, Decoder, decoder_for, supported
 from nuage.media.jitter import Concealer, JitterBuffer
 from nuage.media.rtp import RtpError, RtpPacket
 from nuage.media.sdp import RtpMap
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz, the rate of everything the server mixes or records
 
-_DECODERS: dict[tuple[str, int], Callable[[bytes], g711.Pcm]] = {
-    ("PCMU", 8000): g711.ulaw_decode,
-    ("PCMA", 8000): g711.alaw_decode,
-}
-
 
 def can_decode(codec: RtpMap) -> bool:
-    return (codec.encoding.upper(), codec.clock_rate) in _DECODERS
+    return supported(codec.encoding, codec.clock_rate)
 
 
 class InboundAudio:
@@ -35,14 +31,15 @@ class InboundAudio:
     packets of any other type (telephone events, comfort noise) are ignored."""
 
     def __init__(self, codecs: Mapping[int, RtpMap]) -> None:
+        # One decoder per codec of this stream: G.722's and Opus's carry state.
         self._decoders = {
-            payload_type: _DECODERS[(codec.encoding.upper(), codec.clock_rate)]
+            payload_type: decoder_for(codec.encoding, codec.clock_rate, codec.channels or 1)
             for payload_type, codec in codecs.items()
             if can_decode(codec)
         }
         self._buffer = JitterBuffer()
         self._concealer = Concealer()
-        self._decoder: Callable[[bytes], g711.Pcm] | None = None
+        self._decoder: Decoder | None = None
         self._loop = asyncio.get_running_loop()
 
     def packet(self, data: bytes) -> None:
@@ -62,7 +59,11 @@ class InboundAudio:
         payload = self._buffer.pop(now)
         if payload is None or self._decoder is None:
             return self._concealer.fill(None) if self._buffer.playing else None
-        return self._concealer.fill(_fit(self._decoder(payload)))
+        try:
+            pcm = self._decoder.decode(payload)
+        except CodecError:
+            return self._concealer.fill(None)  # a corrupt packet is a lost one
+        return self._concealer.fill(_fit(pcm))
 
 
 def _fit(pcm: g711.Pcm) -> g711.Pcm:

@@ -15,15 +15,11 @@ from typing import Protocol
 import numpy as np
 
 from nuage.media import g711
+from nuage.media.codecs import encoder_for
 from nuage.media.inbound import FRAME_SAMPLES, InboundAudio
-from nuage.media.player import FRAME_SECONDS, FrameClock, UnsupportedCodecError
+from nuage.media.player import FRAME_SECONDS, FrameClock
 from nuage.media.rtp import RtpSender
 from nuage.media.sdp import RtpMap
-
-_ENCODERS: dict[tuple[str, int], Callable[[g711.Pcm], bytes]] = {
-    ("PCMU", 8000): g711.ulaw_encode,
-    ("PCMA", 8000): g711.alaw_encode,
-}
 
 
 class MixableSide(Protocol):
@@ -43,13 +39,10 @@ class Member:
     (a party that put the conference on hold)."""
 
     def __init__(self, side: MixableSide, receives: Mapping[int, RtpMap], codec: RtpMap) -> None:
-        encoder = _ENCODERS.get((codec.encoding.upper(), codec.clock_rate))
-        if encoder is None:
-            raise UnsupportedCodecError(f"cannot mix {codec.encoding}/{codec.clock_rate}")
+        self._encoder = encoder_for(codec.encoding, codec.clock_rate, codec.channels or 1)
         self.side = side
         self.inbound = InboundAudio(receives)
         self.muted = False
-        self._encode = encoder
         self._sender = RtpSender(codec.payload_type)
         self._timestamps = round(codec.clock_rate * FRAME_SECONDS)
         self._send = side.hear_server()
@@ -58,7 +51,9 @@ class Member:
 
     def send(self, pcm: g711.Pcm) -> None:
         # The first packet starts a talkspurt (RFC 3551 4.1): the phone resyncs its buffer.
-        packet = self._sender.packet(self._encode(pcm), self._timestamps, marker=not self._sent)
+        packet = self._sender.packet(
+            self._encoder.encode(pcm), self._timestamps, marker=not self._sent
+        )
         self._send(packet)
         self._sent += 1
 

@@ -16,7 +16,10 @@ from typing import Protocol
 import numpy as np
 
 from nuage.media import g711
+from nuage.media.codecs import UnsupportedCodecError, encoder_for, supported
 from nuage.media.rtp import RtpSender
+
+__all__ = ["FRAME_SECONDS", "FrameClock", "Playback", "Sound", "UnsupportedCodecError"]
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +29,8 @@ FRAME_SECONDS = 0.020
 _MAX_LAG = 0.1
 
 
-class UnsupportedCodecError(ValueError):
-    """A codec the server cannot encode its sounds in."""
-
-
-# Encoders by (encoding name upper-cased, RTP clock rate).
-_ENCODERS: dict[tuple[str, int], Callable[[g711.Pcm], bytes]] = {
-    ("PCMU", 8000): g711.ulaw_encode,
-    ("PCMA", 8000): g711.alaw_encode,
-}
-
-
 def can_encode(encoding: str, clock_rate: int) -> bool:
-    return (encoding.upper(), clock_rate) in _ENCODERS
+    return supported(encoding, clock_rate)
 
 
 class Sound:
@@ -58,13 +50,14 @@ class Sound:
         return len(self._frames_pcm)
 
     def frames(self, encoding: str, clock_rate: int) -> list[bytes]:
+        """The sound's payloads in a codec, encoded as one stream (G.722 and Opus carry
+        state from frame to frame). Raises ``UnsupportedCodecError``."""
         key = (encoding.upper(), clock_rate)
         frames = self._encoded.get(key)
         if frames is None:
-            encoder = _ENCODERS.get(key)
-            if encoder is None:
-                raise UnsupportedCodecError(f"cannot play {encoding}/{clock_rate}")
-            frames = self._encoded[key] = [encoder(frame) for frame in self._frames_pcm]
+            # Opus is the only codec said to have 2 channels (RFC 7587); we send mono.
+            encoder = encoder_for(encoding, clock_rate)
+            frames = self._encoded[key] = [encoder.encode(frame) for frame in self._frames_pcm]
         return frames
 
 
@@ -136,7 +129,8 @@ class Playback:
         then: Callable[[], None] | None = None,
     ) -> None:
         self._frames = sound.frames(encoding, clock_rate)
-        self._samples = sound.samples_per_frame
+        # RTP timestamp units per frame: the codec's clock, not the sound's 8 kHz.
+        self._samples = round(clock_rate * FRAME_SECONDS)
         self._sender = RtpSender(payload_type)
         self._send = send
         self._loop = loop

@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nuage.media.codecs import UnsupportedCodecError
 from nuage.media.mixer import ConferenceMixer, Member
-from nuage.media.player import FrameClock, UnsupportedCodecError
+from nuage.media.player import FrameClock
 from nuage.pbx.dialing import Party
 
 if TYPE_CHECKING:
