@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nuage.media import sdp
-from nuage.pbx.offer_answer import SdpRejected, anchor, local_answer
+from nuage.pbx.offer_answer import SdpRejected, anchor, keep_telephone_event, local_answer
 
 
 class Side:
@@ -79,3 +79,29 @@ def test_a_re_offer_without_the_call_codec_is_refused() -> None:
     pcma_only = sdp.parse(offer("sendonly").serialize().replace("RTP/AVP 0 8 101", "RTP/AVP 8"))
     with pytest.raises(SdpRejected):
         local_answer(pcma_only, 0, LAST_SENT)
+
+
+def _description(formats: str, extra: str = "") -> sdp.SessionDescription:
+    return sdp.parse(
+        (
+            "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n"
+            f"m=audio 4000 RTP/AVP {formats}\r\n{extra}"
+        ).encode()
+    )
+
+
+def test_the_offerers_telephone_event_is_kept_when_the_answerer_has_none() -> None:
+    offered = _description("0 101", "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n")
+    answer = _description("0")
+    keep_telephone_event(answer, offered)
+    audio = answer.media[0]
+    assert audio.formats == ["0", "101"]
+    assert audio.rtpmaps[101].encoding == "telephone-event" and audio.fmtp(101) == "0-15"
+    # Nothing to add: the answerer has its own, or the offerer offered none.
+    for answer_formats, extra, offer_formats in (
+        ("0 96", "a=rtpmap:96 telephone-event/8000\r\n", "0 101"),
+        ("0", "", "0"),
+    ):
+        answer = _description(answer_formats, extra)
+        keep_telephone_event(answer, _description(offer_formats))
+        assert answer.media[0].formats == answer_formats.split()

@@ -74,6 +74,9 @@ class MediaSide(Protocol):
     def silence(self) -> None:
         """Hear nothing."""
 
+    def send(self, packet: bytes) -> None:
+        """Send this side's party an RTP packet the server made, beside what it hears."""
+
     def hear_server(self) -> Callable[[bytes], None]:
         """Hear only the RTP packets given to the returned function (a conference's mix)."""
         ...

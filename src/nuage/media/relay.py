@@ -294,6 +294,11 @@ class RelaySide:
         self._rtp.set_relaying(False)
         self._rtcp.set_relaying(False)
 
+    def send(self, packet: bytes) -> None:
+        """Send this side's party an RTP packet the server made (telephone events), beside
+        whatever it hears."""
+        self._rtp.send_own(packet)
+
     def hear_server(self) -> Callable[[bytes], None]:
         """Hear only the RTP packets given to the returned function (a stream the server
         makes for this party, such as a conference's mix), until ``relay``, ``play`` or

@@ -28,6 +28,7 @@ from nuage.media.dtmf import (
     DigitPressed,
     DtmfError,
     DtmfEventReceiver,
+    DtmfEventSender,
     build_dtmf_relay,
     parse_info_body,
 )
@@ -37,7 +38,7 @@ from nuage.media.leg_quality import CallQuality, LegQuality
 from nuage.media.player import can_encode
 from nuage.media.ports import PortsExhaustedError
 from nuage.media.quality import codec_for
-from nuage.media.rtp import RtpError, RtpPacket
+from nuage.media.rtp import RtpError, RtpPacket, RtpSender
 from nuage.pbx.conference import Conference, ConferenceError, merge
 from nuage.pbx.dialing import (
     ALLOW,
@@ -54,6 +55,7 @@ from nuage.pbx.offer_answer import (
     anchor,
     audio_section,
     event_payload_type,
+    keep_telephone_event,
     local_answer,
     same_codec,
 )
@@ -82,6 +84,7 @@ FEATURE_RECORD = "*1"
 FEATURE_CONFERENCE = "*3"  # merge with the user's other call (F15)
 # Keys further apart than this do not make one feature code.
 _FEATURE_CODE_GAP = 3.0
+_KEY_PRESS_SECONDS = 0.1  # the length of a key press we make (RFC 4733 events)
 
 
 @dataclass(slots=True)
@@ -448,7 +451,9 @@ class Call:
         b_peer = b_dialog.peer
         assert b_peer is not None
         try:
-            body = self._anchor(sdp.parse(response.body), self.session.b, self.session.a).encode()
+            answer = self._anchor(sdp.parse(response.body), self.session.b, self.session.a)
+            keep_telephone_event(answer, self._received.get(self.session.a))
+            body = answer.encode()
         except (sdp.SdpError, SdpRejected) as exc:
             log.info("call %s: unusable SDP from B: %s", self.call_id, exc)
             self.engine.endpoint.send_ack(b_dialog.create_ack(response.cseq.seq), b_peer)
@@ -589,12 +594,17 @@ class Call:
         elif method == "INVITE":
             await self._relay_reinvite(leg, tx)
         elif method in ("INFO", "UPDATE"):
-            if method == "INFO":
-                self._info_digit(leg, tx.request)
-            if self.conference is None:
-                await self._relay_request(leg, tx)
-            else:  # nobody to pass it on to: the others hear the mixer
+            digit = self._info_digit(leg, tx.request) if method == "INFO" else None
+            other = leg.other
+            events = self._events_to(other) if other is not None else None
+            if self.conference is not None:  # nobody to pass it on to: all hear the mixer
                 tx.respond(200 if method == "INFO" else 501)
+            elif digit is not None and events is not None and other is not None:
+                # The other party negotiated RFC 4733: the key goes to it in that form.
+                tx.respond(200)
+                self._spawn(self._send_events(other, events, digit))
+            else:
+                await self._relay_request(leg, tx)
         elif method == "OPTIONS":
             tx.respond(200, headers=[("Allow", ALLOW)])
         else:
@@ -775,14 +785,77 @@ class Call:
                     for report in receiver.feed(RtpPacket.parse(data)):
                         if isinstance(report, DigitPressed):
                             self._on_digit(leg, report.digit)
+                            if leg.other is not None and self._events_to(leg.other) is None:
+                                # The other party only understands SIP INFO (F7).
+                                self._spawn(self.send_digits(leg, report.digit))
 
         leg.media.add_listener(listener)
 
-    def _info_digit(self, leg: Leg, request: Request) -> None:
+    def _info_digit(self, leg: Leg, request: Request) -> str | None:
+        """The digit a SIP INFO carries, if it is a key press (then seen as one)."""
         content_type = request.content_type or ""
-        if content_type.split(";")[0].strip().lower() in (DTMF_RELAY, DTMF):
-            with contextlib.suppress(DtmfError):
-                self._on_digit(leg, parse_info_body(content_type, request.body).digit)
+        if content_type.split(";")[0].strip().lower() not in (DTMF_RELAY, DTMF):
+            return None
+        try:
+            digit = parse_info_body(content_type, request.body).digit
+        except DtmfError:
+            return None
+        self._on_digit(leg, digit)
+        return digit
+
+    def _events_to(self, leg: Leg) -> int | None:
+        """The telephone-event payload type ``leg``'s party receives, if both its SDP and
+        ours list one (then digits go to it as RFC 4733 events, else as SIP INFO)."""
+        if event_payload_type(self._sent.get(leg.media)) is None:
+            return None
+        return event_payload_type(self._received.get(leg.media))
+
+    async def _send_events(self, leg: Leg, payload_type: int, digits: str) -> None:
+        """Key ``digits`` to ``leg``'s party as RFC 4733 events. They go in the stream it
+        hears (the other party's SSRC, sequence and timestamps, RFC 4733 2.1), whose
+        audio is held back meanwhile: phones take a second SSRC interleaved with the
+        first for a new stream and drop the events as out of order."""
+        log.info("call %s: keys %s to %s as RFC 4733 events", self.call_id, digits, leg.name)
+        audio = audio_section(self._received.get(leg.media))
+        codec = audio.rtpmaps.get(payload_type) if audio is not None else None
+        clock_rate = codec.clock_rate if codec is not None else 8000
+        stream = RtpSender(payload_type)
+        relayed = await self._next_packet_to(leg)
+        if relayed is not None:
+            stream.ssrc, stream.sequence = relayed.ssrc, (relayed.sequence + 1) & 0xFFFF
+            stream.timestamp = (relayed.timestamp + round(clock_rate * 0.02)) & 0xFFFFFFFF
+        sender = DtmfEventSender(stream, payload_type, clock_rate=clock_rate)
+        leg.media.silence()
+        try:
+            for digit in digits:
+                for packet in sender.packets(digit, _KEY_PRESS_SECONDS):
+                    leg.media.send(packet)
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(_KEY_PRESS_SECONDS)  # a gap, or two equal keys are one
+        finally:
+            # The other party's packets come back numbered past the events: it kept
+            # sending every 20 ms while they were sent.
+            self.route_media()
+
+    async def _next_packet_to(self, leg: Leg) -> RtpPacket | None:
+        """The next RTP packet relayed to ``leg``'s party, if one comes soon."""
+        source = leg.other
+        if source is None or leg.media.hears != "peer":
+            return None
+        arrived: asyncio.Future[RtpPacket] = asyncio.get_running_loop().create_future()
+
+        def listener(data: bytes) -> None:
+            if not arrived.done():
+                with contextlib.suppress(RtpError):
+                    arrived.set_result(RtpPacket.parse(data))
+
+        source.media.add_listener(listener)
+        try:
+            return await asyncio.wait_for(arrived, 0.2)
+        except TimeoutError:
+            return None
+        finally:
+            source.media.remove_listener(listener)
 
     def _on_digit(self, leg: Leg, digit: str) -> None:
         """A key pressed by ``leg``'s party: feature codes are looked for here."""
@@ -958,10 +1031,14 @@ class Call:
             self._end(reason)
 
     async def send_digits(self, leg: Leg, digits: str) -> None:
-        """Key ``digits`` to the other party on behalf of ``leg``'s (SIP INFO, one digit
-        per request, as phones do)."""
+        """Key ``digits`` to the other party on behalf of ``leg``'s: RFC 4733 events if
+        it negotiated them, else SIP INFO (one digit per request, as phones do)."""
         other = leg.other
-        if other is None or other.dialog.peer is None:
+        if other is None or other.dialog.peer is None or other.gone:
+            return
+        events = self._events_to(other)
+        if events is not None:
+            await self._send_events(other, events, digits)
             return
         for digit in digits:
             request = other.dialog.create_request(

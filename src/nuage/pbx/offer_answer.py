@@ -114,6 +114,29 @@ def event_payload_type(description: sdp.SessionDescription | None) -> int | None
     )
 
 
+def keep_telephone_event(
+    answer: sdp.SessionDescription, offer: sdp.SessionDescription | None
+) -> None:
+    """Accept the offerer's telephone-event in ``answer`` (our answer to it) when the
+    answerer did not: the offerer then keys RFC 4733 events, which we pass on to the
+    answerer as SIP INFO (F7), instead of keying nothing at all."""
+    offered = event_payload_type(offer)
+    audio = audio_section(answer)
+    offered_audio = audio_section(offer)
+    if offered is None or offered_audio is None or audio is None:
+        return
+    if event_payload_type(answer) is not None or str(offered) in audio.formats:
+        return
+    rtpmap = offered_audio.rtpmaps[offered]
+    audio.formats.append(str(offered))
+    audio.attributes.append(
+        sdp.Attribute("rtpmap", f"{offered} {rtpmap.encoding}/{rtpmap.clock_rate}")
+    )
+    fmtp = offered_audio.fmtp(offered)
+    if fmtp:
+        audio.attributes.append(sdp.Attribute("fmtp", f"{offered} {fmtp}"))
+
+
 def same_codec(
     answer: sdp.SessionDescription,
     theirs: sdp.SessionDescription | None,
