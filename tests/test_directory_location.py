@@ -18,7 +18,7 @@ from nuage.sip.peer import Peer
 from nuage.store.database import Database
 from nuage.store.models import Company, Registration, User
 from nuage.store.writer import BatchWriter
-from test_provision import ISSUE_PLAN
+from test_provision import GLOBEX, ISSUE_PLAN, IVR_PLAN
 
 pytestmark = pytest.mark.db
 
@@ -62,6 +62,44 @@ sip_password = "sip-secret-2"
         assert directory.revision == settled
     finally:
         await directory.close()
+
+
+async def test_directory_ivr_menus(database: Database, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(IVR_PLAN)
+    await apply_plan(database, plan)
+    globex_plan = tmp_path / "globex.toml"
+    globex_plan.write_text(GLOBEX)
+    await apply_plan(database, globex_plan)
+    directory = Directory(database)
+    await directory.load()
+    acme = directory.company_by_domain("acme.example")
+    globex = directory.company_by_domain("globex.example")
+    assert acme is not None and globex is not None
+    # Read after the session is gone: every attribute, the JSON keys too, was loaded.
+    menu = directory.ivr(acme.id, "800")
+    assert menu is not None
+    assert (menu.company_id, menu.name, menu.prompt, menu.language) == (
+        acme.id,
+        "Reception",
+        "ivr_language",
+        None,
+    )
+    assert (menu.timeout_seconds, menu.attempts, menu.fallback) == (5.0, 3, None)
+    assert menu.keys == {"1": "1001", "2": "1002", "9": "810"}
+    sub = directory.ivr(acme.id, "810")
+    assert sub is not None and (sub.language, sub.fallback) == ("nl", "1003")
+    owner = directory.number_owner("+3225550180")
+    assert owner is not None and directory.ivr(owner.company_id, owner.route) is menu
+    # Another company's extension, and a user's, are not menus.
+    assert directory.ivr(globex.id, "800") is None
+    assert directory.ivr(acme.id, "1001") is None
+    assert directory.user(acme.id, "800") is None
+    # A plan without the menus removes them from the next snapshot.
+    plan.write_text(ISSUE_PLAN)
+    await apply_plan(database, plan)
+    await directory.load()
+    assert directory.ivr(acme.id, "800") is None
 
 
 async def _acme_user_1001(database: Database, tmp_path: Path) -> tuple[Company, User]:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from nuage.media import sdp
-from nuage.pbx.offer_answer import SdpRejected, anchor, keep_telephone_event, local_answer
+from nuage.pbx.offer_answer import (
+    SdpRejected,
+    anchor,
+    keep_telephone_event,
+    local_answer,
+    own_answer,
+)
 
 
 class Side:
@@ -105,3 +111,19 @@ def test_the_offerers_telephone_event_is_kept_when_the_answerer_has_none() -> No
         answer = _description(answer_formats, extra)
         keep_telephone_event(answer, _description(offer_formats))
         assert answer.media[0].formats == answer_formats.split()
+
+
+def test_our_own_answer_keeps_one_playable_codec_and_telephone_event() -> None:
+    side = Side()
+    answer, codec = own_answer(offer(), side, lambda c: c.encoding == "PCMA")  # type: ignore[arg-type]
+    audio, video = answer.media
+    assert codec.payload_type == 8 and audio.formats == ["8", "101"]
+    assert (audio.port, video.port) == (40000, 0)
+    assert answer.origin.username == "nuage" and answer.connection is not None
+    assert answer.connection.address == "192.0.2.1"
+    assert side.remote == ("198.51.100.7", 5004)
+    # A holding offer is answered recvonly; no codec we can play is a refusal.
+    held, _ = own_answer(offer("sendonly"), Side(), lambda c: True)  # type: ignore[arg-type]
+    assert held.media[0].direction == sdp.Direction.RECVONLY
+    with pytest.raises(SdpRejected):
+        own_answer(offer(), Side(), lambda c: False)  # type: ignore[arg-type]

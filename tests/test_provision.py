@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,11 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, text
 
+from nuage.media.prompts import PROMPT_NAMES
 from nuage.pbx.provision import CompanyNotFoundError, PlanError, apply_plan, list_calls, load_plan
 from nuage.store import repositories as repo
 from nuage.store.database import Database
-from nuage.store.models import Base, Company, User
+from nuage.store.models import Base, Company, IvrMenu, User
 
 # The plan of issue 2, exactly as written there.
 ISSUE_PLAN = """
@@ -228,7 +230,7 @@ FULL = ISSUE_PLAN + MORE_USERS
         ),
         (
             bad(FULL, 'route = "1002"', 'route = "1009"'),
-            "numbers[1].route: no user with extension '1009'",
+            "numbers[1].route: no user or IVR with extension '1009'",
         ),
         (
             bad(FULL, '"02 555 01 01"', '"02 555"'),
@@ -307,7 +309,7 @@ def test_every_wrong_entry_is_named(tmp_path: Path) -> None:
         load_plan(write(tmp_path, plan))
     assert str(info.value).splitlines() == [
         "users[2].extension: duplicate '1002'",
-        "numbers[1].route: no user with extension '1009'",
+        "numbers[1].route: no user or IVR with extension '1009'",
     ]
 
 
@@ -410,8 +412,24 @@ async def test_documented_example_applies(database: Database, tmp_path: Path) ->
     doc = (Path(__file__).parents[1] / "docs" / "provisioning.md").read_text(encoding="utf-8")
     example = doc.split("## Complete example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     report = await apply_plan(database, write(tmp_path, example))
-    assert (report.users.created, report.trunks.created, report.numbers.created) == (3, 2, 2)
+    assert (report.users.created, report.trunks.created, report.numbers.created) == (3, 2, 3)
+    assert report.ivrs.created == 1
     assert not (await apply_plan(database, write(tmp_path, example))).changed
+
+
+async def test_demo_plan_applies(database: Database) -> None:
+    plan_file = resources.files("nuage").joinpath("data/demo-plan.toml")
+    with resources.as_file(plan_file) as plan_path:
+        report = await apply_plan(database, plan_path)
+        assert report.ivrs.created == 1
+        assert not (await apply_plan(database, plan_path)).changed
+    async with database.session() as session:
+        company = await repo.company_by_domain(session, "demo.nuage")
+        assert company is not None
+        [menu] = await repo.ivr_menus(session, company.id)
+        number = await repo.number_owner(session, "+3225550180")
+    assert menu.keys == {"1": "1001", "2": "1002"}
+    assert number is not None and number.route == menu.extension
 
 
 @pytest.mark.parametrize(
@@ -432,3 +450,194 @@ def test_trunk_host_forms(tmp_path: Path, host: str, expected: tuple[str, int]) 
 def test_trunk_host_refused(tmp_path: Path, host: str) -> None:
     with pytest.raises(PlanError, match=r"trunks\[0\]\.host: "):
         load_plan(write(tmp_path, bad(ISSUE_PLAN, '"127.0.0.1:5080"', f'"{host}"')))
+
+
+# -- IVR menus -------------------------------------------------------------------------------
+
+IVRS = """
+[[numbers]]
+number = "+3225550180"
+route = "800"
+
+[[ivrs]]
+name = "Reception"
+extension = "800"
+prompt = "ivr_language"
+timeout = 5
+[ivrs.keys]
+"1" = "1001"
+"2" = "1002"
+"9" = "810"
+
+[[ivrs]]
+name = "Support"
+extension = "810"
+prompt = "voicemail_menu"
+language = "nl"
+timeout = 2.5
+attempts = 2
+fallback = "1003"
+[ivrs.keys]
+"*" = "800"
+"#" = "1003"
+"""
+
+IVR_PLAN = FULL + IVRS
+
+
+async def ivr_rows(db: Database) -> dict[str, IvrMenu]:
+    async with db.session() as session:
+        company = await repo.company_by_domain(session, "acme.example")
+        assert company is not None
+        return {m.extension: m for m in await repo.ivr_menus(session, company.id)}
+
+
+async def test_ivr_menus_apply_idempotently(database: Database, tmp_path: Path) -> None:
+    await apply_plan(database, write(tmp_path, FULL))
+    async with database.session() as session:
+        revision = await repo.directory_revision(session)
+    report = await apply_plan(database, write(tmp_path, IVR_PLAN))
+    assert (report.ivrs.created, report.ivrs.updated, report.ivrs.removed) == (2, 0, 0)
+    assert (report.users.changed, report.numbers.created) == (False, 1)
+    assert "ivrs: 2 created, 0 updated, 0 removed" in str(report)
+    menus = await ivr_rows(database)
+    reception, support = menus["800"], menus["810"]
+    assert (reception.name, reception.prompt, reception.language) == (
+        "Reception",
+        "ivr_language",
+        None,
+    )
+    assert (reception.timeout_seconds, reception.attempts, reception.fallback) == (5.0, 3, None)
+    assert reception.keys == {"1": "1001", "2": "1002", "9": "810"}
+    assert (support.prompt, support.language, support.timeout_seconds) == (
+        "voicemail_menu",
+        "nl",
+        2.5,
+    )
+    assert (support.attempts, support.fallback) == (2, "1003")
+    assert support.keys == {"*": "800", "#": "1003"}
+    async with database.session() as session:
+        number = await repo.number_owner(session, "+3225550180")
+        assert number is not None and number.route == "800"
+        assert await repo.directory_revision(session) == revision + 1
+    # Again: nothing changes, not even the revision.
+    before = await snapshot(database)
+    again = await apply_plan(database, write(tmp_path, IVR_PLAN))
+    assert not again.changed
+    assert await snapshot(database) == before
+
+
+async def test_ivr_menu_changes_and_removal(database: Database, tmp_path: Path) -> None:
+    await apply_plan(database, write(tmp_path, IVR_PLAN))
+    ids = {e: m.id for e, m in (await ivr_rows(database)).items()}
+    changed = IVR_PLAN.replace('"2" = "1002"', '"2" = "1003"').replace(
+        "attempts = 2", "attempts = 4"
+    )
+    report = await apply_plan(database, write(tmp_path, changed))
+    assert (report.ivrs.created, report.ivrs.updated, report.ivrs.removed) == (0, 2, 0)
+    menus = await ivr_rows(database)
+    assert {e: m.id for e, m in menus.items()} == ids  # updated in place
+    assert menus["800"].keys == {"1": "1001", "2": "1003", "9": "810"}
+    assert menus["810"].attempts == 4
+    # The support menu leaves the plan (and the key leading to it).
+    without_support = changed.split('[[ivrs]]\nname = "Support"')[0].replace('"9" = "810"\n', "")
+    report = await apply_plan(database, write(tmp_path, without_support))
+    assert (report.ivrs.created, report.ivrs.updated, report.ivrs.removed) == (0, 1, 1)
+    assert sorted(await ivr_rows(database)) == ["800"]
+    # All of them.
+    report = await apply_plan(database, write(tmp_path, FULL))
+    assert (report.ivrs.removed, report.numbers.removed) == (1, 1)
+    assert await ivr_rows(database) == {}
+
+
+def test_number_may_route_to_an_ivr(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, IVR_PLAN))
+    assert [n.route for n in plan.numbers] == ["1001", "1002", "800"]
+    assert [m.extension for m in plan.ivrs] == ["800", "810"]
+    assert plan.ivrs[0].language is None and plan.ivrs[0].timeout == 5.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'extension = "800"',
+            'extension = "1002"',
+            "ivrs[0].extension: '1002' is a user's extension",
+        ),
+        ('extension = "810"', 'extension = "800"', "ivrs[1].extension: duplicate '800'"),
+        ('extension = "810"', 'extension = "080"', "ivrs[1].extension: String should match"),
+        ('"2" = "1002"', '"A" = "1002"', 'ivrs[0].keys."A": not a phone key (0-9, *, #)'),
+        ('"2" = "1002"', '"12" = "1002"', 'ivrs[0].keys."12": not a phone key'),
+        (
+            '"2" = "1002"',
+            '"7" = "1009"',
+            "ivrs[0].keys.\"7\": no user or other IVR with extension '1009'",
+        ),
+        ('"2" = "1002"', '"7" = 1002', 'ivrs[0].keys."7": Input should be a valid string'),
+        ('"9" = "810"', '"9" = "800"', "ivrs[0].keys.\"9\": '800' is this IVR itself"),
+        (
+            'fallback = "1003"',
+            'fallback = "1009"',
+            "ivrs[1].fallback: no user or other IVR with extension '1009'",
+        ),
+        ('fallback = "1003"', 'fallback = "810"', "ivrs[1].fallback: '810' is this IVR itself"),
+        (
+            'prompt = "ivr_language"',
+            'prompt = "welcome"',
+            "ivrs[0].prompt: no prompt named 'welcome'",
+        ),
+        ('prompt = "ivr_language"', 'prompt = "ivr_language.wav"', "ivrs[0].prompt: no prompt"),
+        ('language = "nl"', 'language = "de"', "ivrs[1].language: Input should be 'fr', 'nl'"),
+        ("timeout = 2.5", "timeout = 0.5", "ivrs[1].timeout: Input should be greater than or"),
+        ("timeout = 2.5", "timeout = 61", "ivrs[1].timeout: Input should be less than or"),
+        ("timeout = 2.5", 'timeout = "2"', "ivrs[1].timeout: Input should be a valid number"),
+        ("attempts = 2", "attempts = 0", "ivrs[1].attempts: Input should be greater than or"),
+        ("attempts = 2", "attempts = 11", "ivrs[1].attempts: Input should be less than or"),
+        ('name = "Support"', 'title = "Support"', "ivrs[1].title: unknown key"),
+        ('name = "Support"', 'nom = "Support"', "ivrs[1].name: Field required"),
+        ('route = "800"', 'route = "820"', "numbers[2].route: no user or IVR with extension '820'"),
+    ],
+)
+async def test_bad_ivr_changes_nothing(
+    database: Database, tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    await apply_plan(database, write(tmp_path, IVR_PLAN))
+    before = await snapshot(database)
+    with pytest.raises(PlanError) as info:
+        await apply_plan(database, write(tmp_path, bad(IVR_PLAN, old, new)))
+    assert message in str(info.value)
+    assert await snapshot(database) == before
+
+
+def test_ivr_fallbacks_may_not_loop(tmp_path: Path) -> None:
+    plan = bad(
+        bad(IVR_PLAN, "timeout = 5\n", 'timeout = 5\nfallback = "810"\n'),
+        'fallback = "1003"',
+        'fallback = "800"',
+    )
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, plan))
+    assert str(info.value).splitlines() == [
+        "ivrs[0].fallback: fallbacks loop (800 -> 810 -> 800)",
+        "ivrs[1].fallback: fallbacks loop (810 -> 800 -> 810)",
+    ]
+    # A key leading back is the caller's choice, and fine: only fallbacks are automatic.
+    assert load_plan(
+        write(tmp_path, bad(IVR_PLAN, "timeout = 5\n", 'timeout = 5\nfallback = "810"\n'))
+    )
+
+
+def test_every_wrong_ivr_entry_is_named(tmp_path: Path) -> None:
+    plan = bad(
+        bad(bad(IVR_PLAN, '"2" = "1002"', '"2" = "1009"'), 'fallback = "1003"', 'fallback = "9"'),
+        'prompt = "voicemail_menu"',
+        'prompt = "nope"',
+    )
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, plan))
+    assert str(info.value).splitlines() == [
+        "ivrs[0].keys.\"2\": no user or other IVR with extension '1009'",
+        "ivrs[1].prompt: no prompt named 'nope'; prompts are " + ", ".join(PROMPT_NAMES),
+        "ivrs[1].fallback: no user or other IVR with extension '9'",
+    ]

@@ -8,10 +8,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from nuage.store import repositories as repo
 from nuage.store.database import Database, open_database
-from nuage.store.models import Base, Company, Trunk, TrunkAddress, User
+from nuage.store.models import Base, Company, IvrMenu, Trunk, TrunkAddress, User
 
 pytestmark = pytest.mark.db
 
@@ -296,3 +297,50 @@ async def test_trunks_and_numbers(database: Database) -> None:
         assert sorted(t.company_id for t in shared) == sorted([acme, globex])
         assert await repo.trunks_by_source_address(session, "203.0.113.9") == []
         assert await repo.number_owner(session, "+3225550100") is None
+
+
+async def test_ivr_menus(database: Database) -> None:
+    acme = await add_company(database, "acme.example")
+    globex = await add_company(database, "globex.example")
+    async with database.transaction() as session:
+        session.add_all(
+            [
+                IvrMenu(company_id=acme, name="Reception", extension="800", keys={"1": "1001"}),
+                IvrMenu(
+                    company_id=acme,
+                    name="Support",
+                    extension="810",
+                    prompt="voicemail_menu",
+                    language="nl",
+                    timeout_seconds=2.5,
+                    attempts=1,
+                    keys={"*": "800", "#": "1003"},
+                    fallback="1003",
+                ),
+                IvrMenu(company_id=globex, name="Accueil", extension="800"),
+            ]
+        )
+    async with database.session() as session:
+        reception, support = await repo.ivr_menus(session, acme)
+        [accueil] = await repo.ivr_menus(session, globex)
+    # The defaults, and JSON keys as written.
+    assert (reception.prompt, reception.language, reception.fallback) == (
+        "ivr_language",
+        None,
+        None,
+    )
+    assert (reception.timeout_seconds, reception.attempts) == (5.0, 3)
+    assert reception.keys == {"1": "1001"}
+    assert (support.timeout_seconds, support.attempts) == (2.5, 1)
+    assert support.keys == {"*": "800", "#": "1003"}
+    assert accueil.keys == {}
+    # One menu per extension in a company.
+    with pytest.raises(IntegrityError):
+        async with database.transaction() as session:
+            session.add(IvrMenu(company_id=acme, name="Again", extension="800"))
+    # A company's menus go with it.
+    async with database.transaction() as session:
+        await session.delete(await session.get(Company, acme))
+    async with database.session() as session:
+        count = await session.execute(text("SELECT count(*) FROM ivr_menus"))
+        assert count.scalar() == 1

@@ -104,6 +104,9 @@ class MediaEngine(Protocol):
     @property
     def clock(self) -> FrameClock: ...
 
+    @property
+    def prompts(self) -> Prompts: ...
+
     async def create_session(self) -> MediaSession: ...
 
     @property

@@ -106,8 +106,20 @@ class Prompts:
 
     def _directory(self) -> Traversable:
         if self._root is None:
-            self._root = resources.files("nuage").joinpath("data", "prompts")
+            self._root = package_prompts()
         return self._root
+
+
+def package_prompts() -> Traversable:
+    """Where the package's recordings are: <language>/<name>.wav."""
+    return resources.files("nuage").joinpath("data", "prompts")
+
+
+def missing_languages(name: str) -> list[str]:
+    """The languages in which the package has no recording of prompt ``name`` (read
+    without loading any audio)."""
+    root = package_prompts()
+    return [lang for lang in LANGUAGES if not root.joinpath(lang, f"{name}.wav").is_file()]
 
 
 def _language(tag: str) -> str:

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nuage.media import sdp
 from nuage.media.dtmf import (
@@ -57,6 +57,7 @@ from nuage.pbx.offer_answer import (
     event_payload_type,
     keep_telephone_event,
     local_answer,
+    own_answer,
     same_codec,
 )
 from nuage.pbx.records import CallRecorder
@@ -112,6 +113,20 @@ class TransferTarget:
     caller: Party | None = None
 
 
+class Application(Protocol):
+    """What a call the server answers itself runs (an IVR menu): it plays to the caller
+    and hears its keys, then transfers it (``Call.transfer_to``) or hangs up."""
+
+    @property
+    def party(self) -> Party:
+        """Who the caller reached (the menu's extension and name)."""
+        ...
+
+    async def run(self, call: Call, caller: Leg) -> None: ...
+
+    def on_digit(self, digit: str) -> None: ...
+
+
 RecordingSource = tuple[MediaSide, dict[int, sdp.RtpMap]]
 """A party's relay side and the codecs it sends, by payload type."""
 
@@ -128,6 +143,10 @@ class Transfer:
     subscribed: bool  # NOTIFYs of its progress are wanted (RFC 3515; RFC 4488 Refer-Sub)
     forking: Forking | None = None
     transferor_left: asyncio.Event = field(default_factory=asyncio.Event)
+    # "answered", or the sipfrag status line of the failure.
+    outcome: asyncio.Future[str] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class CallEngine:
@@ -202,11 +221,12 @@ class CallEngine:
         company: Company,
         caller: Party,
         callee: Party,
-        destinations: list[Destination],
+        destinations: list[Destination] | Application,
         *,
         direction: str,
     ) -> None:
-        """Run a call from the INVITE in ``tx`` to ``destinations`` until it ends."""
+        """Run a call from the INVITE in ``tx`` to ``destinations``, or answered here and
+        handed to an application, until it ends."""
         if len(self._setting_up) >= MAX_CALLS_IN_SETUP:
             log.warning("too many calls in set-up: call %s refused", tx.request.call_id)
             tx.respond(503, "Too many calls in set-up", headers=[_RETRY_AFTER])
@@ -314,6 +334,8 @@ class Call:
         self.quality = CallQuality(LegQuality(), LegQuality())
         # Digits each leg's party keyed recently, for feature codes (*1: record).
         self._keyed: dict[str, tuple[str, float]] = {}
+        # Set while the server itself is the other party (an IVR menu).
+        self.application: Application | None = None
         # Once merged (F15): the legs hear the mixer, each leaves on its own.
         self.conference: Conference | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -346,7 +368,7 @@ class Call:
         self.external_legs += 1
         self.engine.external_calls[self.company.id] += 1
 
-    async def run(self, destinations: list[Destination]) -> None:
+    async def run(self, destinations: list[Destination] | Application) -> None:
         self._record = record_id = await self.engine.recorder.start(self)
         outcome, reason = "failed", ""
         try:
@@ -380,11 +402,91 @@ class Call:
 
     # -- set-up ------------------------------------------------------------------------
 
-    async def _connect(self, destinations: list[Destination]) -> tuple[str, str]:
+    async def _connect(self, destinations: list[Destination] | Application) -> tuple[str, str]:
         try:
-            return await self._set_up(destinations)
+            if isinstance(destinations, list):
+                return await self._set_up(destinations)
+            return await self._answer_for(destinations)
         finally:
             self.engine.set_up_over(self)
+
+    async def _answer_for(self, application: Application) -> tuple[str, str]:
+        """Answer the caller here, then let ``application`` run the call. Its side of the
+        call is leg B, a leg with no SIP peer (nothing is ever sent to it); a transfer
+        puts a real party in its place."""
+        tx = self.tx
+        if not tx.request.body:
+            tx.respond(488, "An SDP offer is needed to reach this number")
+            return "failed", "no SDP offer"
+        try:
+            offer = sdp.parse(tx.request.body)
+        except sdp.SdpError as exc:
+            tx.respond(488, f"Bad SDP: {exc}"[:100])
+            return "failed", "bad SDP"
+        try:
+            self.session = session = await self.engine.media.create_session()
+        except PortsExhaustedError as exc:
+            log.warning("call %s refused: %s", self.call_id, exc)
+            tx.respond(503, "No media ports free", headers=[_RETRY_AFTER])
+            return "failed", "no media ports"
+        try:
+            answer, _ = own_answer(
+                offer, session.a, lambda c: can_encode(c.encoding, c.clock_rate) and can_decode(c)
+            )
+        except SdpRejected as exc:
+            tx.respond(488, str(exc))
+            return "failed", "bad SDP"
+        self._received[session.a], self._sent[session.a] = offer, answer
+        self._sends[session.a] = True
+        sent = tx.respond(
+            200,
+            headers=[
+                ("Contact", self.engine.contact_for(tx.source.transport)),
+                ("Allow", ALLOW),
+                ("Content-Type", "application/sdp"),
+            ],
+            body=answer.encode(),
+        )
+        a_dialog = Dialog.from_uas(tx.request, sent, peer=tx.source)
+        self.a = Leg("A", a_dialog, session.a, self.caller)
+        party = application.party
+        own_end = Dialog(
+            call_id=a_dialog.call_id,
+            local_tag=a_dialog.remote_tag,
+            remote_tag=a_dialog.local_tag,
+            local_uri=a_dialog.remote_uri,
+            remote_uri=a_dialog.local_uri,
+            remote_target=URI("sip", party.number, host=self.company.domain),
+            local_seq=0,
+            remote_seq=None,
+        )
+        self.b = Leg("B", own_end, session.b, party, gone=True)
+        self.a.other, self.b.other = self.b, self.a
+        self.engine.register_leg(self, self.a)
+        self._listen_for_digits(self.a)
+        self.answered_at = datetime.now(UTC)
+        self.application = application
+        loop = asyncio.get_running_loop()
+        self._background(loop.create_task(self._await_caller_ack()))
+        if self.engine.media_timeout > 0:
+            self._background(loop.create_task(self._watch_media(self.engine.media_timeout)))
+        self._spawn(self._run_application(application))
+        return "answered", ""
+
+    async def _await_caller_ack(self) -> None:
+        if await self.tx.wait_ack() is None and not self._ended.is_set():
+            await self._hang_up_all("no ACK from caller")
+
+    async def _run_application(self, application: Application) -> None:
+        assert self.a is not None
+        try:
+            await application.run(self, self.a)
+        except Exception:
+            log.exception("call %s: %s failed", self.call_id, application.party.number)
+            await self._hang_up_all("application error")
+        finally:
+            if self.application is application:
+                self.application = None
 
     async def _set_up(self, destinations: list[Destination]) -> tuple[str, str]:
         tx = self.tx
@@ -597,7 +699,8 @@ class Call:
             digit = self._info_digit(leg, tx.request) if method == "INFO" else None
             other = leg.other
             events = self._events_to(other) if other is not None else None
-            if self.conference is not None:  # nobody to pass it on to: all hear the mixer
+            if self.conference is not None or other is None or other.gone:
+                # Nobody to pass it on to: all hear the mixer, or the server is the other.
                 tx.respond(200 if method == "INFO" else 501)
             elif digit is not None and events is not None and other is not None:
                 # The other party negotiated RFC 4733: the key goes to it in that form.
@@ -640,7 +743,7 @@ class Call:
         except (sdp.SdpError, SdpRejected) as exc:
             tx.respond(488, str(exc)[:100])
             return
-        if not anchored.receives or self.holding or self.conference is not None:
+        if not anchored.receives or self.holding or self.conference is not None or other.gone:
             self._hold_or_resume(leg, tx, received, anchored)
             return
         self._sends[leg.media] = anchored.sends
@@ -738,14 +841,14 @@ class Call:
                 leg.media.silence()
 
     def _play_music(self, leg: Leg) -> None:
-        codec = self._playable_codec(leg)
+        codec = self.playable_codec(leg)
         if codec is None:
             log.info("call %s: no codec to play music on hold to %s", self.call_id, leg.name)
             leg.media.silence()
             return
         leg.media.play(self.engine.media.music_on_hold, codec)
 
-    def _playable_codec(self, leg: Leg) -> sdp.RtpMap | None:
+    def playable_codec(self, leg: Leg) -> sdp.RtpMap | None:
         """A codec to play sounds to ``leg``'s party in: one of its own SDP that our last
         SDP to it also lists (the negotiated ones), in its own payload numbering."""
         agreed = agreed_codecs(self._received.get(leg.media), self._sent.get(leg.media))
@@ -859,6 +962,9 @@ class Call:
 
     def _on_digit(self, leg: Leg, digit: str) -> None:
         """A key pressed by ``leg``'s party: feature codes are looked for here."""
+        if self.application is not None:
+            self.application.on_digit(digit)
+            return
         now = asyncio.get_running_loop().time()
         keyed, at = self._keyed.get(leg.name, ("", now))
         keyed = (keyed if now - at < _FEATURE_CODE_GAP else "") + digit
@@ -1008,7 +1114,7 @@ class Call:
         mix in; None when either cannot be mixed."""
         audio = audio_section(self._sent.get(leg.media))
         receives = audio.rtpmaps if audio is not None else {}
-        codec = self._playable_codec(leg)
+        codec = self.playable_codec(leg)
         if codec is None or not any(can_decode(c) for c in receives.values()):
             return None
         return receives, codec
@@ -1179,10 +1285,20 @@ class Call:
             return Refused(480, "The transfer target is not reachable")
         if accept is not None:
             accept.respond(202, headers=[] if subscribed else [("Refer-Sub", "false")])
-        self._transfer = Transfer(leg, other, resolved, subscribed)
-        loop = asyncio.get_running_loop()
-        self._background(loop.create_task(self._run_transfer(self._transfer)))
+        self.transfer_to(leg, resolved, subscribed=subscribed)
         return None
+
+    def transfer_to(
+        self, leg: Leg, target: TransferTarget, *, subscribed: bool = False
+    ) -> Transfer:
+        """Blind-transfer the other party of ``leg`` to ``target``, resolved already;
+        the transfer's ``outcome`` tells how it ended."""
+        other = leg.other
+        assert other is not None and self._transfer is None
+        self._transfer = transfer = Transfer(leg, other, target, subscribed)
+        loop = asyncio.get_running_loop()
+        self._background(loop.create_task(self._run_transfer(transfer)))
+        return transfer
 
     async def _run_transfer(self, transfer: Transfer) -> None:
         transferor, transferee = transfer.transferor, transfer.transferee
@@ -1215,6 +1331,9 @@ class Call:
             transfer.forking = None
         self._transfer = None
         if outcome.kind == "answered":
+            transfer.outcome.set_result("answered")
+            if transferor.gone:  # the server's own leg: nobody to tell or to hang up
+                return
             await self._notify_transferor(transfer, "200 OK", final=True)
             # The transferor usually hangs up on the NOTIFY; if it does not, we do.
             with contextlib.suppress(TimeoutError):
@@ -1222,6 +1341,7 @@ class Call:
             await self._send_bye(transferor)
             return
         status = _transfer_failure(outcome)
+        transfer.outcome.set_result(status)
         log.info(
             "call %s: transfer by %s to %s failed: %s",
             self.call_id,

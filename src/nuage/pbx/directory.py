@@ -1,4 +1,4 @@
-"""The directory (companies, users, trunks, numbers) kept in memory.
+"""The directory (companies, users, trunks, numbers, IVR menus) kept in memory.
 
 Every SIP request needs it, so it is read from memory, not the database. `nuage
 provision` (another process) bumps a revision counter in the same transaction as its
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from nuage.store import repositories
 from nuage.store.database import Database
-from nuage.store.models import Company, Number, Trunk, User
+from nuage.store.models import Company, IvrMenu, Number, Trunk, User
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class Snapshot:
     trunks_by_address: dict[str, list[Trunk]] = field(default_factory=dict)
     numbers: dict[str, Number] = field(default_factory=dict)
     numbers_by_company: dict[int, list[Number]] = field(default_factory=dict)
+    ivrs: dict[tuple[int, str], IvrMenu] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -43,6 +44,8 @@ class Snapshot:
         users: list[User],
         trunks: list[Trunk],
         numbers: list[Number],
+        *,
+        ivrs: list[IvrMenu] | None = None,
     ) -> Snapshot:
         trunks_by_company: defaultdict[int, list[Trunk]] = defaultdict(list)
         trunks_by_address: defaultdict[str, list[Trunk]] = defaultdict(list)
@@ -65,6 +68,7 @@ class Snapshot:
             trunks_by_address=dict(trunks_by_address),
             numbers={number.number: number for number in numbers},
             numbers_by_company=dict(numbers_by_company),
+            ivrs={(menu.company_id, menu.extension): menu for menu in ivrs or []},
         )
 
 
@@ -85,7 +89,7 @@ class Directory:
     async def load(self) -> None:
         async with self._db.session() as session:
             rows = await repositories.directory_snapshot(session)
-        self._snapshot = Snapshot.build(*rows)
+        self._snapshot = Snapshot.build(*rows[:5], ivrs=rows[5])
 
     async def start(self) -> None:
         await self.load()
@@ -133,3 +137,7 @@ class Directory:
 
     def numbers(self, company_id: int) -> list[Number]:
         return self._snapshot.numbers_by_company.get(company_id, [])
+
+    def ivr(self, company_id: int, extension: str) -> IvrMenu | None:
+        """The company's IVR menu at that extension (users and menus never share one)."""
+        return self._snapshot.ivrs.get((company_id, extension))

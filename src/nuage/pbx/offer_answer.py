@@ -1,8 +1,10 @@
 """Offer/answer for the call engine: a party's SDP rewritten so that media flows through
-the relay, and the answers the server writes itself (hold, resume)."""
+the relay, and the answers the server writes itself (hold, resume, calls it answers)."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from nuage.media import sdp
@@ -83,15 +85,44 @@ def local_answer(
     return answer
 
 
+def own_answer(
+    offer: sdp.SessionDescription, side: MediaSide, usable: Callable[[sdp.RtpMap], bool]
+) -> tuple[sdp.SessionDescription, sdp.RtpMap]:
+    """Our answer to an offer we terminate (the server answers the call itself): the
+    first offered codec that is ``usable``, with telephone-event if offered, on ``side``
+    (which learns from the offer where to send); and that codec."""
+    anchored = anchor(offer, side, side)
+    answer = anchored.description
+    audio = answer.media[anchored.audio]
+    codec = next((c for c in audio.codecs if usable(c)), None)
+    if codec is None:
+        raise SdpRejected("None of the offered codecs can be played")
+    kept = {str(codec.payload_type)}
+    events = event_payload_type(offer)
+    if events is not None:
+        kept.add(str(events))
+    audio.formats = [fmt for fmt in audio.formats if fmt in kept]
+    audio.attributes = [
+        attribute
+        for attribute in audio.attributes
+        if attribute.name not in ("rtpmap", "fmtp")
+        or (attribute.value or "").split(" ", 1)[0] in kept
+    ]
+    audio.direction = sdp.answer_direction(offer.media_direction(offer.media[anchored.audio]))
+    answer.origin = replace(
+        answer.origin, username="nuage", session_id=str(secrets.randbits(48)), version=1
+    )
+    answer.media = [
+        media if index == anchored.audio else replace(media, port=0)
+        for index, media in enumerate(answer.media)
+    ]
+    return answer, codec
+
+
 def agreed_codecs(
     theirs: sdp.SessionDescription | None, ours: sdp.SessionDescription | None
 ) -> list[sdp.RtpMap]:
-    def audio(description: sdp.SessionDescription | None) -> sdp.MediaDescription | None:
-        if description is None:
-            return None
-        return next((m for m in description.media if m.media == "audio" and not m.rejected), None)
-
-    their_audio, our_audio = audio(theirs), audio(ours)
+    their_audio, our_audio = audio_section(theirs), audio_section(ours)
     if their_audio is None or our_audio is None:
         return []
     return [c for c in their_audio.codecs if str(c.payload_type) in our_audio.formats]

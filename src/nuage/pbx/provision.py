@@ -32,13 +32,24 @@ from pydantic import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nuage.media.prompts import PROMPT_NAMES, missing_languages
 from nuage.pbx.numbering import NumberError, normalize_number
 from nuage.store import repositories
 from nuage.store.database import Database
-from nuage.store.models import CallRecord, Company, Number, Recording, Trunk, TrunkAddress, User
+from nuage.store.models import (
+    CallRecord,
+    Company,
+    IvrMenu,
+    Number,
+    Recording,
+    Trunk,
+    TrunkAddress,
+    User,
+)
 
 __all__ = [
     "CompanyNotFoundError",
+    "IvrPlan",
     "KindReport",
     "Plan",
     "PlanError",
@@ -61,6 +72,8 @@ _HOSTNAME = re.compile(
 # decides the rest; no spaces, one @, a dot in the domain.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _E164_PREFIX = re.compile(r"^\+[0-9]{1,15}$")
+# The keys of a phone's keypad an IVR menu may offer.
+IVR_KEYS = frozenset("0123456789*#")
 
 # Extensions cannot start with 0: dialled numbers starting with 0 are national or
 # international external numbers (0475..., 0033...), and the router must tell them apart.
@@ -181,6 +194,23 @@ class NumberPlan(_Entry):
     route: Extension
 
 
+class IvrPlan(_Entry):
+    name: Name
+    extension: Extension
+    # A prompt of nuage.media.prompts; checked against the package's recordings in _check.
+    prompt: str = "ivr_language"
+    # None: the company's language.
+    language: Literal["fr", "nl", "en"] | None = None
+    # Seconds to wait for a key once the prompt has played.
+    timeout: float = Field(default=5.0, ge=1, le=60)
+    # How many times the prompt plays (no key, or a wrong one) before the fallback.
+    attempts: int = Field(default=3, ge=1, le=10)
+    # The extension reached when attempts run out; None: "goodbye" and hang up.
+    fallback: str | None = None
+    # Key -> extension; keys and targets are checked in _check, which can name each key.
+    keys: dict[str, str] = Field(default_factory=dict)
+
+
 class PolicyPlan(_Entry):
     allowed_countries: list[str]
     blocked_prefixes: list[str] = Field(default_factory=list)
@@ -205,6 +235,7 @@ class Plan(_Entry):
     users: list[UserPlan] = Field(default_factory=list)
     trunks: list[TrunkPlan] = Field(default_factory=list)
     numbers: list[NumberPlan] = Field(default_factory=list)
+    ivrs: list[IvrPlan] = Field(default_factory=list)
     # Without a [policy], external calls may only go to the company's own country.
     policy: PolicyPlan | None = None
 
@@ -244,7 +275,12 @@ def _split_host(value: str) -> tuple[str, int]:
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            # Table keys that are not names, like an IVR's keys."1", are quoted as in TOML.
+            name = part if part.isidentifier() else f'"{part}"'
+            text += f".{name}" if text else name
     return text
 
 
@@ -294,10 +330,11 @@ def _check(plan: Plan) -> _CheckedPlan:
             errors.append(f"numbers[{index}].number: {exc}")
             numbers.append(entry.number)
     errors += _duplicates(numbers, "numbers", "number")
-    extensions = {u.extension for u in plan.users}
+    errors += _check_ivrs(plan)
+    extensions = {u.extension for u in plan.users} | {i.extension for i in plan.ivrs}
     for index, entry in enumerate(plan.numbers):
         if entry.route not in extensions:
-            errors.append(f"numbers[{index}].route: no user with extension {entry.route!r}")
+            errors.append(f"numbers[{index}].route: no user or IVR with extension {entry.route!r}")
     caller_ids: list[str | None] = []
     for index, trunk in enumerate(plan.trunks):
         if trunk.caller_id is None:
@@ -311,6 +348,55 @@ def _check(plan: Plan) -> _CheckedPlan:
     if errors:
         raise PlanError("\n".join(errors))
     return _CheckedPlan(plan=plan, numbers=numbers, caller_ids=caller_ids)
+
+
+def _prompt_error(name: str) -> str | None:
+    """Why `name` cannot be an IVR prompt, or None."""
+    if name not in PROMPT_NAMES:
+        return f"no prompt named {name!r}; prompts are {', '.join(PROMPT_NAMES)}"
+    missing = missing_languages(name)
+    if missing:
+        return f"prompt {name!r} has no recording in {', '.join(missing)}"
+    return None
+
+
+def _check_ivrs(plan: Plan) -> list[str]:
+    errors = _duplicates([i.extension for i in plan.ivrs], "ivrs", "extension")
+    users = {u.extension for u in plan.users}
+    menus = {i.extension: index for index, i in enumerate(plan.ivrs)}
+
+    def target_error(menu: IvrPlan, target: str) -> str | None:
+        if target == menu.extension:
+            return f"{target!r} is this IVR itself"
+        if target not in users and target not in menus:
+            return f"no user or other IVR with extension {target!r}"
+        return None
+
+    for index, menu in enumerate(plan.ivrs):
+        path = f"ivrs[{index}]"
+        if menu.extension in users:
+            errors.append(f"{path}.extension: {menu.extension!r} is a user's extension")
+        if (problem := _prompt_error(menu.prompt)) is not None:
+            errors.append(f"{path}.prompt: {problem}")
+        for key, target in menu.keys.items():
+            if key not in IVR_KEYS:
+                errors.append(f'{path}.keys."{key}": not a phone key (0-9, *, #)')
+            elif (problem := target_error(menu, target)) is not None:
+                errors.append(f'{path}.keys."{key}": {problem}')
+        if menu.fallback is not None and (problem := target_error(menu, menu.fallback)):
+            errors.append(f"{path}.fallback: {problem}")
+    # Fallbacks are taken without the caller doing anything: menus falling back to each
+    # other in a ring would keep a silent caller forever.
+    for index, menu in enumerate(plan.ivrs):
+        seen = [menu.extension]
+        step = menu.fallback
+        while step is not None and step in menus and step not in seen:
+            seen.append(step)
+            step = plan.ivrs[menus[step]].fallback
+        if step == menu.extension and len(seen) > 1:
+            ring = " -> ".join([*seen, menu.extension])
+            errors.append(f"ivrs[{index}].fallback: fallbacks loop ({ring})")
+    return errors
 
 
 def _read(plan_path: Path) -> dict[str, Any]:
@@ -382,6 +468,7 @@ class ProvisionReport:
     users: KindReport = field(default_factory=KindReport)
     trunks: KindReport = field(default_factory=KindReport)
     numbers: KindReport = field(default_factory=KindReport)
+    ivrs: KindReport = field(default_factory=KindReport)
 
     @property
     def changed(self) -> bool:
@@ -391,6 +478,7 @@ class ProvisionReport:
             or self.users.changed
             or self.trunks.changed
             or self.numbers.changed
+            or self.ivrs.changed
         )
 
     def __str__(self) -> str:
@@ -402,7 +490,7 @@ class ProvisionReport:
             else "unchanged"
         )
         lines = [f"company {self.company} ({self.domain}): {state}"]
-        for kind in ("users", "trunks", "numbers"):
+        for kind in ("users", "trunks", "numbers", "ivrs"):
             report: KindReport = getattr(self, kind)
             lines.append(
                 f"{kind}: {report.created} created, {report.updated} updated, "
@@ -456,6 +544,7 @@ async def apply_plan(db: Database, plan_path: Path) -> ProvisionReport:
         )
         await _apply_trunks(session, checked, company, report.trunks)
         await _apply_numbers(session, checked, company, report.numbers)
+        await _apply_ivrs(session, plan, company, report.ivrs)
         if report.changed:
             # Running servers reload their in-memory directory when this moves.
             await repositories.bump_directory_revision(session)
@@ -618,6 +707,35 @@ async def _apply_numbers(
             session.add(Number(company_id=company.id, number=number, route=route))
             report.created += 1
         elif _assign(row, {"route": route}):
+            report.updated += 1
+    await session.flush()
+
+
+async def _apply_ivrs(
+    session: AsyncSession, plan: Plan, company: Company, report: KindReport
+) -> None:
+    current = {m.extension: m for m in await repositories.ivr_menus(session, company.id)}
+    wanted = {m.extension for m in plan.ivrs}
+    for extension, old in current.items():
+        if extension not in wanted:
+            await session.delete(old)
+            report.removed += 1
+    for entry in plan.ivrs:
+        values: dict[str, Any] = {
+            "name": entry.name,
+            "prompt": entry.prompt,
+            "language": entry.language,
+            "timeout_seconds": float(entry.timeout),
+            "attempts": entry.attempts,
+            # A new dict: the JSON column notices replacement, not changes in place.
+            "keys": dict(entry.keys),
+            "fallback": entry.fallback,
+        }
+        menu = current.get(entry.extension)
+        if menu is None:
+            session.add(IvrMenu(company_id=company.id, extension=entry.extension, **values))
+            report.created += 1
+        elif _assign(menu, values):
             report.updated += 1
     await session.flush()
 

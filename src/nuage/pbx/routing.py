@@ -1,4 +1,5 @@
-"""Where a dialled number goes: a colleague, the company's trunk, or nowhere (and why)."""
+"""Where a dialled number goes: a colleague, a voice menu, the company's trunk, or
+nowhere (and why)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from nuage.pbx.numbering import (
     is_emergency_number,
     normalize_number,
 )
-from nuage.store.models import Company, Trunk, User
+from nuage.store.models import Company, IvrMenu, Trunk, User
 
 # Dialled strings this short that are not an extension are a mistyped extension, not a
 # number to send to the carrier (no E.164 number has fewer than 7 digits in practice).
@@ -21,6 +22,11 @@ MAX_EXTENSION_LENGTH = 6
 @dataclass(frozen=True, slots=True)
 class ToUser:
     user: User
+
+
+@dataclass(frozen=True, slots=True)
+class ToIvr:
+    menu: IvrMenu
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +41,7 @@ class Refused:
     reason: str
 
 
-Route = ToUser | ToTrunk | Refused
+Route = ToUser | ToIvr | ToTrunk | Refused
 
 
 def route_from_user(
@@ -45,6 +51,9 @@ def route_from_user(
     user = directory.user(company.id, dialled)
     if user is not None:
         return ToUser(user)
+    menu = directory.ivr(company.id, dialled)
+    if menu is not None:
+        return ToIvr(menu)
     if is_emergency_number(dialled, company.country):
         # Never refused by policy or by the external-call limit, and sent as dialled: the
         # carrier routes emergency short codes by the caller's location.
@@ -86,14 +95,17 @@ def route_from_trunk(directory: Directory, company: Company, dialled: str) -> Ro
 
 def _own_number_target(
     directory: Directory, company: Company, number: str
-) -> ToUser | Refused | None:
+) -> ToUser | ToIvr | Refused | None:
     owner = directory.number_owner(number)
     if owner is None or owner.company_id != company.id:
         return None
     user = directory.user(company.id, owner.route)
-    if user is None:
-        return Refused(404, f"Number {number} has no destination")
-    return ToUser(user)
+    if user is not None:
+        return ToUser(user)
+    menu = directory.ivr(company.id, owner.route)
+    if menu is not None:
+        return ToIvr(menu)
+    return Refused(404, f"Number {number} has no destination")
 
 
 def caller_id_of(directory: Directory, company: Company, user: User, trunk: Trunk) -> str:

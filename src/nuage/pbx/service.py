@@ -9,12 +9,14 @@ from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.calls import CallEngine, TransferTarget
 from nuage.pbx.dialing import ALLOW, Destination, Party, trunk_destination
 from nuage.pbx.directory import Directory
+from nuage.pbx.ivr import IvrApplication, MenuTarget
 from nuage.pbx.location import LocationService
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.routing import (
     Refused,
     Route,
+    ToIvr,
     ToUser,
     caller_id_of,
     route_from_trunk,
@@ -22,7 +24,7 @@ from nuage.pbx.routing import (
 )
 from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.message import URI, Address
-from nuage.store.models import Company, Trunk, User
+from nuage.store.models import Company, IvrMenu, Trunk, User
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,9 @@ class PbxService:
         if isinstance(route, ToUser):
             await self._call_user(tx, company, caller, route.user, direction="internal")
             return
+        if isinstance(route, ToIvr):
+            await self._call_menu(tx, company, caller, route.menu, direction="internal")
+            return
         caller_id = caller_id_of(self._directory, company, user, route.trunk)
         external_caller = Party(caller_id, user.name, user.id)
         destination = trunk_destination(route.trunk, route.number)
@@ -146,10 +151,13 @@ class PbxService:
             if company is None:
                 continue
             route = route_from_trunk(self._directory, company, dialled)
-            if isinstance(route, ToUser):
+            if isinstance(route, ToUser | ToIvr):
                 break
         if company is not None and isinstance(route, ToUser):
             await self._call_user(tx, company, caller, route.user, direction="inbound")
+            return
+        if company is not None and isinstance(route, ToIvr):
+            await self._call_menu(tx, company, caller, route.menu, direction="inbound")
             return
         status, reason = (route.status, route.reason) if isinstance(route, Refused) else (404, "")
         tx.respond(status, reason or None)
@@ -182,6 +190,39 @@ class PbxService:
             direction=direction,
         )
 
+    async def _call_menu(
+        self,
+        tx: ServerTransactionHandle,
+        company: Company,
+        caller: Party,
+        menu: IvrMenu,
+        *,
+        direction: str,
+    ) -> None:
+        menu_application = IvrApplication(
+            menu,
+            company.language,
+            self.calls.media.prompts,
+            lambda extension: self._menu_target(company, extension),
+        )
+        await self.calls.place(
+            tx, company, caller, menu_application.party, menu_application, direction=direction
+        )
+
+    def _menu_target(self, company: Company, extension: str) -> MenuTarget:
+        """Where a menu's key leads: a colleague (all their devices) or another menu."""
+        user = self._directory.user(company.id, extension)
+        if user is not None:
+            return TransferTarget(
+                Party(user.extension, user.name, user.id),
+                self._devices(company, user),
+                "internal",
+            )
+        menu = self._directory.ivr(company.id, extension)
+        if menu is not None:
+            return menu
+        return Refused(404, f"No extension {extension}")
+
     def _devices(self, company: Company, user: User) -> list[Destination]:
         """Every registered device of ``user``: a call to them rings all at once."""
         to = Address(URI("sip", user.extension, host=company.domain), user.name or None)
@@ -200,6 +241,8 @@ class PbxService:
         )
         if isinstance(route, Refused):
             return route
+        if isinstance(route, ToIvr):
+            return Refused(488, "Calls cannot be transferred to a voice menu yet")
         if isinstance(route, ToUser):
             user = route.user
             return TransferTarget(

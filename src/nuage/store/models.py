@@ -31,6 +31,7 @@ __all__ = [
     "CallRecord",
     "Company",
     "DirectoryRevision",
+    "IvrMenu",
     "Number",
     "Recording",
     "Registration",
@@ -164,6 +165,33 @@ class Number(Base):
     number: Mapped[str] = mapped_column(String(16), unique=True)
     # The extension the calls go to.
     route: Mapped[str] = mapped_column(String(16))
+
+
+class IvrMenu(Base):
+    """A voice menu ("press 1 for English, 2 for French") reached at its own extension.
+
+    The caller hears `prompt`, in `language` (None: the company's), and keys a choice;
+    no key within `timeout_seconds`, or a key not in `keys`, plays the prompt again, up to
+    `attempts` plays in all; then the call goes to `fallback`, or, without one, hears
+    "goodbye" and is hung up.
+    """
+
+    __tablename__ = "ivr_menus"
+    __table_args__ = (UniqueConstraint("company_id", "extension"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # Shares the company's numbering plan with users: never the extension of a user.
+    extension: Mapped[str] = mapped_column(String(16))
+    # A prompt name of nuage.media.prompts (PROMPT_NAMES).
+    prompt: Mapped[str] = mapped_column(String(64), default="ivr_language")
+    language: Mapped[str | None] = mapped_column(String(8))
+    timeout_seconds: Mapped[float] = mapped_column(Float, default=5.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=3)
+    # Key ("0"-"9", "*", "#") -> the extension (a user or another menu) it leads to.
+    keys: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    fallback: Mapped[str | None] = mapped_column(String(16))
 
 
 class Registration(Base):

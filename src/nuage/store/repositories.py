@@ -31,6 +31,7 @@ from nuage.store.models import (
     CallRecord,
     Company,
     DirectoryRevision,
+    IvrMenu,
     Number,
     Recording,
     Registration,
@@ -51,6 +52,7 @@ __all__ = [
     "directory_snapshot",
     "expire_registrations",
     "finish_call_record",
+    "ivr_menus",
     "number_owner",
     "numbers",
     "recordings_of_call",
@@ -90,7 +92,7 @@ async def bump_directory_revision(session: AsyncSession) -> None:
 
 async def directory_snapshot(
     session: AsyncSession,
-) -> tuple[int, list[Company], list[User], list[Trunk], list[Number]]:
+) -> tuple[int, list[Company], list[User], list[Trunk], list[Number], list[IvrMenu]]:
     """Every company's directory rows and the revision they are at, read in one
     transaction. The one cross-company read: the server indexes the rows by company."""
     revision = await directory_revision(session)
@@ -98,7 +100,8 @@ async def directory_snapshot(
     users = list((await session.execute(select(User))).scalars())
     trunks = list((await session.execute(select(Trunk).order_by(Trunk.id))).scalars())
     numbers = list((await session.execute(select(Number))).scalars())
-    return revision, companies, users, trunks, numbers
+    menus = list((await session.execute(select(IvrMenu))).scalars())
+    return revision, companies, users, trunks, numbers, menus
 
 
 async def _rowcount(session: AsyncSession, statement: Executable) -> int:
@@ -145,7 +148,7 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return result.scalar_one_or_none()
 
 
-# -- users, trunks, numbers ----------------------------------------------------------------
+# -- users, trunks, numbers, IVR menus ---------------------------------------------------------
 
 
 async def user_by_extension(session: AsyncSession, company_id: int, extension: str) -> User | None:
@@ -172,6 +175,13 @@ async def trunks(session: AsyncSession, company_id: int) -> list[Trunk]:
 async def numbers(session: AsyncSession, company_id: int) -> list[Number]:
     result = await session.execute(
         select(Number).where(Number.company_id == company_id).order_by(Number.number)
+    )
+    return list(result.scalars())
+
+
+async def ivr_menus(session: AsyncSession, company_id: int) -> list[IvrMenu]:
+    result = await session.execute(
+        select(IvrMenu).where(IvrMenu.company_id == company_id).order_by(IvrMenu.extension)
     )
     return list(result.scalars())
 
