@@ -20,15 +20,16 @@ def _phones(
     nuage: NuageProcess,
     alice_transport: str = "udp",
     codec: tuple[str, int] = ("pcmu", 8000),
+    bob_codec: tuple[str, int] | None = None,
 ) -> tuple[BaresipPhone, BaresipPhone]:
-    """Alice (1001, 1000 Hz) and Bob (1002, 1500 Hz), registering to ``nuage``, both
-    offering only ``codec`` (its baresip name and sampling rate)."""
-    name, rate = codec
+    """Alice (1001, 1000 Hz) and Bob (1002, 1500 Hz), registering to ``nuage``, each
+    offering only one codec (its baresip name and sampling rate): ``codec``, and for Bob
+    ``bob_codec`` if given."""
     proxy = f"sip:{nuage.sip_target}"
     phones = []
-    for extension, tone, transport in (
-        ("1001", ALICE_TONE, alice_transport),
-        ("1002", BOB_TONE, "udp"),
+    for extension, tone, transport, (name, rate) in (
+        ("1001", ALICE_TONE, alice_transport, codec),
+        ("1002", BOB_TONE, "udp", bob_codec or codec),
     ):
         wav = audio.write_tone_wav(tmp_path / f"{extension}.wav", tone, rate=rate)
         phones.append(
@@ -141,3 +142,32 @@ async def test_call_quality_from_the_phones_rtcp_is_kept_in_the_call_record(
     assert found is not None, calls
     # Loopback loses nothing and adds no delay: the E-model's best for G.711.
     assert 4.3 <= float(found.group(2)) <= float(found.group(1)) <= 4.5, calls
+
+
+async def test_phones_without_a_common_codec_talk_through_transcoding(tmp_path: Path) -> None:
+    """Alice has only PCMU, Bob only G.722: Bob refuses the first offer, takes the one
+    with the codecs the server transcodes, and each hears the other, also after a hold
+    (music in Bob's codec meanwhile)."""
+    async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
+        alice, bob = _phones(tmp_path, nuage, codec=("pcmu", 8000), bob_codec=("g722/16000", 16000))
+        async with alice, bob:
+            await connect(alice, bob)
+            await asyncio.sleep(3)
+            await alice.command("hold")
+            await nuage.wait_for_counter("calls_on_hold", 1, within=5)
+            await asyncio.sleep(2)
+            await alice.command("resume")
+            await nuage.wait_for_counter("calls_on_hold", 0, within=5)
+            await asyncio.sleep(3)
+            await alice.hangup()
+            await bob.wait_event("CALL_CLOSED", timeout=10)
+            heard_by_bob = bob.received_audio(TONES)
+            heard_by_alice = alice.received_audio(TONES)
+        await nuage.assert_idle()
+        assert "transcoding between A and B" in nuage.log_path.read_text()
+    # Bob: Alice, the music, Alice again; Alice: Bob before and after her hold.
+    summary = audio.describe(heard_by_bob)
+    assert audio.share(heard_by_bob[:100], ALICE_TONE) > 0.7, summary
+    assert audio.share(heard_by_bob[-100:], ALICE_TONE) > 0.8, summary
+    assert audio.share(heard_by_bob, None) > 0.15, summary  # the music: no test tone
+    assert audio.share(heard_by_alice[-100:], BOB_TONE) > 0.8, audio.describe(heard_by_alice)

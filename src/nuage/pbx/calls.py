@@ -39,6 +39,7 @@ from nuage.media.player import can_encode
 from nuage.media.ports import PortsExhaustedError
 from nuage.media.quality import codec_for
 from nuage.media.rtp import RtpError, RtpPacket, RtpSender
+from nuage.media.transcode import TranscodedDirection, can_transcode
 from nuage.pbx.conference import Conference, ConferenceError, merge
 from nuage.pbx.dialing import (
     ALLOW,
@@ -59,6 +60,8 @@ from nuage.pbx.offer_answer import (
     local_answer,
     own_answer,
     same_codec,
+    transcoded_answer,
+    with_transcodable,
 )
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.routing import Refused
@@ -336,6 +339,9 @@ class Call:
         self._keyed: dict[str, tuple[str, float]] = {}
         # Set while the server itself is the other party (an IVR menu).
         self.application: Application | None = None
+        # The parties share no codec: each direction is decoded and re-encoded.
+        self.transcoding = False
+        self._transcoders: list[tuple[MediaSide, Callable[[bytes], None]]] = []
         # Once merged (F15): the legs hear the mixer, each leaves on its own.
         self.conference: Conference | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -505,25 +511,22 @@ class Call:
             log.warning("call %s refused: %s", tx.request.call_id, exc)
             tx.respond(503, "No media ports free", headers=[_RETRY_AFTER])
             return "failed", "no media ports"
-        offer_to_b = b""
+        offer_to_b: sdp.SessionDescription | None = None
         if offer is not None:
             try:
-                offer_to_b = self._anchor(offer, session.a, session.b).encode()
+                offer_to_b = self._anchor(offer, session.a, session.b)
             except SdpRejected as exc:
                 tx.respond(488, str(exc))
                 return "failed", "bad SDP"
-        forks = Forking(
-            self.engine,
-            self.company,
-            self.caller,
-            destinations,
-            offer_to_b,
-            on_answer=self.answer_a,
-            on_provisional=self.provisional_to_a,
-            identity_header=self.direction == "outbound",
-        )
-        tx.add_cancel_callback(forks.cancel)
-        outcome = await forks.run()
+        outcome = await self._fork(destinations, offer_to_b)
+        if outcome.kind == "failed" and offer_to_b is not None and _no_common_codec(outcome):
+            # The callees take none of the caller's codecs: offered again with those we
+            # can transcode to (only now: transcoding costs CPU and some quality).
+            extended = with_transcodable(offer_to_b, can_transcode)
+            if extended is not None and not tx.cancelled.is_set():
+                log.info("call %s: no common codec, offering transcoding", self.call_id)
+                self._sent[session.b] = extended
+                outcome = await self._fork(destinations, extended)
         if outcome.kind == "answered":
             return "answered", ""
         if outcome.kind == "cancelled":
@@ -541,6 +544,22 @@ class Call:
             return "busy", f"{status} {reason}"
         return "failed", ", ".join(str(r.status) for r in outcome.failures)
 
+    async def _fork(
+        self, destinations: list[Destination], offer: sdp.SessionDescription | None
+    ) -> ForkOutcome:
+        forks = Forking(
+            self.engine,
+            self.company,
+            self.caller,
+            destinations,
+            offer.encode() if offer is not None else b"",
+            on_answer=self.answer_a,
+            on_provisional=self.provisional_to_a,
+            identity_header=self.direction == "outbound",
+        )
+        self.tx.add_cancel_callback(forks.cancel)
+        return await forks.run()
+
     @property
     def late_offer(self) -> bool:
         """A sent no SDP: B's 2xx carries the offer and A's ACK the answer (RFC 3261 13.2.1)."""
@@ -554,7 +573,14 @@ class Call:
         assert b_peer is not None
         try:
             answer = self._anchor(sdp.parse(response.body), self.session.b, self.session.a)
-            keep_telephone_event(answer, self._received.get(self.session.a))
+            offer = self._received.get(self.session.a)
+            transcoded = (
+                transcoded_answer(answer, offer, can_transcode) if offer is not None else None
+            )
+            if transcoded is not None:
+                self._sent[self.session.a] = answer = transcoded
+                self.transcoding = True
+            keep_telephone_event(answer, offer)
             body = answer.encode()
         except (sdp.SdpError, SdpRejected) as exc:
             log.info("call %s: unusable SDP from B: %s", self.call_id, exc)
@@ -581,6 +607,9 @@ class Call:
         self._listen_for_digits(self.a)
         self._listen_for_digits(self.b)
         self._measure_quality()
+        if self.transcoding:
+            log.info("call %s: transcoding between A and B", self.call_id)
+            self.route_media()
         self.b.awaiting_ack = self.late_offer
         self.answered_at = datetime.now(UTC)
         loop = asyncio.get_running_loop()
@@ -743,7 +772,13 @@ class Call:
         except (sdp.SdpError, SdpRejected) as exc:
             tx.respond(488, str(exc)[:100])
             return
-        if not anchored.receives or self.holding or self.conference is not None or other.gone:
+        if (
+            not anchored.receives
+            or self.holding
+            or self.conference is not None
+            or self.transcoding
+            or other.gone
+        ):
             self._hold_or_resume(leg, tx, received, anchored)
             return
         self._sends[leg.media] = anchored.sends
@@ -827,9 +862,13 @@ class Call:
         """What each party hears given who holds: the other party when nobody holds, music
         when only the other party holds, nothing when it holds itself. In a conference,
         a party that holds is left out of the mix until it resumes."""
+        self._stop_transcoding()
         if self.conference is not None:
             for leg in self.legs():
                 self.conference.mute(leg, leg.name in self.holding)
+            return
+        if self.transcoding and not self.holding:
+            self._start_transcoding()
             return
         for leg in self.legs():
             assert leg.other is not None
@@ -839,6 +878,30 @@ class Call:
                 self._play_music(leg)
             else:
                 leg.media.silence()
+
+    def _start_transcoding(self) -> None:
+        for source, target in ((self.a, self.b), (self.b, self.a)):
+            assert source is not None and target is not None
+            codec = self.playable_codec(target)
+            audio = audio_section(self._sent.get(source.media))
+            if codec is None or audio is None:
+                log.warning("call %s: nothing to transcode to %s", self.call_id, target.name)
+                target.media.silence()
+                continue
+            direction = TranscodedDirection(
+                audio.rtpmaps,
+                event_payload_type(self._sent.get(source.media)),
+                codec,
+                self._events_to(target),
+                target.media.hear_server(),
+            )
+            source.media.add_listener(direction.packet)
+            self._transcoders.append((source.media, direction.packet))
+
+    def _stop_transcoding(self) -> None:
+        for side, listener in self._transcoders:
+            side.remove_listener(listener)
+        self._transcoders.clear()
 
     def _play_music(self, leg: Leg) -> None:
         codec = self.playable_codec(leg)
@@ -1166,6 +1229,8 @@ class Call:
         moving = other_leg.other
         if stays is None or moving is None or self.conference or other_call.conference:
             return False
+        if self.transcoding or other_call.transcoding:
+            return False
         described = self._received.get(stays.media)
         last_to_moving = other_call._sent.get(moving.media)
         if described is None or last_to_moving is None:
@@ -1272,6 +1337,8 @@ class Call:
         other = leg.other
         if self.conference is not None:
             return Refused(403, "A conference cannot be transferred")
+        if self.transcoding:
+            return Refused(488, "A transcoded call cannot be transferred yet")
         if self._transfer is not None or other is None:
             return Refused(491, "A transfer is already in progress")
         resolve = self.engine.transfer_targets
@@ -1494,6 +1561,13 @@ class Call:
             await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
         except Exception:
             log.warning("BYE to leg %s of call %s failed", name, self.call_id)
+
+
+def _no_common_codec(outcome: ForkOutcome) -> bool:
+    """Every callee refused the offer's codecs (RFC 3261 21.4.26, 21.6.4)."""
+    return bool(outcome.failures) and all(
+        response.status in (415, 488, 606) for response in outcome.failures
+    )
 
 
 def _transfer_failure(outcome: ForkOutcome) -> str:

@@ -119,6 +119,83 @@ def own_answer(
     return answer, codec
 
 
+# What we offer a callee on top of the caller's codecs when the two share none (in this
+# order of preference); Opus takes a free dynamic payload type.
+_TRANSCODABLE = (
+    sdp.RtpMap(9, "G722", 8000),
+    sdp.RtpMap(0, "PCMU", 8000),
+    sdp.RtpMap(8, "PCMA", 8000),
+    sdp.RtpMap(-1, "opus", 48000, 2),
+)
+
+
+def _codec_key(codec: sdp.RtpMap) -> tuple[str, int]:
+    return codec.encoding.upper(), codec.clock_rate
+
+
+def _rtpmap(payload_type: int, codec: sdp.RtpMap) -> sdp.Attribute:
+    channels = f"/{codec.channels}" if codec.channels else ""
+    return sdp.Attribute("rtpmap", f"{payload_type} {codec.encoding}/{codec.clock_rate}{channels}")
+
+
+def with_transcodable(
+    offer: sdp.SessionDescription, usable: Callable[[sdp.RtpMap], bool]
+) -> sdp.SessionDescription | None:
+    """``offer`` (anchored for the callee) with the codecs we can transcode to that it
+    lacks, after its own; None when none of its codecs is ``usable`` (nothing to
+    transcode from) or it already has them all."""
+    result = sdp.copy_description(offer)
+    audio = audio_section(result)
+    if audio is None or not any(usable(codec) for codec in audio.codecs):
+        return None
+    have = {_codec_key(codec) for codec in audio.codecs}
+    taken = {int(fmt) for fmt in audio.formats if fmt.isdigit()}
+    added = False
+    for codec in _TRANSCODABLE:
+        if _codec_key(codec) in have or not usable(codec):
+            continue
+        payload_type = codec.payload_type
+        if payload_type < 0:
+            payload_type = next(pt for pt in range(96, 128) if pt not in taken)
+        if payload_type in taken:
+            continue
+        taken.add(payload_type)
+        audio.formats.append(str(payload_type))
+        audio.attributes.append(_rtpmap(payload_type, codec))
+        added = True
+    return result if added else None
+
+
+def transcoded_answer(
+    answer: sdp.SessionDescription,
+    offer: sdp.SessionDescription,
+    usable: Callable[[sdp.RtpMap], bool],
+) -> sdp.SessionDescription | None:
+    """When the callee's ``answer`` (anchored for the caller) chose a codec the caller's
+    ``offer`` lacks: that answer with the caller's first ``usable`` codec instead (and
+    its telephone-event), for the server to transcode. None when no transcoding is
+    needed (the callee chose one of the caller's codecs) or none is possible."""
+    answered, offered = audio_section(answer), audio_section(offer)
+    if answered is None or offered is None:
+        return None
+    chosen = next((codec for codec in answered.codecs if usable(codec)), None)
+    if chosen is None or _codec_key(chosen) in {_codec_key(c) for c in offered.codecs}:
+        return None
+    codec = next((c for c in offered.codecs if usable(c)), None)
+    if codec is None:
+        return None
+    result = sdp.copy_description(answer)
+    audio = audio_section(result)
+    assert audio is not None
+    events = event_payload_type(offer)
+    audio.formats = [str(codec.payload_type)]
+    audio.attributes = [a for a in audio.attributes if a.name not in ("rtpmap", "fmtp")]
+    audio.attributes.append(_rtpmap(codec.payload_type, codec))
+    if events is not None:
+        keep_telephone_event(result, offer)
+    return result
+
+
 def agreed_codecs(
     theirs: sdp.SessionDescription | None, ours: sdp.SessionDescription | None
 ) -> list[sdp.RtpMap]:
@@ -158,11 +235,8 @@ def keep_telephone_event(
         return
     if event_payload_type(answer) is not None or str(offered) in audio.formats:
         return
-    rtpmap = offered_audio.rtpmaps[offered]
     audio.formats.append(str(offered))
-    audio.attributes.append(
-        sdp.Attribute("rtpmap", f"{offered} {rtpmap.encoding}/{rtpmap.clock_rate}")
-    )
+    audio.attributes.append(_rtpmap(offered, offered_audio.rtpmaps[offered]))
     fmtp = offered_audio.fmtp(offered)
     if fmtp:
         audio.attributes.append(sdp.Attribute("fmtp", f"{offered} {fmtp}"))
