@@ -60,3 +60,27 @@ async def test_star_one_records_the_call_in_stereo(tmp_path: Path, codec: tuple[
     samples, bob_rate = heard_by_bob
     bob_timeline = audio.timeline(samples, bob_rate, (*TONES, BEEP_FREQUENCY))
     assert BEEP_FREQUENCY in bob_timeline, audio.describe(bob_timeline)
+
+
+async def test_a_company_can_announce_recording_with_a_voice(tmp_path: Path) -> None:
+    plan = acme_plan(5999).replace(
+        'language = "fr"', 'language = "fr"\nrecording_announcement = "voice"'
+    )
+    async with running_nuage(tmp_path / "nuage", plan) as nuage:
+        alice, bob = _phones(tmp_path, nuage)
+        async with alice, bob:
+            await connect(alice, bob)
+            await asyncio.sleep(1.1)
+            await alice.command("sndcode", "*1")
+            await nuage.wait_for_counter("recordings_active", 1, within=5)
+            await asyncio.sleep(3)
+            await alice.hangup()
+            await bob.wait_event("CALL_CLOSED", timeout=10)
+            samples, rate = bob.received_samples()
+        await nuage.assert_idle()
+    heard = audio.timeline(samples, rate, (*TONES, BEEP_FREQUENCY))
+    spoken = audio.other_sound_frames(samples, rate, (*TONES, BEEP_FREQUENCY))
+    # "Cet appel est enregistré." (about 1.5 s) instead of Alice, and no beep.
+    assert len(spoken) * audio.FRAME_MS / 1000 > 1.0, audio.describe(heard)
+    assert BEEP_FREQUENCY not in heard, audio.describe(heard)
+    assert audio.share(heard[-50:], ALICE_TONE) > 0.8, audio.describe(heard)

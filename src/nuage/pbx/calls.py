@@ -1082,23 +1082,29 @@ class Call:
 
     async def stop_recording(self) -> bool:
         recordings = self.engine.recordings
-        return recordings is not None and await recordings.stop(self, "user")
+        stopped = recordings is not None and await recordings.stop(self, "user")
+        if stopped and self.company.recording_announcement == "voice":
+            self._announce("recording_stopped")
+        return stopped
 
     def _announce_recording(self) -> None:
-        """A beep to both parties (they must know they are recorded), then back to what
-        each heard."""
-        beep = self.engine.media.beep
+        """Both parties must know they are recorded: a beep, or a sentence in the
+        company's language, as the company chose."""
+        if self.company.recording_announcement == "voice":
+            self._announce("recording_started")
+        else:
+            self._announce(None)
+
+    def _announce(self, prompt: str | None) -> None:
+        """Play ``prompt`` (None: the beep) to both parties, then back to what each heard;
+        a party already hearing a sound (music on hold) is left to it."""
+        media = self.engine.media
+        sound = media.beep if prompt is None else media.prompts.sound(prompt, self.company.language)
+        self._stop_transcoding()
         for leg in self.legs():
-            codec = next(
-                (
-                    c
-                    for c in agreed_codecs(self._received.get(leg.media), self._sent.get(leg.media))
-                    if can_encode(c.encoding, c.clock_rate)
-                ),
-                None,
-            )
+            codec = self.playable_codec(leg)
             if codec is not None and leg.media.hears != "sound":
-                leg.media.play(beep, codec, loop=False, then=self.route_media)
+                leg.media.play(sound, codec, loop=False, then=self.route_media)
 
     def recording_sources(
         self,

@@ -116,6 +116,7 @@ class CompanyPlan(_Entry):
     domain: str
     country: str
     language: Literal["fr", "nl", "en"] = "fr"
+    recording_announcement: Literal["beep", "voice"] = "beep"
 
     @field_validator("domain")
     @classmethod
@@ -592,6 +593,7 @@ async def _apply_company(
         "domain": plan.company.domain,
         "country": plan.company.country,
         "language": plan.company.language,
+        "recording_announcement": plan.company.recording_announcement,
         "allowed_countries": policy.allowed_countries,
         "blocked_prefixes": policy.blocked_prefixes,
         "max_external_calls": policy.max_external_calls,

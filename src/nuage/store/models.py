@@ -94,6 +94,11 @@ class Company(Base):
     allowed_countries: Mapped[list[str]] = mapped_column(default=list)
     blocked_prefixes: Mapped[list[str]] = mapped_column(default=list)
     max_external_calls: Mapped[int] = mapped_column(Integer)
+    # What the parties hear when a call's recording starts: "beep" or "voice" (a
+    # sentence in the company's language, and another when it stops).
+    recording_announcement: Mapped[str] = mapped_column(
+        String(8), default="beep", server_default="beep"
+    )
 
 
 class User(Base):

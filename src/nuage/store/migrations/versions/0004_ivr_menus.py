@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-03
+Create Date: 2026-11-26
 """
 
 from __future__ import annotations
