@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import quote
 
 from e2e.server import DOMAIN, USERS, NuageProcess, acme_plan, running_nuage
 from peers import audio
@@ -116,3 +117,72 @@ async def _register_sipp(nuage: NuageProcess, extension: str, port: int, workdir
         inject=[account_row(extension, USERS[extension][2], DOMAIN)],
     )
     result.assert_ok(1)
+
+
+def _dialog_of(messages: Path) -> tuple[str, str, str]:
+    """Call-ID, remote (To) tag and local (From) tag of the dialog a sipp caller's log
+    shows established (its INVITE's 200 OK)."""
+    text = messages.read_text(errors="replace")
+    for block in text.split("\n\n"):
+        if "SIP/2.0 200" in block and "INVITE" in block.split("CSeq:", 1)[-1][:30]:
+            headers = {
+                line.split(":", 1)[0].strip().lower(): line.split(":", 1)[1].strip()
+                for line in block.splitlines()
+                if ":" in line
+            }
+            call_id = headers["call-id"]
+            to_tag = headers["to"].split("tag=", 1)[1].split(";")[0]
+            from_tag = headers["from"].split("tag=", 1)[1].split(";")[0]
+            return call_id, to_tag, from_tag
+    raise AssertionError(f"no established dialog in {messages}")
+
+
+async def test_attended_transfer_from_a_phone_with_replaces(tmp_path: Path) -> None:
+    """Alice's phone (sipp) talks to Carol, then calls Bob and REFERs him to Carol with
+    Replaces naming her call with Carol (RFC 5589 7): Bob and Carol end up talking,
+    Alice is hung up in both calls."""
+    async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
+        bob = _phone(tmp_path, nuage.sip_target, "1002", BOB_TONE)
+        carol = _phone(tmp_path, nuage.sip_target, "1003", CAROL_TONE)
+        alice = [account_row("1001", USERS["1001"][2], DOMAIN)]
+        async with bob, carol:
+            for phone in (bob, carol):
+                await phone.wait_event("REGISTER_OK", timeout=10)
+            consultation = asyncio.create_task(
+                run_sipp(
+                    "uac_wait_bye.xml",
+                    nuage.sip_target,
+                    workdir=tmp_path,
+                    name="consultation",
+                    service="1003",
+                    inject=alice,
+                )
+            )
+            await carol.wait_event("CALL_ESTABLISHED", timeout=10)
+            await asyncio.sleep(0.5)
+            call_id, to_tag, from_tag = _dialog_of(tmp_path / "consultation.messages.log")
+            transfer = await run_sipp(
+                "uac_refer_replaces.xml",
+                nuage.sip_target,
+                workdir=tmp_path,
+                name="transferor",
+                service="1002",
+                hold_ms=1000,
+                inject=alice,
+                keys={
+                    # Escaped as a URI header value must be (RFC 3261 19.1.1): "@" too.
+                    "replaces_call_id": quote(call_id, safe=""),
+                    "replaces_to_tag": to_tag,
+                    "replaces_from_tag": from_tag,
+                },
+            )
+            transfer.assert_ok(1)
+            (await consultation).assert_ok(1)
+            await asyncio.sleep(3)
+            await bob.hangup()
+            await carol.wait_event("CALL_CLOSED", timeout=10)
+            heard_by_bob = bob.received_audio(TONES)
+            heard_by_carol = carol.received_audio(TONES)
+        await nuage.assert_idle()
+    assert audio.share(heard_by_bob[-100:], CAROL_TONE) > 0.8, audio.describe(heard_by_bob)
+    assert audio.share(heard_by_carol[-100:], BOB_TONE) > 0.8, audio.describe(heard_by_carol)

@@ -206,6 +206,15 @@ class CallEngine:
     def register_leg(self, call: Call, leg: Leg) -> None:
         self._legs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, leg)
 
+    def find_dialog(self, call_id: str, tag: str, other_tag: str) -> tuple[Call, Leg] | None:
+        """The call and leg of a dialog named by its Call-ID and its two tags, in either
+        order (a Replaces header gives them from its sender's side)."""
+        for ours, theirs in ((tag, other_tag), (other_tag, tag)):
+            found = self._legs.get((call_id, ours))
+            if found is not None and found[1].dialog.remote_tag == theirs:
+                return found
+        return None
+
     def set_up_over(self, call: Call) -> None:
         self._setting_up.discard(call)
 
@@ -1228,9 +1237,17 @@ class Call:
 
     async def attended_transfer(self, leg: Leg, other_call: Call, other_leg: Leg) -> bool:
         """``leg``'s party, in this call and (as ``other_leg``) in ``other_call``, leaves
-        both and connects the two parties it was talking to (F13). The other call's party
-        moves into this call: it is re-INVITEd to this call's media ports with this call's
-        remaining party's SDP. False if that party's phone refused."""
+        both and connects the two parties it was talking to (F13). False if the other
+        call's party's phone refused."""
+        if not await self._join(leg, other_call, other_leg):
+            return False
+        await asyncio.gather(self._send_bye(leg), other_call.hang_up(other_leg))
+        return True
+
+    async def _join(self, leg: Leg, other_call: Call, other_leg: Leg) -> bool:
+        """The other call's party moves into this call in place of ``leg``: it is
+        re-INVITEd to this call's media ports with this call's remaining party's SDP;
+        ``leg``'s party is then out of this call (not yet hung up in either)."""
         stays = leg.other
         moving = other_leg.other
         if stays is None or moving is None or self.conference or other_call.conference:
@@ -1267,7 +1284,6 @@ class Call:
             moving.name,
             other_call.call_id,
         )
-        await asyncio.gather(self._send_bye(leg), other_call.hang_up(other_leg))
         return True
 
     def _take_place(
@@ -1322,13 +1338,55 @@ class Call:
         except SipSyntaxError:
             tx.respond(400, "Bad Refer-To")
             return
-        if any(name.lower() == "replaces" for name in target.uri.headers):
-            tx.respond(501, "Attended transfer is not supported yet")
-            return
         subscribed = (tx.request.headers.get("Refer-Sub") or "true").strip().lower() != "false"
+        replaces = next(
+            (value for name, value in target.uri.headers.items() if name.lower() == "replaces"),
+            None,
+        )
+        if replaces is not None:
+            self._on_refer_replaces(leg, tx, replaces, subscribed)
+            return
         refused = self.transfer(leg, target.uri.user or "", subscribed=subscribed, accept=tx)
         if refused is not None:
             tx.respond(refused.status, refused.reason)
+
+    def _on_refer_replaces(
+        self, leg: Leg, tx: ServerTransactionHandle, replaces: str, subscribed: bool
+    ) -> None:
+        """An attended transfer from a phone (RFC 5589 7): ``leg``'s party names, in
+        Replaces (RFC 3891), its dialog of another call; the parties of both calls are
+        joined as with the call-control action, and the phone leaves both."""
+        call_id, _, params = replaces.partition(";")
+        tags = dict(
+            param.strip().partition("=")[::2] for param in params.split(";") if "=" in param
+        )
+        found = self.engine.find_dialog(
+            call_id.strip(), tags.get("to-tag", ""), tags.get("from-tag", "")
+        )
+        if found is None or found[0] is self:
+            tx.respond(481, "No such dialog to replace")
+            return
+        other_call, other_leg = found
+        if (
+            other_call.company.id != self.company.id
+            or other_leg.party.user_id is None
+            or other_leg.party.user_id != leg.party.user_id
+        ):
+            # Only one's own calls can be joined: a dialog of someone else's is not ours.
+            tx.respond(403, "The replaced dialog is not the transferor's")
+            return
+        tx.respond(202, headers=[] if subscribed else [("Refer-Sub", "false")])
+        self._spawn(self._run_attended_transfer(leg, other_call, other_leg, subscribed))
+
+    async def _run_attended_transfer(
+        self, leg: Leg, other_call: Call, other_leg: Leg, subscribed: bool
+    ) -> None:
+        await self._send_notify(leg, subscribed, "100 Trying", final=False)
+        if not await self._join(leg, other_call, other_leg):
+            await self._send_notify(leg, subscribed, "488 Not Acceptable Here", final=True)
+            return
+        await self._send_notify(leg, subscribed, "200 OK", final=True)
+        await asyncio.gather(self._send_bye(leg), other_call.hang_up(other_leg))
 
     def transfer(
         self,
@@ -1509,13 +1567,14 @@ class Call:
     ) -> asyncio.Task[None]:
         """Tell the transferor how its REFER is doing (a message/sipfrag NOTIFY)."""
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._send_notify(transfer, status, final))
+        task = loop.create_task(
+            self._send_notify(transfer.transferor, transfer.subscribed, status, final)
+        )
         self._background(task)
         return task
 
-    async def _send_notify(self, transfer: Transfer, status: str, final: bool) -> None:
-        leg = transfer.transferor
-        if not transfer.subscribed or leg.gone or leg.dialog.peer is None:
+    async def _send_notify(self, leg: Leg, subscribed: bool, status: str, final: bool) -> None:
+        if not subscribed or leg.gone or leg.dialog.peer is None:
             return
         state = "terminated;reason=noresource" if final else "active;expires=60"
         request = leg.dialog.create_request(
