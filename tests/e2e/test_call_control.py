@@ -4,6 +4,7 @@ phones: a server in this process, baresip phones registered to it."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -271,3 +272,52 @@ async def test_two_calls_merged_into_a_conference_that_outlives_a_party(
     # Once Bob left, Alice and Carol heard each other alone.
     assert heard["1001"].get(frozenset({CAROL_TONE}), 0) > 2.5, heard["1001"]
     assert heard["1003"].get(frozenset({ALICE_TONE}), 0) > 2.5, heard["1003"]
+
+
+async def test_switching_between_a_held_call_and_a_new_one(
+    server: NuageServer, tmp_path: Path
+) -> None:
+    """F12: Alice holds Bob, calls Carol, then goes back and forth: whoever she holds
+    hears music, whoever she resumes hears her again."""
+    control = server.control
+    assert control is not None
+    alice, bob, carol = three_phones(server, tmp_path)
+    company, alice_id = ids(server, "1001")
+    async with alice, bob, carol:
+        await alice_calls_bob(alice, bob, carol)
+        [with_bob] = control.calls(company, alice_id)
+        await asyncio.sleep(1.5)
+        await control.hold(company, alice_id, with_bob.id)
+        await alice.dial(f"sip:1003@{DOMAIN}")
+        await carol.wait_event("CALL_ESTABLISHED", timeout=10)
+        with_carol = next(c for c in control.calls(company, alice_id) if c.id != with_bob.id)
+        await asyncio.sleep(1.5)
+        # Back to Bob: Carol on hold.
+        await control.hold(company, alice_id, with_carol.id)
+        await control.resume(company, alice_id, with_bob.id)
+        states = {c.id: c.state for c in control.calls(company, alice_id)}
+        assert states == {with_bob.id: "talking", with_carol.id: "on hold"}
+        await asyncio.sleep(2)
+        # And to Carol again.
+        await control.hold(company, alice_id, with_bob.id)
+        await control.resume(company, alice_id, with_carol.id)
+        await asyncio.sleep(2)
+        for call in (with_bob, with_carol):
+            await control.hang_up(company, alice_id, call.id)
+        await bob.wait_event("CALL_CLOSED", timeout=10)
+        await carol.wait_event("CALL_CLOSED", timeout=10)
+        heard = {phone.user: phone.received_samples() for phone in (bob, carol)}
+    assert server.media is not None and server.media.active_sessions == 0
+    for user, tone_order in (("1002", "AMAM"), ("1003", "AMA")):
+        samples, rate = heard[user]
+        timeline = audio.timeline(samples, rate, TONES)
+        music = set(audio.other_sound_frames(samples, rate, TONES))
+        # Runs of at least half a second: Alice's tone (A) or music (M).
+        runs: list[str] = []
+        for label, frames in itertools.groupby(
+            "A" if tone == ALICE_TONE else "M" if i in music else "-"
+            for i, tone in enumerate(timeline)
+        ):
+            if label != "-" and len(list(frames)) >= 25 and (not runs or runs[-1] != label):
+                runs.append(label)
+        assert "".join(runs) == tone_order, (user, audio.describe(timeline))

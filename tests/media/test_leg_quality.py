@@ -166,8 +166,8 @@ def test_unusable_dlsr_measures_nothing() -> None:
         (dlsr(1.5), 1001.0),  # DLSR longer than the time since the SR passed
         (dlsr(0.01), 1020.0),  # 20 s: not a network
     ]
-    for highest, (delay, arrival) in enumerate(cases, start=1):
-        sample = leg.on_rtcp(rr(block(lsr=lsr, dlsr=delay, highest=highest)), arrival)
+    for index, (delay, arrival) in enumerate(cases, start=1):
+        sample = leg.on_rtcp(rr(block(lsr=lsr, dlsr=delay, highest=250 * index)), arrival)
         assert sample is not None and sample.rtt_ms is None
 
 
@@ -183,8 +183,8 @@ def test_last_round_trip_stands_until_measured_again() -> None:
     leg = LegQuality()
     leg.on_forwarded_sr(sr(PHONE_B, B_CLOCK), 1000.0)
     lsr = compact_ntp(ntp_timestamp(B_CLOCK))
-    leg.on_rtcp(rr(block(lsr=lsr, dlsr=dlsr(1), highest=1)), 1001.1)
-    later = leg.on_rtcp(rr(block(highest=2)), 1006.0)
+    leg.on_rtcp(rr(block(lsr=lsr, dlsr=dlsr(1), highest=250)), 1001.1)
+    later = leg.on_rtcp(rr(block(highest=500)), 1006.0)
     assert later is not None and later.rtt_ms == pytest.approx(100, abs=1)
 
 
@@ -194,9 +194,9 @@ def test_sender_report_memory_is_bounded() -> None:
         leg.on_forwarded_sr(sr(PHONE_B, B_CLOCK + 5 * i), 1000.0 + 5 * i)
     first = compact_ntp(ntp_timestamp(B_CLOCK))
     oldest_kept = compact_ntp(ntp_timestamp(B_CLOCK + 5))
-    gone = leg.on_rtcp(rr(block(lsr=first, dlsr=dlsr(1), highest=1)), 1200.0)
+    gone = leg.on_rtcp(rr(block(lsr=first, dlsr=dlsr(1), highest=250)), 1200.0)
     assert gone is not None and gone.rtt_ms is None
-    kept = leg.on_rtcp(rr(block(lsr=oldest_kept, dlsr=dlsr(1), highest=2)), 1006.05)
+    kept = leg.on_rtcp(rr(block(lsr=oldest_kept, dlsr=dlsr(1), highest=500)), 1006.05)
     assert kept is not None and kept.rtt_ms == pytest.approx(50, abs=1)
 
     # Past MAX_SOURCES sources, the one heard of least recently is forgotten.
@@ -284,7 +284,7 @@ def test_average_worst_and_main_cause() -> None:
     figures = [(0, 8), (FIVE_PERCENT, 240), (26, 1600), (2, 16)]
     samples = []
     for i, (fraction, jitter) in enumerate(figures):
-        sample = leg.on_rtcp(rr(block(fraction=fraction, jitter=jitter, highest=i)), 5.0 * i)
+        sample = leg.on_rtcp(rr(block(fraction=fraction, jitter=jitter, highest=250 * i)), 5.0 * i)
         assert sample is not None
         samples.append(sample)
     assert leg.reports == 4
@@ -296,9 +296,9 @@ def test_average_worst_and_main_cause() -> None:
     assert average.rtt_ms is None
     assert average.mos == pytest.approx(sum(s.mos for s in samples) / 4)
     assert leg.current() == samples[3] and leg.main_cause() is None
-    leg.on_rtcp(rr(block(fraction=0, jitter=1600, highest=9)), 30.0)
+    leg.on_rtcp(rr(block(fraction=0, jitter=1600, highest=2250)), 30.0)
     assert leg.main_cause() == "jitter"
-    leg.on_rtcp(rr(block(fraction=40, jitter=8, highest=10)), 35.0)
+    leg.on_rtcp(rr(block(fraction=40, jitter=8, highest=2500)), 35.0)
     assert leg.main_cause() == "loss"
 
 
@@ -439,3 +439,13 @@ def test_clean_call_is_scored_for_the_end_to_end_round_trip() -> None:
     assert isinstance(whole, QualitySample)
     assert whole.rtt_ms == pytest.approx(100, abs=2)
     assert whole.mos == pytest.approx(mos(0, 0, whole.rtt_ms))
+
+
+def test_a_report_on_a_few_packets_makes_no_sample() -> None:
+    """A stream that stopped just after a report: the next one covers three packets, one
+    lost, and would read as 33 % loss."""
+    leg = LegQuality()
+    assert leg.on_rtcp(rr(block(fraction=0, highest=1000)), 5.0) is not None
+    assert leg.on_rtcp(rr(block(fraction=85, highest=1003)), 10.0) is None
+    assert leg.current() is not None and leg.current().loss_percent == 0  # type: ignore[union-attr]
+    assert leg.on_rtcp(rr(block(fraction=3, highest=1253)), 15.0) is not None

@@ -30,15 +30,17 @@ for ``MAX_SOURCES`` sources.
 Which report block. A phone can report on several sources at once: the party's old and
 new SSRC after a re-INVITE, the relay's own stream (music on hold) next to the party's
 stalled one. A block whose extended highest sequence number has not moved since the
-phone's previous report about that source describes a stream that is no longer
-received; such blocks are passed over. Among the streams still received, the one with
-the largest fraction lost is used (then the largest jitter): the worst of what the
-party hears, never hidden by a quiet source. When every block is about a stalled stream
-(the party is on hold, or silent without comfort noise) the report makes no sample: no
-audio came, so there is no quality to rate, and an hour on hold must not lift the
-call's average. The round trip is taken from any block of the report whose LSR matches
-a recorded SR, the chosen one first; without one, the leg's last measured round trip
-stands.
+phone's previous report about that source describes a stream that is no longer received;
+such blocks are passed over, and so are blocks covering fewer than
+``MIN_INTERVAL_PACKETS`` packets since the previous one (a stream that stopped just
+after a report: one lost packet among three would read as 33 % loss). Among the streams
+still received, the one with the largest fraction lost is used (then the largest
+jitter): the worst of what the party hears, never hidden by a quiet source. When every
+block is about a stalled stream (the party is on hold, or silent without comfort noise)
+the report makes no sample: no audio came, so there is no quality to rate, and an hour
+on hold must not lift the call's average. The round trip is taken from any block of the
+report whose LSR matches a recorded SR, the chosen one first; without one, the leg's
+last measured round trip stands.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ from nuage.media.rtcp import (
 SR_HISTORY = 16
 """The SRs remembered per source: 80 s of reports at the usual 5 s interval, room for a
 phone that echoes an older SR than the latest (its report crossed a newer SR)."""
+
+MIN_INTERVAL_PACKETS = 10
+"""A report interval shorter than this (in packets expected) makes no sample."""
 
 MAX_SOURCES = 8
 """The sources (SSRCs) remembered per leg, for the SR history and the stalled-stream
@@ -198,7 +203,10 @@ class LegQuality:
             return None
         live = []
         for block in blocks:
-            if self._highest.get(block.ssrc) != block.highest_sequence:
+            previous = self._highest.get(block.ssrc)
+            if previous is None or (
+                (block.highest_sequence - previous) % 2**32 >= MIN_INTERVAL_PACKETS
+            ):
                 live.append(block)
             _remember(self._highest, block.ssrc, block.highest_sequence, MAX_SOURCES)
         if not live:
