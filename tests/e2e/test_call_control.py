@@ -321,3 +321,34 @@ async def test_switching_between_a_held_call_and_a_new_one(
             if label != "-" and len(list(frames)) >= 25 and (not runs or runs[-1] != label):
                 runs.append(label)
         assert "".join(runs) == tone_order, (user, audio.describe(timeline))
+
+
+async def test_a_recording_stops_by_itself_at_its_limit(
+    server: NuageServer, tmp_path: Path
+) -> None:
+    """The 5-minute limit, shortened to 2 s: the file ends there, holds both parties in
+    their channels, and the row says the limit stopped it; the call goes on."""
+    control = server.control
+    assert control is not None and server.service is not None
+    recordings = server.service.calls.recordings
+    assert recordings is not None
+    recordings.max_seconds = 2.0
+    alice, bob, carol = three_phones(server, tmp_path)
+    company, alice_id = ids(server, "1001")
+    async with alice, bob, carol:
+        await alice_calls_bob(alice, bob, carol)
+        [call] = control.calls(company, alice_id)
+        await asyncio.sleep(1)
+        await control.start_recording(company, alice_id, call.id)
+        await asyncio.sleep(4)
+        assert not control.call(company, alice_id, call.id).recording
+        assert control.call(company, alice_id, call.id).state == "talking"
+        await control.hang_up(company, alice_id, call.id)
+        await bob.wait_event("CALL_CLOSED", timeout=10)
+    [path] = sorted((tmp_path / "data" / "recordings").rglob("*.wav"))
+    samples, rate = audio.read_wav(path)
+    assert 1.9 <= len(samples) / rate <= 2.1
+    assert server.db is not None
+    async with server.db.session() as session:
+        [row] = (await session.execute(select(Recording))).scalars()
+    assert row.stopped_by == "limit" and 1900 <= row.duration_ms <= 2100

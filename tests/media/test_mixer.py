@@ -14,11 +14,19 @@ from nuage.media import g711
 from nuage.media.engine import LocalMediaEngine
 from nuage.media.mixer import ConferenceMixer, Member
 from nuage.media.player import UnsupportedCodecError
+from nuage.media.rtcp_sender import ReportSettings
 from nuage.media.rtp import RtpPacket, RtpSender
 from nuage.media.sdp import RtpMap
 
 from . import free_udp_port_range
-from .test_relay import HOST, Phone, phone
+from .test_relay import HOST, Phone, phone, until
+from .test_rtp_player import (
+    CNAME,
+    REPORT_INTERVAL,
+    check_bye,
+    check_sender_reports,
+    rtp_and_rtcp_sockets,
+)
 
 PCMU = RtpMap(0, "PCMU", 8000)
 G729 = RtpMap(18, "G729", 8000)
@@ -135,3 +143,33 @@ async def test_a_codec_that_cannot_be_mixed_is_refused(engine: LocalMediaEngine)
     with pytest.raises(UnsupportedCodecError):
         mixer.add(side, {18: G729}, G729)
     assert len(mixer) == 0 and side.hears == "peer"
+
+
+async def test_each_member_gets_sender_reports_and_a_bye_when_it_leaves() -> None:
+    low = free_udp_port_range(20)
+    reports = ReportSettings(cname=CNAME, interval=REPORT_INTERVAL, uniform=lambda: 0.5)
+    engine = LocalMediaEngine(HOST, low, low + 19, reports=reports)
+    try:
+        mixer = ConferenceMixer(engine.clock)
+        parties, members = [], []
+        for _ in range(3):
+            side = (await engine.create_session()).a
+            rtp, rtcp = await rtp_and_rtcp_sockets()
+            side.set_remote(HOST, rtp.port)  # RTCP to the next port
+            members.append(mixer.add(side, {0: PCMU}, PCMU))
+            parties.append((rtp, rtcp))
+        await until(lambda: all(len(rtcp.datagrams) >= 3 for _, rtcp in parties))
+        mixer.remove(members[0])
+        await until(parties[0][1].said_bye)
+        await asyncio.sleep(0.05)
+        assert not any(rtcp.said_bye() for _, rtcp in parties[1:])
+        mixer.close()
+        for _, rtcp in parties[1:]:
+            await until(rtcp.said_bye)
+        for member, (rtp, rtcp) in zip(members, parties, strict=True):
+            # Each party's reports are about the stream it hears, under its own SSRC.
+            assert check_sender_reports(rtp, rtcp, 8000) == member.ssrc
+            check_bye(rtcp, member.ssrc, rtp)
+        assert len({member.ssrc for member in members}) == 3
+    finally:
+        await engine.close()

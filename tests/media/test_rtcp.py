@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -27,6 +30,7 @@ from nuage.media.rtcp import (
     parse_compound,
     round_trip_time,
 )
+from nuage.media.rtcp_sender import ReportSettings, RtcpReporter, report_interval
 
 BLOCK = ReportBlock(0xCAFEBABE, 51, 1234, 0x0001_0005, 320, 0x1234_5678, 0x0002_8000)
 U32 = st.integers(0, 0xFFFFFFFF)
@@ -373,3 +377,143 @@ def test_report_block_carries_lsr_and_dlsr_of_the_last_sr() -> None:
     assert block.last_sr == (sr.ntp_timestamp >> 16) & 0xFFFFFFFF
     assert block.delay_since_last_sr == 3 * 32768
     assert block.ssrc == 0x55
+
+
+# Reports about the streams the server sends (rtcp_sender.py)
+
+
+class Clock:
+    """The monotonic time the tests give a reporter; its wall clock reads 1000 s more."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def wall(self) -> float:
+        return 1000.0 + self.now
+
+
+def reporter(
+    clock: Clock, interval: float = 5.0, uniform: float = 0.5, clock_rate: int = 8000
+) -> RtcpReporter:
+    """A reporter whose interval is not random."""
+    return RtcpReporter(
+        0xFEED,
+        clock_rate,
+        cname="nuage@192.0.2.1",
+        interval=interval,
+        uniform=lambda: uniform,
+        wall_clock=clock.wall,
+    )
+
+
+def send_frames(
+    stream: RtcpReporter, clock: Clock, first: int, count: int, start: float
+) -> list[bytes]:
+    """``count`` packets of 160 octets, one per 20 ms from ``start``, timestamps from
+    ``first``; returns the reports they brought."""
+    reports = []
+    for index in range(count):
+        clock.now = start + index * 0.02
+        report = stream.sent((first + index * 160) & 0xFFFFFFFF, 160, clock.now)
+        if report is not None:
+            reports.append(report)
+    return reports
+
+
+def test_report_interval_is_the_minimum_spread_by_half_either_way() -> None:
+    assert report_interval(5.0, 0.5) == 5.0
+    assert report_interval(5.0, 0.0) == 2.5
+    assert report_interval(5.0, 0.999) == pytest.approx(7.495)
+    # The first report comes after half the minimum (RFC 3550 6.2).
+    assert report_interval(5.0, 0.0, initial=True) == 1.25
+    assert report_interval(5.0, 0.5, initial=True) == 2.5
+
+
+def test_reporter_sends_sr_and_cname_at_the_interval() -> None:
+    clock = Clock()
+    stream = reporter(clock)
+    # The first packet schedules the first report 2.5 s later, then every 5 s.
+    reports = send_frames(stream, clock, 0x1000, 1000, 10.0)
+    assert stream.due == pytest.approx(27.5 + 5.0)
+    assert len(reports) == 4
+    first = parse_compound(reports[0])
+    assert first == [
+        SenderReport(0xFEED, ntp_timestamp(1012.5), 0x1000 + 125 * 160, 126, 126 * 160),
+        SourceDescription.cname(0xFEED, "nuage@192.0.2.1"),
+    ]
+    ntps = []
+    for data in reports:
+        sr = parse_compound(data)[0]
+        assert isinstance(sr, SenderReport)
+        ntps.append((ntp_to_unix(sr.ntp_timestamp), sr.rtp_timestamp))
+    assert [round(t - 1000.0, 2) for t, _ in ntps] == [12.5, 17.5, 22.5, 27.5]
+    # Every pair maps 5 s of wall time to 5 s of the 8 kHz RTP clock.
+    for (t0, r0), (t1, r1) in itertools.pairwise(ntps):
+        assert (r1 - r0) / 8000 == pytest.approx(t1 - t0, abs=1e-6)
+
+
+def test_reporter_extrapolates_the_rtp_timestamp_to_the_report_time() -> None:
+    clock = Clock()
+    stream = reporter(clock, clock_rate=48000)
+    assert stream.sent(0xFFFFFF00, 100, 1.0) is None  # the first packet schedules
+    clock.now = 5.0
+    sr = parse_compound(stream.report(5.0))[0]
+    # 4 s of a 48 kHz clock later, across the 32-bit wrap.
+    assert sr == SenderReport(0xFEED, ntp_timestamp(1005.0), (0xFFFFFF00 + 192_000) % 2**32, 1, 100)
+
+
+def test_reporter_interval_is_randomised_by_the_injected_source() -> None:
+    values = iter([0.0, 0.999, 0.25])
+    stream = RtcpReporter(1, 8000, interval=1.0, uniform=lambda: next(values))
+    assert stream.sent(0, 160, 0.0) is None
+    assert stream.due == 0.25
+    assert stream.poll(0.24) is None
+    assert stream.poll(0.25) is not None
+    assert stream.due == pytest.approx(0.25 + 1.499)
+    stream.report(2.0)
+    assert stream.due == 2.75
+
+
+def test_reporter_sends_an_rr_once_nothing_was_sent_for_two_intervals() -> None:
+    clock = Clock()
+    stream = reporter(clock)
+    send_frames(stream, clock, 0, 200, 0.0)  # the first report at 2.5 s
+    assert isinstance(parse_compound(stream.report(6.0))[0], SenderReport)
+    assert isinstance(parse_compound(stream.report(11.0))[0], SenderReport)
+    assert parse_compound(stream.report(16.0))[0] == ReceiverReport(0xFEED)
+
+
+def test_bye_ends_the_stream_with_a_last_report_and_the_cname() -> None:
+    clock = Clock()
+    stream = reporter(clock)
+    assert stream.bye(0.0) is None  # nothing sent: no BYE (RFC 3550 6.3.7)
+    send_frames(stream, clock, 0, 10, 0.0)
+    clock.now = 0.2
+    packets = parse_compound(stream.bye(0.2) or b"")
+    assert packets == [
+        SenderReport(0xFEED, ntp_timestamp(1000.2), 10 * 160, 10, 1600),
+        SourceDescription.cname(0xFEED, "nuage@192.0.2.1"),
+        Bye((0xFEED,)),
+    ]
+    assert stream.due == math.inf and stream.poll(1e9) is None
+    assert stream.bye(0.3) is None  # once
+
+
+@pytest.mark.parametrize(
+    "arguments", [{"clock_rate": 0}, {"interval": 0.0}, {"cname": ""}, {"cname": "x" * 256}]
+)
+def test_reporter_refuses_impossible_settings(arguments: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        RtcpReporter(1, **{"clock_rate": 8000, **arguments})
+
+
+def test_report_settings_make_reporters_with_the_server_cname() -> None:
+    settings = ReportSettings(cname="nuage@198.51.100.1", interval=0.5, uniform=lambda: 0.5)
+    stream = settings.reporter(7, 16000)
+    assert (stream.ssrc, stream.clock_rate, stream.cname, stream.interval) == (
+        7,
+        16000,
+        "nuage@198.51.100.1",
+        0.5,
+    )
+    assert ReportSettings().reporter(7, 8000).cname == "nuage"

@@ -1,17 +1,39 @@
-"""RTP packets, the shared 20 ms clock, sounds and music on hold."""
+"""RTP packets, the shared 20 ms clock, sounds and music on hold, and the RTCP of the
+streams the server sends (sender reports, BYE) as a phone receives it."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import struct
+import time
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
 
 from nuage.media import g711, music
+from nuage.media.engine import LocalMediaEngine
 from nuage.media.player import FrameClock, Playback, Sound, UnsupportedCodecError, can_encode
+from nuage.media.rtcp import (
+    Bye,
+    RtcpPacket,
+    SenderReport,
+    SourceDescription,
+    ntp_to_unix,
+    parse_compound,
+)
+from nuage.media.rtcp_sender import ReportSettings
 from nuage.media.rtp import RtpError, RtpPacket, RtpSender
+from nuage.media.sdp import RtpMap
+
+from . import free_udp_port_range
+from .test_relay import HOST, until
+
+CNAME = "nuage@127.0.0.1"
+REPORT_INTERVAL = 0.2
+"""The RTCP interval of the tests' engines: the first report after 0.1 s, then every
+0.2 s (the random spread is pinned to its middle)."""
 
 
 def test_sender_numbers_packets_and_parse_reads_them_back() -> None:
@@ -114,3 +136,185 @@ async def test_the_clock_ticks_every_20_ms_for_all_listeners_like_a_radio() -> N
         int(g711.alaw_decode(p.payload)[0]) for p in map(RtpPacket.parse, received["two"])
     ]
     assert [round(v, -3) for v in decoded_one] == [round(v, -3) for v in decoded_two]
+
+
+# RTCP of the streams the server sends
+
+
+def test_a_sound_played_once_ends_with_a_bye_before_then() -> None:
+    sound = Sound("steps", np.repeat(np.arange(5, dtype=np.int16) * 1000, 160))
+    events: list[tuple[str, bytes]] = []
+    playback = Playback(
+        sound,
+        "PCMU",
+        8000,
+        0,
+        lambda packet: events.append(("rtp", packet)),
+        loop=False,
+        then=lambda: events.append(("then", b"")),
+        send_rtcp=lambda packet: events.append(("rtcp", packet)),
+        reports=ReportSettings(cname=CNAME, interval=60.0),
+    )
+    for tick in range(8):
+        playback.on_tick(tick)
+    assert [kind for kind, _ in events] == ["rtp"] * 5 + ["rtcp", "then"]
+    assert {RtpPacket.parse(packet).ssrc for kind, packet in events[:5]} == {playback.ssrc}
+    report, sdes, bye = parse_compound(events[5][1])
+    assert isinstance(report, SenderReport)
+    assert (report.ssrc, report.packet_count, report.octet_count) == (playback.ssrc, 5, 800)
+    assert sdes == SourceDescription.cname(playback.ssrc, CNAME)
+    assert bye == Bye((playback.ssrc,))
+    playback.stop()  # the owner stops it: the BYE is not repeated
+    assert len(events) == 7
+
+
+def test_a_playback_stopped_before_sending_sends_no_bye() -> None:
+    sound = Sound("steps", np.zeros(800, dtype=np.int16))
+    rtcp: list[bytes] = []
+    playback = Playback(sound, "PCMA", 8000, 8, lambda _: None, send_rtcp=rtcp.append)
+    playback.stop()
+    assert rtcp == []
+
+
+class Receiver(asyncio.DatagramProtocol):
+    """One socket of a test phone: what it receives, with the Unix time it arrived."""
+
+    def __init__(self) -> None:
+        self.datagrams: list[tuple[bytes, float]] = []
+        self.transport: asyncio.DatagramTransport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.datagrams.append((data, time.time()))
+
+    @property
+    def port(self) -> int:
+        port: int = self.transport.get_extra_info("sockname")[1]
+        return port
+
+    def compounds(self) -> list[tuple[list[RtcpPacket], float]]:
+        return [(parse_compound(data), arrival) for data, arrival in self.datagrams]
+
+    def said_bye(self) -> bool:
+        return any(isinstance(packets[-1], Bye) for packets, _ in self.compounds())
+
+
+async def rtp_and_rtcp_sockets() -> tuple[Receiver, Receiver]:
+    """A phone's RTP socket and its RTCP socket on the next port, where the relay sends
+    RTCP when the SDP does not say (RFC 3550 11)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(50):
+        base = free_udp_port_range(2)
+        try:
+            rtp_transport, rtp = await loop.create_datagram_endpoint(
+                Receiver, local_addr=(HOST, base)
+            )
+        except OSError:
+            continue
+        try:
+            _, rtcp = await loop.create_datagram_endpoint(Receiver, local_addr=(HOST, base + 1))
+        except OSError:
+            rtp_transport.close()
+            continue
+        return rtp, rtcp
+    raise RuntimeError("no two consecutive free UDP ports")
+
+
+def check_sender_reports(rtp: Receiver, rtcp: Receiver, clock_rate: int) -> int:
+    """Check every compound RTCP packet ``rtcp`` received against the RTP stream ``rtp``
+    received; returns the stream's SSRC."""
+    stream = [(RtpPacket.parse(data), arrival) for data, arrival in rtp.datagrams]
+    ssrcs = {packet.ssrc for packet, _ in stream}
+    assert len(ssrcs) == 1
+    ssrc = ssrcs.pop()
+    stamps = []
+    for packets, arrival in rtcp.compounds():
+        report, sdes = packets[:2]
+        assert isinstance(report, SenderReport) and report.ssrc == ssrc
+        assert sdes == SourceDescription.cname(ssrc, CNAME)
+        before = [(packet, at) for packet, at in stream if at <= arrival]
+        # The report went right after an RTP packet, which may arrive just after it.
+        assert abs(report.packet_count - len(before)) <= 1
+        octets = sum(len(packet.payload) for packet, _ in before)
+        assert abs(report.octet_count - octets) <= max(len(p.payload) for p, _ in stream)
+        # Its RTP timestamp is the stream's at its NTP time: the last packet's, moved on
+        # by the time from that packet's arrival to the report's NTP time.
+        last, last_arrival = before[-1]
+        reported = ntp_to_unix(report.ntp_timestamp)
+        ahead = ((report.rtp_timestamp - last.timestamp + 2**31) % 2**32 - 2**31) / clock_rate
+        assert ahead == pytest.approx(reported - last_arrival, abs=0.02)
+        if not isinstance(packets[-1], Bye):
+            stamps.append((reported, report.rtp_timestamp))
+    # Between two reports, as much RTP time as wall time went by; and the interval.
+    for (t0, r0), (t1, r1) in itertools.pairwise(stamps):
+        assert ((r1 - r0) % 2**32) / clock_rate == pytest.approx(t1 - t0, abs=0.02)
+        # Never early; late by a tick or two, more on a busy machine.
+        assert REPORT_INTERVAL - 0.005 < t1 - t0 < REPORT_INTERVAL + 0.15
+    return ssrc
+
+
+def check_bye(rtcp: Receiver, ssrc: int, rtp: Receiver) -> None:
+    """The last compound packet: a last SR, the CNAME and the BYE of ``ssrc``."""
+    packets, _ = rtcp.compounds()[-1]
+    report, sdes, bye = packets
+    assert isinstance(report, SenderReport) and report.ssrc == ssrc
+    assert abs(report.packet_count - len(rtp.datagrams)) <= 1
+    assert sdes == SourceDescription.cname(ssrc, CNAME)
+    assert bye == Bye((ssrc,))
+    assert sum(isinstance(packets[-1], Bye) for packets, _ in rtcp.compounds()) == 1
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[LocalMediaEngine]:
+    low = free_udp_port_range(20)
+    reports = ReportSettings(cname=CNAME, interval=REPORT_INTERVAL, uniform=lambda: 0.5)
+    media = LocalMediaEngine(HOST, low, low + 19, reports=reports)
+    yield media
+    await media.close()
+
+
+async def test_music_on_hold_comes_with_sender_reports_and_ends_with_a_bye(
+    engine: LocalMediaEngine,
+) -> None:
+    rtp, rtcp = await rtp_and_rtcp_sockets()
+    session = await engine.create_session()
+    session.a.set_remote(HOST, rtp.port)  # RTCP to the next port
+    session.a.play(engine.music_on_hold, RtpMap(0, "PCMU", 8000))
+    await until(lambda: len(rtcp.datagrams) >= 3)
+    session.a.relay()
+    await until(rtcp.said_bye)
+    # Nothing more once the music stopped.
+    await asyncio.sleep(0.05)
+    ssrc = check_sender_reports(rtp, rtcp, 8000)
+    check_bye(rtcp, ssrc, rtp)
+    assert len(rtcp.compounds()) >= 4
+    assert session.b.rtcp_counters().packets_out == 0  # the other party got nothing
+
+
+async def test_a_sound_played_once_says_bye_when_it_ends(engine: LocalMediaEngine) -> None:
+    rtp, rtcp = await rtp_and_rtcp_sockets()
+    session = await engine.create_session()
+    session.a.set_remote(HOST, rtp.port)
+    played = asyncio.Event()
+    session.a.play(engine.beep, RtpMap(9, "G722", 8000), loop=False, then=played.set)
+    await asyncio.wait_for(played.wait(), 2)
+    await until(rtcp.said_bye)
+    assert len(rtp.datagrams) == len(engine.beep)
+    ssrc = check_sender_reports(rtp, rtcp, 8000)
+    check_bye(rtcp, ssrc, rtp)
+    session.a.relay()  # stopping it now sends no second BYE
+    await asyncio.sleep(0.05)
+    check_bye(rtcp, ssrc, rtp)
+
+
+async def test_closing_the_session_says_bye(engine: LocalMediaEngine) -> None:
+    rtp, rtcp = await rtp_and_rtcp_sockets()
+    session = await engine.create_session()
+    session.a.set_remote(HOST, rtp.port)
+    session.a.play(engine.music_on_hold, RtpMap(8, "PCMA", 8000))
+    await until(lambda: len(rtp.datagrams) >= 3)
+    await session.close()
+    await until(rtcp.said_bye)
+    check_bye(rtcp, check_sender_reports(rtp, rtcp, 8000), rtp)

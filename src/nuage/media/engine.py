@@ -24,6 +24,7 @@ from nuage.media.player import FrameClock, Sound
 from nuage.media.ports import PortAllocator
 from nuage.media.prompts import Prompts
 from nuage.media.relay import Counters, RelaySession
+from nuage.media.rtcp_sender import ReportSettings
 from nuage.media.sdp import RtpMap
 
 
@@ -77,6 +78,10 @@ class MediaSide(Protocol):
     def send(self, packet: bytes) -> None:
         """Send this side's party an RTP packet the server made, beside what it hears."""
 
+    def send_rtcp(self, packet: bytes) -> None:
+        """Send this side's party an RTCP packet the server made (reports about a stream
+        the server sends it, such as a conference's mix)."""
+
     def hear_server(self) -> Callable[[bytes], None]:
         """Hear only the RTP packets given to the returned function (a conference's mix)."""
         ...
@@ -117,10 +122,20 @@ class MediaEngine(Protocol):
 
 class LocalMediaEngine:
     """Relay sessions in this process, on ports of [port_min, port_max] bound on
-    ``bind_host`` and advertised as ``public_address`` (default: ``bind_host``)."""
+    ``bind_host`` and advertised as ``public_address`` (default: ``bind_host``).
+
+    The streams the server makes (sounds, conference mixes) are reported in RTCP as
+    ``reports`` say; by default with the CNAME ``nuage@<public_address>`` every 5 s or so
+    (rtcp_sender.py)."""
 
     def __init__(
-        self, bind_host: str, port_min: int, port_max: int, public_address: str | None = None
+        self,
+        bind_host: str,
+        port_min: int,
+        port_max: int,
+        public_address: str | None = None,
+        *,
+        reports: ReportSettings | None = None,
     ) -> None:
         self.ports = PortAllocator(bind_host, port_min, port_max)
         if public_address is None:
@@ -136,7 +151,9 @@ class LocalMediaEngine:
             raise ValueError(f"public_address must be an IP address: {public_address!r}") from None
         self._sessions: set[RelaySession] = set()
         self._closed = False
-        self.clock = FrameClock()
+        if reports is None:
+            reports = ReportSettings(cname=f"nuage@{self.public_address}")
+        self.clock = FrameClock(reports)
         self.prompts = Prompts()
         self._music_on_hold: Sound | None = None
 

@@ -3,12 +3,14 @@
 Each member is a relay side taken over by the mixer: what its party sends is tapped,
 jitter-buffered and decoded (inbound.py); on every tick of the 20 ms clock the mixer sums
 the members' frames once and sends each member the sum less its own frame, encoded in
-its codec, as the RTP stream of the server (its own SSRC, sequence and timestamps).
+its codec, as the RTP stream of the server (its own SSRC, sequence and timestamps),
+reported to the member's party in RTCP (sender reports, and a BYE when it leaves).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -18,12 +20,14 @@ from nuage.media import g711
 from nuage.media.codecs import encoder_for
 from nuage.media.inbound import FRAME_SAMPLES, InboundAudio
 from nuage.media.player import FRAME_SECONDS, FrameClock
+from nuage.media.rtcp_sender import ReportSettings
 from nuage.media.rtp import RtpSender
 from nuage.media.sdp import RtpMap
 
 
 class MixableSide(Protocol):
-    """A relay side: its party's packets can be tapped, and it can hear what we send."""
+    """A relay side: its party's packets can be tapped, and it can hear what we send
+    (RTP, and RTCP about it)."""
 
     def add_listener(self, listener: Callable[[bytes], object]) -> None: ...
 
@@ -31,14 +35,23 @@ class MixableSide(Protocol):
 
     def hear_server(self) -> Callable[[bytes], None]: ...
 
+    def send_rtcp(self, packet: bytes) -> None: ...
+
     def silence(self) -> None: ...
 
 
 class Member:
     """One party of a conference. A muted member is neither heard nor sent anything
-    (a party that put the conference on hold)."""
+    (a party that put the conference on hold). Its party gets RTCP about the stream it
+    hears as ``reports`` say: sender reports, and a BYE on ``detach``."""
 
-    def __init__(self, side: MixableSide, receives: Mapping[int, RtpMap], codec: RtpMap) -> None:
+    def __init__(
+        self,
+        side: MixableSide,
+        receives: Mapping[int, RtpMap],
+        codec: RtpMap,
+        reports: ReportSettings | None = None,
+    ) -> None:
         self._encoder = encoder_for(codec.encoding, codec.clock_rate, codec.channels or 1)
         self.side = side
         self.inbound = InboundAudio(receives)
@@ -47,17 +60,30 @@ class Member:
         self._timestamps = round(codec.clock_rate * FRAME_SECONDS)
         self._send = side.hear_server()
         self._sent = 0
+        settings = ReportSettings() if reports is None else reports
+        self._reporter = settings.reporter(self._sender.ssrc, codec.clock_rate)
         side.add_listener(self.inbound.packet)
 
+    @property
+    def ssrc(self) -> int:
+        """The SSRC of the stream this member's party hears."""
+        return self._sender.ssrc
+
     def send(self, pcm: g711.Pcm) -> None:
+        payload = self._encoder.encode(pcm)
+        sender = self._sender
+        timestamp = sender.timestamp
         # The first packet starts a talkspurt (RFC 3551 4.1): the phone resyncs its buffer.
-        packet = self._sender.packet(
-            self._encoder.encode(pcm), self._timestamps, marker=not self._sent
-        )
-        self._send(packet)
+        self._send(sender.packet(payload, self._timestamps, marker=not self._sent))
         self._sent += 1
+        report = self._reporter.sent(timestamp, len(payload), time.monotonic())
+        if report is not None:
+            self.side.send_rtcp(report)
 
     def detach(self) -> None:
+        bye = self._reporter.bye(time.monotonic())
+        if bye is not None:
+            self.side.send_rtcp(bye)
         self.side.remove_listener(self.inbound.packet)
         self.side.silence()
 
@@ -76,7 +102,7 @@ class ConferenceMixer:
     def add(self, side: MixableSide, receives: Mapping[int, RtpMap], codec: RtpMap) -> Member:
         """Take ``side`` over: its party (sending ``receives``' codecs) hears the others in
         ``codec`` from now on. Raises ``UnsupportedCodecError``."""
-        member = Member(side, receives, codec)
+        member = Member(side, receives, codec, self._clock.reports)
         self._members.append(member)
         if len(self._members) == 1:
             self._clock.add(self)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from nuage.media import g711
 from nuage.media.codecs import UnsupportedCodecError, encoder_for, supported
+from nuage.media.rtcp_sender import ReportSettings, RtcpReporter
 from nuage.media.rtp import RtpSender
 
 __all__ = ["FRAME_SECONDS", "FrameClock", "Playback", "Sound", "UnsupportedCodecError"]
@@ -67,9 +69,11 @@ class Listener(Protocol):
 
 class FrameClock:
     """Calls every listener once per 20 ms, in step with the wall clock; runs only while
-    someone listens."""
+    someone listens. ``reports`` says how the streams it drives (the server's own: sounds,
+    conference mixes) are reported in RTCP."""
 
-    def __init__(self) -> None:
+    def __init__(self, reports: ReportSettings | None = None) -> None:
+        self.reports = ReportSettings() if reports is None else reports
         self._listeners: set[Listener] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._next = 0.0
@@ -110,11 +114,19 @@ class FrameClock:
         self._timer = loop.call_at(self._next, self._tick)
 
 
+def _ignore(packet: bytes) -> None:
+    pass
+
+
 class Playback:
     """One sound streamed as RTP to one party: its own SSRC, sequence and timestamps.
 
     Looped, it plays the clock's current frame (every listener hears the same moment);
     once, it plays from the start to the end and then calls ``then``.
+
+    With ``send_rtcp``, the party also gets the stream's RTCP as ``reports`` say: sender
+    reports while it plays, and a BYE once it ends (``stop``, or the end of a sound
+    played once, just before ``then``).
     """
 
     def __init__(
@@ -127,6 +139,8 @@ class Playback:
         *,
         loop: bool = True,
         then: Callable[[], None] | None = None,
+        send_rtcp: Callable[[bytes], None] | None = None,
+        reports: ReportSettings | None = None,
     ) -> None:
         self._frames = sound.frames(encoding, clock_rate)
         # RTP timestamp units per frame: the codec's clock, not the sound's 8 kHz.
@@ -136,6 +150,15 @@ class Playback:
         self._loop = loop
         self._then = then
         self._played = 0
+        self._send_rtcp = _ignore if send_rtcp is None else send_rtcp
+        self._reporter: RtcpReporter | None = None
+        if send_rtcp is not None:
+            settings = ReportSettings() if reports is None else reports
+            self._reporter = settings.reporter(self._sender.ssrc, clock_rate)
+
+    @property
+    def ssrc(self) -> int:
+        return self._sender.ssrc
 
     @property
     def finished(self) -> bool:
@@ -145,8 +168,28 @@ class Playback:
         if self.finished:
             return
         index = tick % len(self._frames) if self._loop else self._played
+        payload = self._frames[index]
+        sender = self._sender
+        timestamp = sender.timestamp
         # The marker bit starts a talkspurt (RFC 3551 4.1): the receiver resyncs its buffer.
-        self._send(self._sender.packet(self._frames[index], self._samples, marker=not self._played))
+        self._send(sender.packet(payload, self._samples, marker=not self._played))
         self._played += 1
-        if self.finished and self._then is not None:
-            self._then()
+        reporter = self._reporter
+        if reporter is not None:
+            report = reporter.sent(timestamp, len(payload), time.monotonic())
+            if report is not None:
+                self._send_rtcp(report)
+        if self.finished:
+            self.stop()
+            if self._then is not None:
+                self._then()
+
+    def stop(self) -> None:
+        """The stream ends: its party gets a BYE for its SSRC, once, if anything was sent
+        and RTCP is on. Called by the owner once the playback is off the clock."""
+        reporter = self._reporter
+        if reporter is not None:
+            self._reporter = None
+            bye = reporter.bye(time.monotonic())
+            if bye is not None:
+                self._send_rtcp(bye)

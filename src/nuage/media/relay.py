@@ -9,7 +9,8 @@ tapped (recording, DTMF feature codes, call quality from RTCP): its listeners ge
 admitted packet; a plain relay has none and pays one attribute test per packet.
 
 A side can also hear a sound (music on hold, a beep) or nothing instead of the other
-side: the other side's packets are then dropped and the sound's own stream sent.
+side: the other side's packets are then dropped and the sound's own stream sent, with
+its RTCP (sender reports, a BYE when it stops) out of the side's RTCP socket.
 
 Symmetric RTP latching (RFC 4961, "comedia"), per socket:
 
@@ -272,8 +273,9 @@ class RelaySide:
         then: Callable[[], None] | None = None,
     ) -> None:
         """Hear ``sound`` in ``codec`` instead of the other side: looped until ``relay`` or
-        ``silence``, or once and then ``then`` is called. Raises ``UnsupportedCodecError``
-        when the codec cannot be played."""
+        ``silence``, or once and then ``then`` is called. The party gets the stream's
+        RTCP as the clock's ``reports`` say, and a BYE when it ends. Raises
+        ``UnsupportedCodecError`` when the codec cannot be played."""
         playback = Playback(
             sound,
             codec.encoding,
@@ -282,6 +284,8 @@ class RelaySide:
             self._rtp.send_own,
             loop=loop,
             then=then,
+            send_rtcp=self._rtcp.send_own,
+            reports=self._clock.reports,
         )
         self.silence()
         self._playback = playback
@@ -298,6 +302,11 @@ class RelaySide:
         """Send this side's party an RTP packet the server made (telephone events), beside
         whatever it hears."""
         self._rtp.send_own(packet)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        """Send this side's party an RTCP packet the server made (reports about a stream
+        the server sends it), out of this side's RTCP socket."""
+        self._rtcp.send_own(packet)
 
     def hear_server(self) -> Callable[[bytes], None]:
         """Hear only the RTP packets given to the returned function (a stream the server
@@ -320,9 +329,11 @@ class RelaySide:
         self._rtcp.clear_listeners()
 
     def _stop_playback(self) -> None:
-        if self._playback is not None:
-            self._clock.remove(self._playback)
+        playback = self._playback
+        if playback is not None:
+            self._clock.remove(playback)
             self._playback = None
+            playback.stop()
 
     @property
     def rtp_port(self) -> int:

@@ -53,7 +53,8 @@ class RecordingService:
         self._data_dir = data_dir
         self._writer = writer
         self._clock = clock
-        self._max_seconds = max_seconds
+        # Recordings stop by themselves at this length (F10: 5 minutes).
+        self.max_seconds = max_seconds
         self._active: dict[Call, _Active] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -84,7 +85,7 @@ class RecordingService:
             path,
             self._clock,
             *sources,
-            max_seconds=self._max_seconds,
+            max_seconds=self.max_seconds,
             on_limit=lambda: self._spawn(self.stop(call, "limit")),
         )
         self._active[call] = _Active(recording, owner, started_at, str(relative))
