@@ -352,3 +352,33 @@ async def test_a_recording_stops_by_itself_at_its_limit(
     async with server.db.session() as session:
         [row] = (await session.execute(select(Recording))).scalars()
     assert row.stopped_by == "limit" and 1900 <= row.duration_ms <= 2100
+
+
+async def test_star_three_on_a_phone_merges_its_two_calls(
+    server: NuageServer, tmp_path: Path
+) -> None:
+    """A SIP phone with no conference button: Alice holds Bob on her phone, calls Carol,
+    keys *3, and the three are in one conference."""
+    control = server.control
+    assert control is not None
+    alice, bob, carol = three_phones(server, tmp_path)
+    company, carol_id = ids(server, "1003")
+    async with alice, bob, carol:
+        await alice_calls_bob(alice, bob, carol)
+        await asyncio.sleep(1.1)
+        await alice.command("hold")
+        await asyncio.sleep(1.1)
+        await alice.dial(f"sip:1003@{DOMAIN}")
+        await carol.wait_event("CALL_ESTABLISHED", timeout=10)
+        await asyncio.sleep(1.1)
+        await alice.command("sndcode", "*3")
+        await alice.wait_event("CALL_CLOSED", timeout=10)  # her dialog with Bob
+        [merged] = control.calls(company, carol_id)
+        assert merged.state == "conference"
+        assert {p.number for p in merged.participants} == {"1001", "1002"}
+        await asyncio.sleep(3)
+        await alice.hangup()
+        await bob.hangup()
+        await carol.wait_event("CALL_CLOSED", timeout=10)
+        heard = seconds_heard(carol)
+    assert heard.get(frozenset({ALICE_TONE, BOB_TONE}), 0) > 2.0, heard
