@@ -10,6 +10,7 @@ from nuage.pbx.offer_answer import (
     anchor,
     keep_telephone_event,
     local_answer,
+    offer_telephone_event,
     own_answer,
 )
 
@@ -103,14 +104,27 @@ def test_the_offerers_telephone_event_is_kept_when_the_answerer_has_none() -> No
     audio = answer.media[0]
     assert audio.formats == ["0", "101"]
     assert audio.rtpmaps[101].encoding == "telephone-event" and audio.fmtp(101) == "0-15"
-    # Nothing to add: the answerer has its own, or the offerer offered none.
-    for answer_formats, extra, offer_formats in (
-        ("0 96", "a=rtpmap:96 telephone-event/8000\r\n", "0 101"),
-        ("0", "", "0"),
+    events = "a=rtpmap:96 telephone-event/8000\r\n"
+    offered_events = "a=rtpmap:101 telephone-event/8000\r\n"
+    for answer_formats, extra, offer_formats, offer_extra, expected in (
+        ("0 96", events, "0 101", offered_events, ["0", "96"]),  # the answerer's own
+        ("0 96", events, "0", "", ["0"]),  # we offered it, the caller did not: left out
+        ("0", "", "0", "", ["0"]),
     ):
         answer = _description(answer_formats, extra)
-        keep_telephone_event(answer, _description(offer_formats))
-        assert answer.media[0].formats == answer_formats.split()
+        keep_telephone_event(answer, _description(offer_formats, offer_extra))
+        assert answer.media[0].formats == expected
+        assert (96 in answer.media[0].rtpmaps) == ("96" in expected)
+
+
+def test_telephone_event_is_offered_to_every_callee() -> None:
+    offered = _description("0 8 101", "a=rtpmap:101 H264/90000\r\n")
+    offer_telephone_event(offered)
+    audio = offered.media[0]
+    assert audio.formats == ["0", "8", "101", "96"] and audio.fmtp(96) == "0-15"
+    assert audio.rtpmaps[96].encoding == "telephone-event"
+    offer_telephone_event(offered)  # already there: unchanged
+    assert offered.media[0].formats == ["0", "8", "101", "96"]
 
 
 def test_our_own_answer_keeps_one_playable_codec_and_telephone_event() -> None:

@@ -75,3 +75,28 @@ async def test_an_info_key_reaches_an_rfc4733_phone_as_events(tmp_path: Path) ->
         await nuage.assert_idle()
         # Not relayed as an INFO (which baresip would report the same way).
         assert "keys 7 to B as RFC 4733 events" in nuage.log_path.read_text()
+
+
+async def test_a_phone_called_by_an_info_only_phone_still_keys_events(tmp_path: Path) -> None:
+    """The caller offers no telephone-event; Alice's phone is offered one all the same
+    (RFC 4733 on every leg) and its key reaches the caller as an INFO."""
+    async with running_nuage(tmp_path / "nuage", acme_plan(5999)) as nuage:
+        alice = _alice(tmp_path, nuage.sip_target)
+        async with alice:
+            await alice.wait_event("REGISTER_OK", timeout=10)
+            caller = asyncio.create_task(
+                run_sipp(
+                    "uac_expect_info_dtmf.xml",
+                    nuage.sip_target,
+                    workdir=tmp_path,
+                    service="1001",
+                    hold_ms=500,
+                    inject=[account_row("1002", USERS["1002"][2], DOMAIN)],
+                )
+            )
+            await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+            await asyncio.sleep(0.5)
+            await alice.command("sndcode", "4")
+            (await caller).assert_ok(1)
+            await alice.wait_event("CALL_CLOSED", timeout=10)
+        await nuage.assert_idle()

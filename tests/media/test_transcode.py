@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 
 from nuage.media import g711
 from nuage.media.codecs import decoder_for
+from nuage.media.rtcp import Bye, SenderReport, parse_compound
+from nuage.media.rtcp_sender import ReportSettings
 from nuage.media.rtp import RtpPacket, RtpSender
 from nuage.media.sdp import RtpMap
 from nuage.media.transcode import TranscodedDirection
@@ -71,3 +74,28 @@ def test_events_are_renumbered_and_noise_and_garbage_dropped() -> None:
     assert [p.payload_type for p in out] == [9, 96]
     assert out[1].payload == bytes([5, 0x0A, 0, 160]) and out[1].marker
     assert out[1].sequence == (out[0].sequence + 1) % 2**16
+
+
+def test_the_transcoded_stream_has_sender_reports_and_a_bye() -> None:
+    rtcp: list[bytes] = []
+    out: list[bytes] = []
+    direction = TranscodedDirection(
+        {0: PCMU},
+        None,
+        G722,
+        None,
+        out.append,
+        send_rtcp=rtcp.append,
+        reports=ReportSettings(interval=0.002, uniform=lambda: 0.5),
+    )
+    sender = RtpSender(0)
+    for index in range(3):
+        direction.packet(sender.packet(g711.ulaw_encode(tone(index)), 160))
+        time.sleep(0.003)
+    direction.stop()
+    direction.stop()  # once only
+    ssrc = RtpPacket.parse(out[0]).ssrc
+    [*reports, last] = [parse_compound(data) for data in rtcp]
+    assert reports and all(isinstance(packets[0], SenderReport) for packets in reports)
+    assert all(packets[0].ssrc == ssrc for packets in reports)
+    assert any(isinstance(packet, Bye) and ssrc in packet.ssrcs for packet in last)

@@ -6,12 +6,14 @@ A direction is a listener on the sending party's relay side and sends, through t
 receiving party's side, a stream of the server's own (its SSRC and sequence numbers; its
 timestamps follow the sender's, rescaled to the target codec's clock, so that gaps and
 silences keep their length). Telephone events pass through re-numbered into that stream.
-Comfort noise and payloads of other types are dropped.
+Comfort noise and payloads of other types are dropped. The stream has its RTCP like the
+server's other streams (rtcp_sender.py): sender reports, and a BYE on ``stop``.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -25,6 +27,7 @@ from nuage.media.codecs import (
     encoder_for,
     supported,
 )
+from nuage.media.rtcp_sender import ReportSettings
 from nuage.media.rtp import HEADER, MARKER, VERSION_BITS, RtpError, RtpPacket
 from nuage.media.sdp import RtpMap
 
@@ -47,6 +50,9 @@ class TranscodedDirection:
         target: RtpMap,
         events_out: int | None,
         send: Callable[[bytes], None],
+        *,
+        send_rtcp: Callable[[bytes], None] | None = None,
+        reports: ReportSettings | None = None,
     ) -> None:
         self._codecs = {pt: codec for pt, codec in receives.items() if can_transcode(codec)}
         self._decoders: dict[int, Decoder] = {}
@@ -59,6 +65,9 @@ class TranscodedDirection:
         self._ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)
         self._last_timestamp = secrets.randbits(32)
+        self._send_rtcp = send_rtcp
+        settings = ReportSettings() if reports is None else reports
+        self._reporter = settings.reporter(self._ssrc, target.clock_rate)
         self._step = round(target.clock_rate * _FRAME_SECONDS)
         self._pending = np.zeros(0, dtype=np.int16)
         # The sender's stream and where our timestamps stand against it.
@@ -145,3 +154,15 @@ class TranscodedDirection:
         self._last_timestamp = timestamp
         self._sent += 1
         self._send(header + payload)
+        if self._send_rtcp is not None:
+            report = self._reporter.sent(timestamp, len(payload), time.monotonic())
+            if report is not None:
+                self._send_rtcp(report)
+
+    def stop(self) -> None:
+        """The direction ends (a hold, the call's end): its stream says BYE."""
+        if self._send_rtcp is not None:
+            bye = self._reporter.bye(time.monotonic())
+            if bye is not None:
+                self._send_rtcp(bye)
+            self._send_rtcp = None

@@ -58,6 +58,7 @@ from nuage.pbx.offer_answer import (
     event_payload_type,
     keep_telephone_event,
     local_answer,
+    offer_telephone_event,
     own_answer,
     same_codec,
     transcoded_answer,
@@ -350,7 +351,7 @@ class Call:
         self.application: Application | None = None
         # The parties share no codec: each direction is decoded and re-encoded.
         self.transcoding = False
-        self._transcoders: list[tuple[MediaSide, Callable[[bytes], None]]] = []
+        self._transcoders: list[tuple[MediaSide, TranscodedDirection]] = []
         # Once merged (F15): the legs hear the mixer, each leaves on its own.
         self.conference: Conference | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -524,6 +525,7 @@ class Call:
         if offer is not None:
             try:
                 offer_to_b = self._anchor(offer, session.a, session.b)
+                offer_telephone_event(offer_to_b)
             except SdpRejected as exc:
                 tx.respond(488, str(exc))
                 return "failed", "bad SDP"
@@ -589,7 +591,8 @@ class Call:
             if transcoded is not None:
                 self._sent[self.session.a] = answer = transcoded
                 self.transcoding = True
-            keep_telephone_event(answer, offer)
+            if offer is not None:  # else (a late offer) B's SDP is the offer
+                keep_telephone_event(answer, offer)
             body = answer.encode()
         except (sdp.SdpError, SdpRejected) as exc:
             log.info("call %s: unusable SDP from B: %s", self.call_id, exc)
@@ -696,8 +699,11 @@ class Call:
         body = b""
         if response.body and response.content_type == "application/sdp":
             try:
-                early = sdp.parse(response.body)
-                body = self._anchor(early, self.session.b, self.session.a).encode()
+                early = self._anchor(sdp.parse(response.body), self.session.b, self.session.a)
+                offer = self._received.get(self.session.a)
+                if offer is not None:
+                    keep_telephone_event(early, offer)
+                body = early.encode()
                 headers.append(("Content-Type", "application/sdp"))
             except (sdp.SdpError, SdpRejected):
                 body = b""
@@ -903,13 +909,16 @@ class Call:
                 codec,
                 self._events_to(target),
                 target.media.hear_server(),
+                send_rtcp=target.media.send_rtcp,
+                reports=self.engine.media.clock.reports,
             )
             source.media.add_listener(direction.packet)
-            self._transcoders.append((source.media, direction.packet))
+            self._transcoders.append((source.media, direction))
 
     def _stop_transcoding(self) -> None:
-        for side, listener in self._transcoders:
-            side.remove_listener(listener)
+        for side, direction in self._transcoders:
+            side.remove_listener(direction.packet)
+            direction.stop()
         self._transcoders.clear()
 
     def _play_music(self, leg: Leg) -> None:

@@ -222,16 +222,49 @@ def event_payload_type(description: sdp.SessionDescription | None) -> int | None
     )
 
 
+def offer_telephone_event(offer: sdp.SessionDescription) -> None:
+    """Add telephone-event to an offer (ours, to a callee) that lacks it (RFC 4733 on
+    every leg): the callee then keys events, which we pass on to a caller that knows
+    only SIP INFO (F7)."""
+    audio = audio_section(offer)
+    if audio is None or event_payload_type(offer) is not None:
+        return
+    taken = {int(fmt) for fmt in audio.formats if fmt.isdigit()}
+    payload_type = next((pt for pt in (101, *range(96, 128)) if pt not in taken), None)
+    if payload_type is None:
+        return
+    audio.formats.append(str(payload_type))
+    audio.attributes.append(
+        _rtpmap(payload_type, sdp.RtpMap(payload_type, "telephone-event", 8000))
+    )
+    audio.attributes.append(sdp.Attribute("fmtp", f"{payload_type} 0-15"))
+
+
 def keep_telephone_event(
     answer: sdp.SessionDescription, offer: sdp.SessionDescription | None
 ) -> None:
-    """Accept the offerer's telephone-event in ``answer`` (our answer to it) when the
-    answerer did not: the offerer then keys RFC 4733 events, which we pass on to the
-    answerer as SIP INFO (F7), instead of keying nothing at all."""
+    """Make ``answer`` (ours, to the caller) agree with the caller's ``offer`` on
+    telephone-event: the caller's accepted even when the callee has none (the caller then
+    keys RFC 4733 events, which we pass on as SIP INFO, F7), and the one we added to the
+    callee's offer (``offer_telephone_event``) left out when the caller offered none (an
+    answer names only what the offer did)."""
     offered = event_payload_type(offer)
     audio = audio_section(answer)
     offered_audio = audio_section(offer)
-    if offered is None or offered_audio is None or audio is None:
+    if audio is None:
+        return
+    if offered is None:
+        answered = event_payload_type(answer)
+        if answered is not None:
+            audio.formats = [fmt for fmt in audio.formats if fmt != str(answered)]
+            audio.attributes = [
+                attribute
+                for attribute in audio.attributes
+                if attribute.name not in ("rtpmap", "fmtp")
+                or (attribute.value or "").split(" ", 1)[0] != str(answered)
+            ]
+        return
+    if offered_audio is None:
         return
     if event_payload_type(answer) is not None or str(offered) in audio.formats:
         return
