@@ -14,7 +14,7 @@ from sqlalchemy import select
 from e2e.server import DOMAIN, acme_plan, e2e_database
 from e2e.test_transfer import ALICE_TONE, BOB_TONE, CAROL_TONE, TONES, _phone
 from nuage.config import Config
-from nuage.pbx.control import CallControlError, CallNotFoundError
+from nuage.pbx.control import CallControlError, CallNotFoundError, LiveCall
 from nuage.pbx.provision import apply_plan
 from nuage.server import NuageServer
 from nuage.store.database import open_database
@@ -75,6 +75,29 @@ async def alice_calls_bob(alice: BaresipPhone, bob: BaresipPhone, carol: Baresip
         await phone.wait_event("REGISTER_OK", timeout=10)
     await alice.dial(f"sip:1002@{DOMAIN}")
     await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+
+
+async def alice_holds_bob_and_calls_carol(
+    server: NuageServer, phones: tuple[BaresipPhone, BaresipPhone, BaresipPhone]
+) -> tuple[LiveCall, LiveCall]:
+    """Alice calls Bob, holds him (call control), calls Carol: her two calls. Media
+    changes are kept more than a second apart: phones name each received stream's file
+    by the second it started, and a file would overwrite another."""
+    control = server.control
+    assert control is not None
+    alice, bob, carol = phones
+    company, alice_id = ids(server, "1001")
+    await alice_calls_bob(alice, bob, carol)
+    [with_bob] = control.calls(company, alice_id)
+    await asyncio.sleep(1.1)
+    await control.hold(company, alice_id, with_bob.id)
+    await asyncio.sleep(1.1)
+    await alice.dial(f"sip:1003@{DOMAIN}")
+    await carol.wait_event("CALL_ESTABLISHED", timeout=10)
+    with_carol = next(c for c in control.calls(company, alice_id) if c.id != with_bob.id)
+    assert with_carol.other.number == "1003"
+    await asyncio.sleep(1.1)
+    return with_bob, with_carol
 
 
 def ids(server: NuageServer, extension: str) -> tuple[int, int]:
@@ -170,15 +193,7 @@ async def test_attended_transfer_joins_the_parties_of_two_calls(
     company, alice_id = ids(server, "1001")
     _, bob_id = ids(server, "1002")
     async with alice, bob, carol:
-        await alice_calls_bob(alice, bob, carol)
-        [first] = control.calls(company, alice_id)
-        await asyncio.sleep(1)
-        await control.hold(company, alice_id, first.id)
-        await alice.dial(f"sip:1003@{DOMAIN}")
-        await carol.wait_event("CALL_ESTABLISHED", timeout=10)
-        second = next(c for c in control.calls(company, alice_id) if c.id != first.id)
-        assert second.other.number == "1003"
-        await asyncio.sleep(1)
+        first, second = await alice_holds_bob_and_calls_carol(server, (alice, bob, carol))
         await control.attended_transfer(company, alice_id, first.id, second.id)
         for _ in range(2):
             await alice.wait_event("CALL_CLOSED", timeout=10)
@@ -222,19 +237,9 @@ async def test_two_calls_merged_into_a_conference_that_outlives_a_party(
     _, bob_id = ids(server, "1002")
     _, carol_id = ids(server, "1003")
     async with alice, bob, carol:
-        # Phones name each received stream's file by the second it started: media
-        # changes are kept more than a second apart so that no file overwrites another.
-        await alice_calls_bob(alice, bob, carol)
-        [first] = control.calls(company, alice_id)
-        await asyncio.sleep(1.1)
-        await control.hold(company, alice_id, first.id)
-        await asyncio.sleep(1.1)
-        await alice.dial(f"sip:1003@{DOMAIN}")
-        await carol.wait_event("CALL_ESTABLISHED", timeout=10)
-        second = next(c for c in control.calls(company, alice_id) if c.id != first.id)
+        first, second = await alice_holds_bob_and_calls_carol(server, (alice, bob, carol))
         with pytest.raises(CallControlError):
             await control.conference(company, alice_id, second.id, second.id)
-        await asyncio.sleep(1.1)
 
         await control.conference(company, alice_id, second.id, first.id)
         await alice.wait_event("CALL_CLOSED", timeout=10)  # her dialog of the first call
@@ -284,14 +289,7 @@ async def test_switching_between_a_held_call_and_a_new_one(
     alice, bob, carol = three_phones(server, tmp_path)
     company, alice_id = ids(server, "1001")
     async with alice, bob, carol:
-        await alice_calls_bob(alice, bob, carol)
-        [with_bob] = control.calls(company, alice_id)
-        await asyncio.sleep(1.5)
-        await control.hold(company, alice_id, with_bob.id)
-        await alice.dial(f"sip:1003@{DOMAIN}")
-        await carol.wait_event("CALL_ESTABLISHED", timeout=10)
-        with_carol = next(c for c in control.calls(company, alice_id) if c.id != with_bob.id)
-        await asyncio.sleep(1.5)
+        with_bob, with_carol = await alice_holds_bob_and_calls_carol(server, (alice, bob, carol))
         # Back to Bob: Carol on hold.
         await control.hold(company, alice_id, with_carol.id)
         await control.resume(company, alice_id, with_bob.id)

@@ -153,6 +153,15 @@ class Transfer:
     )
 
 
+class _SetUpFailed(Exception):
+    """The call could not be set up; the caller has its answer already."""
+
+    def __init__(self, outcome: str, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
 class CallEngine:
     """Runs every live call and routes in-dialog requests to them."""
 
@@ -435,16 +444,10 @@ class Call:
             tx.respond(488, "An SDP offer is needed to reach this number")
             return "failed", "no SDP offer"
         try:
-            offer = sdp.parse(tx.request.body)
-        except sdp.SdpError as exc:
-            tx.respond(488, f"Bad SDP: {exc}"[:100])
-            return "failed", "bad SDP"
-        try:
-            self.session = session = await self.engine.media.create_session()
-        except PortsExhaustedError as exc:
-            log.warning("call %s refused: %s", self.call_id, exc)
-            tx.respond(503, "No media ports free", headers=[_RETRY_AFTER])
-            return "failed", "no media ports"
+            offer, session = await self._offer_and_media()
+        except _SetUpFailed as failed:
+            return failed.outcome, failed.reason
+        assert offer is not None
         try:
             answer, _ = own_answer(
                 offer, session.a, lambda c: can_encode(c.encoding, c.clock_rate) and can_decode(c)
@@ -510,17 +513,9 @@ class Call:
             tx.respond(480, "Not registered")
             return "failed", "offline"
         try:
-            offer = sdp.parse(tx.request.body) if tx.request.body else None
-        except sdp.SdpError as exc:
-            tx.respond(488, f"Bad SDP: {exc}"[:100])
-            return "failed", "bad SDP"
-        try:
-            self.session = session = await self.engine.media.create_session()
-        except PortsExhaustedError as exc:
-            # Overload, not a fault: no traceback, and the caller may try again later.
-            log.warning("call %s refused: %s", tx.request.call_id, exc)
-            tx.respond(503, "No media ports free", headers=[_RETRY_AFTER])
-            return "failed", "no media ports"
+            offer, session = await self._offer_and_media()
+        except _SetUpFailed as failed:
+            return failed.outcome, failed.reason
         offer_to_b: sdp.SessionDescription | None = None
         if offer is not None:
             try:
@@ -554,6 +549,24 @@ class Call:
         if busy:
             return "busy", f"{status} {reason}"
         return "failed", ", ".join(str(r.status) for r in outcome.failures)
+
+    async def _offer_and_media(self) -> tuple[sdp.SessionDescription | None, MediaSession]:
+        """The caller's SDP offer (None: a late offer) and the call's media session;
+        ``_SetUpFailed`` once the caller is answered with why not."""
+        tx = self.tx
+        try:
+            offer = sdp.parse(tx.request.body) if tx.request.body else None
+        except sdp.SdpError as exc:
+            tx.respond(488, f"Bad SDP: {exc}"[:100])
+            raise _SetUpFailed("failed", "bad SDP") from None
+        try:
+            self.session = await self.engine.media.create_session()
+        except PortsExhaustedError as exc:
+            # Overload, not a fault: no traceback, and the caller may try again later.
+            log.warning("call %s refused: %s", self.call_id, exc)
+            tx.respond(503, "No media ports free", headers=[_RETRY_AFTER])
+            raise _SetUpFailed("failed", "no media ports") from None
+        return offer, self.session
 
     async def _fork(
         self, destinations: list[Destination], offer: sdp.SessionDescription | None
