@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from e2e.server import DOMAIN, acme_plan, running_nuage
+import numpy as np
+
+from e2e.server import DOMAIN, USERS, acme_plan, running_nuage
 from e2e.test_audio_baresip import ALICE_TONE, BOB_TONE, TONES, _phones
+from nuage.media.dtmf import dtmf_tone
 from peers import audio
+from peers.sipp import account_row, run_sipp
 
 MENU = """
 [[ivrs]]
@@ -72,3 +76,27 @@ async def test_no_key_hears_goodbye_and_is_hung_up(tmp_path: Path) -> None:
     assert len(spoken) * audio.FRAME_MS / 1000 > 4.0, audio.describe(
         audio.timeline(samples, rate, TONES)
     )
+
+
+async def test_keys_sent_as_tones_in_the_audio_drive_the_menu(tmp_path: Path) -> None:
+    """A caller without telephone-event (a carrier that keeps keys in-band): the tones of
+    key 2 in its audio take it to Bob."""
+    tones = np.concatenate((np.zeros(16000), dtmf_tone("2", 0.15) / 32768, np.zeros(8 * 8000)))
+    audio.write_ulaw_wav(tmp_path / "keys.wav", tones)
+    plan = acme_plan(5999, extra=MENU.format(timeout=5, attempts=3))
+    async with running_nuage(tmp_path / "nuage", plan) as nuage:
+        _, bob = _phones(tmp_path, nuage)
+        async with bob:
+            await bob.wait_event("REGISTER_OK", timeout=10)
+            caller = await run_sipp(
+                "uac_inband_dtmf.xml",
+                nuage.sip_target,
+                workdir=tmp_path,
+                service="800",
+                hold_ms=6000,
+                inject=[account_row("1001", USERS["1001"][2], DOMAIN)],
+            )
+            caller.assert_ok(1)
+            await bob.wait_event("CALL_ESTABLISHED", timeout=1)
+            await bob.wait_event("CALL_CLOSED", timeout=10)
+        await nuage.assert_idle()

@@ -8,12 +8,13 @@ jitter buffer sits; the relay itself stays unbuffered (DESIGN.md, media/).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from nuage.media import g711
 from nuage.media.codecs import CodecError, Decoder, decoder_for, supported
+from nuage.media.dtmf import InbandDtmfDetector
 from nuage.media.jitter import Concealer, JitterBuffer
 from nuage.media.rtp import RtpError, RtpPacket
 from nuage.media.sdp import RtpMap
@@ -74,3 +75,34 @@ def _fit(pcm: g711.Pcm) -> g711.Pcm:
     fitted = np.zeros(FRAME_SAMPLES, dtype=np.int16)
     fitted[: min(len(pcm), FRAME_SAMPLES)] = pcm[:FRAME_SAMPLES]
     return fitted
+
+
+class InbandKeys:
+    """Keys a party sends as tones in its audio (a phone or carrier with neither RFC 4733
+    nor SIP INFO), heard where the server terminates its media (a voice menu). Fed the
+    party's RTP packets as they come: a key is a tone pair over a few frames, which the
+    detector finds without a jitter buffer."""
+
+    def __init__(self, codecs: Mapping[int, RtpMap], on_key: Callable[[str], None]) -> None:
+        self._decoders = {
+            payload_type: decoder_for(codec.encoding, codec.clock_rate, codec.channels or 1)
+            for payload_type, codec in codecs.items()
+            if can_decode(codec)
+        }
+        self._detector = InbandDtmfDetector()
+        self._on_key = on_key
+
+    def packet(self, data: bytes) -> None:
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            return
+        decoder = self._decoders.get(packet.payload_type)
+        if decoder is None:
+            return
+        try:
+            pcm = decoder.decode(packet.payload)
+        except CodecError:
+            return
+        for key in self._detector.feed(pcm):
+            self._on_key(key)

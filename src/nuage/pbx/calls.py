@@ -33,7 +33,7 @@ from nuage.media.dtmf import (
     parse_info_body,
 )
 from nuage.media.engine import MediaEngine, MediaSession, MediaSide
-from nuage.media.inbound import can_decode
+from nuage.media.inbound import InbandKeys, can_decode
 from nuage.media.leg_quality import CallQuality, LegQuality
 from nuage.media.player import can_encode
 from nuage.media.ports import PortsExhaustedError
@@ -497,13 +497,22 @@ class Call:
             await self._hang_up_all("no ACK from caller")
 
     async def _run_application(self, application: Application) -> None:
-        assert self.a is not None
+        caller = self.a
+        assert caller is not None
+        inband: Callable[[bytes], None] | None = None
+        audio = audio_section(self._sent.get(caller.media))
+        if audio is not None and event_payload_type(self._sent.get(caller.media)) is None:
+            # No telephone-event with the caller: its keys can only be tones in its audio.
+            inband = InbandKeys(audio.rtpmaps, lambda key: self._on_digit(caller, key)).packet
+            caller.media.add_listener(inband)
         try:
-            await application.run(self, self.a)
+            await application.run(self, caller)
         except Exception:
             log.exception("call %s: %s failed", self.call_id, application.party.number)
             await self._hang_up_all("application error")
         finally:
+            if inband is not None:
+                caller.media.remove_listener(inband)
             if self.application is application:
                 self.application = None
 
