@@ -19,7 +19,7 @@ from nuage.api.health import create_app
 from nuage.config import Config
 from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.auth import UserAuthenticator
-from nuage.pbx.calls import CallEngine
+from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService

@@ -1,4 +1,5 @@
-"""The call engine: a back-to-back user agent with its media anchored in our relay.
+"""Calls: a back-to-back user agent with its media anchored in our relay (the engine
+that runs them all is call_engine.py).
 
 A call is two legs: A, the dialog with whoever sent the INVITE, and B, the dialog we
 open towards the callee (every registered device of a user in parallel, or the trunk:
@@ -7,7 +8,9 @@ relay (offer_answer.py); in-dialog requests on one leg are re-issued on the othe
 
 What happens during the call moves legs and media around that relay: a hold is
 answered here and the other party hears music; a transfer puts a new party in a leg's
-place, on that leg's relay ports; a recording and the quality measurement tap the relay.
+place, on that leg's relay ports; a recording and the quality measurement tap the relay;
+a conference hands the legs to the mixer; parties without a common codec are transcoded.
+A call can also be answered here and run by an application (a voice menu, ivr.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -32,7 +34,7 @@ from nuage.media.dtmf import (
     build_dtmf_relay,
     parse_info_body,
 )
-from nuage.media.engine import MediaEngine, MediaSession, MediaSide
+from nuage.media.engine import MediaSession, MediaSide
 from nuage.media.inbound import InbandKeys, can_decode
 from nuage.media.leg_quality import CallQuality, LegQuality
 from nuage.media.player import can_encode
@@ -64,27 +66,21 @@ from nuage.pbx.offer_answer import (
     transcoded_answer,
     with_transcodable,
 )
-from nuage.pbx.records import CallRecorder
 from nuage.pbx.routing import Refused
 from nuage.sip.dialog import Dialog
-from nuage.sip.endpoint import ClientTransactionHandle, ServerTransactionHandle, SipEndpoint
+from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.grammar import SipSyntaxError
 from nuage.sip.message import URI, Address, Request, Response
-from nuage.sip.peer import Peer
 from nuage.store.models import Company
 
 if TYPE_CHECKING:
-    from nuage.pbx.recordings import RecordingService
+    from nuage.pbx.call_engine import CallEngine
 
 log = logging.getLogger(__name__)
 
-_BYE_TIMEOUT = 10.0
+BYE_TIMEOUT = 10.0
 _REINVITE_TIMEOUT = 32.0  # 64*T1, as long as a transaction may take
-# Calls ringing or being answered at once. Past it the server is behind (or flooded):
-# new calls get 503 with Retry-After, which costs next to nothing, rather than joining a
-# backlog whose retransmissions and timers only make it fall further behind.
-MAX_CALLS_IN_SETUP = 500
-_RETRY_AFTER = ("Retry-After", "5")
+RETRY_AFTER = ("Retry-After", "5")
 FEATURE_RECORD = "*1"
 FEATURE_CONFERENCE = "*3"  # merge with the user's other call (F15)
 # Keys further apart than this do not make one feature code.
@@ -160,157 +156,6 @@ class _SetUpFailed(Exception):
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
-
-
-class CallEngine:
-    """Runs every live call and routes in-dialog requests to them."""
-
-    def __init__(
-        self,
-        media: MediaEngine,
-        recorder: CallRecorder,
-        *,
-        ring_timeout: float,
-        media_timeout: float = 0.0,
-    ):
-        self.media = media
-        self.recorder = recorder
-        self.ring_timeout = ring_timeout
-        self.media_timeout = media_timeout
-        self._endpoint: SipEndpoint | None = None
-        self._legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
-        self._calls: set[Call] = set()
-        # Calls from their INVITE to their answer (or failure), for load shedding.
-        self._setting_up: set[Call] = set()
-        self.external_calls: Counter[int] = Counter()
-        # Set by the PBX service: routing knows where a transfer target is.
-        self.transfer_targets: TransferResolver | None = None
-        self.recordings: RecordingService | None = None
-        self._releases: set[asyncio.Task[None]] = set()
-
-    def attach(self, endpoint: SipEndpoint) -> None:
-        self._endpoint = endpoint
-
-    @property
-    def endpoint(self) -> SipEndpoint:
-        assert self._endpoint is not None, "CallEngine.attach() first"
-        return self._endpoint
-
-    @property
-    def active_calls(self) -> int:
-        return len(self._calls)
-
-    def live_calls(self) -> list[Call]:
-        return list(self._calls)
-
-    @property
-    def calls_on_hold(self) -> int:
-        return sum(1 for call in self._calls if call.on_hold)
-
-    def contact_for(self, transport: str) -> str:
-        host, port = self.endpoint.transport.sent_by(transport)
-        host = f"[{host}]" if ":" in host else host
-        suffix = "" if transport == "udp" else f";transport={transport}"
-        return f"<sip:nuage@{host}:{port}{suffix}>"
-
-    def register_leg(self, call: Call, leg: Leg) -> None:
-        self._legs[(leg.dialog.call_id, leg.dialog.local_tag)] = (call, leg)
-
-    def find_dialog(self, call_id: str, tag: str, other_tag: str) -> tuple[Call, Leg] | None:
-        """The call and leg of a dialog named by its Call-ID and its two tags, in either
-        order (a Replaces header gives them from its sender's side)."""
-        for ours, theirs in ((tag, other_tag), (other_tag, tag)):
-            found = self._legs.get((call_id, ours))
-            if found is not None and found[1].dialog.remote_tag == theirs:
-                return found
-        return None
-
-    def set_up_over(self, call: Call) -> None:
-        self._setting_up.discard(call)
-
-    def forget(self, call: Call) -> None:
-        self._calls.discard(call)
-        for leg in call.all_legs():
-            key = (leg.dialog.call_id, leg.dialog.local_tag)
-            # A leg handed over to another call (attended transfer) is that call's now.
-            found = self._legs.get(key)
-            if found is not None and found[0] is call:
-                del self._legs[key]
-
-    async def place(
-        self,
-        tx: ServerTransactionHandle,
-        company: Company,
-        caller: Party,
-        callee: Party,
-        destinations: list[Destination] | Application,
-        *,
-        direction: str,
-    ) -> None:
-        """Run a call from the INVITE in ``tx`` to ``destinations``, or answered here and
-        handed to an application, until it ends."""
-        if len(self._setting_up) >= MAX_CALLS_IN_SETUP:
-            log.warning("too many calls in set-up: call %s refused", tx.request.call_id)
-            tx.respond(503, "Too many calls in set-up", headers=[_RETRY_AFTER])
-            return
-        call = Call(self, tx, company, caller, callee, direction=direction)
-        self._calls.add(call)
-        self._setting_up.add(call)
-        if direction == "outbound":
-            call.count_external()
-        try:
-            await call.run(destinations)
-        finally:
-            self.set_up_over(call)
-            self.external_calls[company.id] -= call.external_legs
-            self.forget(call)
-
-    async def handle_in_dialog(self, tx: ServerTransactionHandle) -> bool:
-        """Pass an in-dialog request to its call; False when no call has that dialog."""
-        request = tx.request
-        key = (request.call_id, request.to.tag or "")
-        found = self._legs.get(key)
-        if found is None:
-            return False
-        call, leg = found
-        await call.on_request(leg, tx)
-        return True
-
-    def handle_stray_2xx(self, response: Response, peer: Peer) -> None:
-        """A 2xx from a fork that lost the race: acknowledge it and hang it up at once."""
-        if response.cseq.method != "INVITE":
-            return
-        found = self._legs.get((response.call_id, response.from_.tag or ""))
-        if found is not None and found[1].dialog.remote_tag == response.to.tag:
-            # The winner retransmits its 2xx: our ACK is on its way (late offer) or, once
-            # sent, the endpoint answers the retransmissions with it.
-            return
-        self._release(self._release_fork(response, peer))
-
-    def release_if_answered(self, handle: ClientTransactionHandle) -> None:
-        """A fork the call no longer wants (cancelled, lost the race, rang too long): if it
-        answers anyway, even with a 2xx sent once that crossed our CANCEL, hang it up."""
-        self._release(self._release_answered(handle))
-
-    def _release(self, coroutine: Coroutine[None, None, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        # Keep a reference: the loop only holds tasks weakly.
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-
-    async def _release_answered(self, handle: ClientTransactionHandle) -> None:
-        # Bounded: a cancelled INVITE gets its final within 64*T1 (Timer B or the CANCEL's).
-        final = await handle.final()
-        if 200 <= final.status < 300:
-            await self._release_fork(final, handle.peer)
-
-    async def _release_fork(self, response: Response, peer: Peer) -> None:
-        with contextlib.suppress(Exception):
-            request = Request("INVITE", URI.parse("sip:invalid"), response.headers.copy())
-            dialog = Dialog.from_uac(request, response, peer=peer)
-            self.endpoint.send_ack(dialog.create_ack(response.cseq.seq), peer)
-            bye = await self.endpoint.request(dialog.create_request("BYE"), peer)
-            await asyncio.wait_for(bye.final(), _BYE_TIMEOUT)
 
 
 class Call:
@@ -573,7 +418,7 @@ class Call:
         except PortsExhaustedError as exc:
             # Overload, not a fault: no traceback, and the caller may try again later.
             log.warning("call %s refused: %s", self.call_id, exc)
-            tx.respond(503, "No media ports free", headers=[_RETRY_AFTER])
+            tx.respond(503, "No media ports free", headers=[RETRY_AFTER])
             raise _SetUpFailed("failed", "no media ports") from None
         return offer, self.session
 
@@ -1262,7 +1107,7 @@ class Call:
                 headers=[("Content-Type", DTMF_RELAY)],
             )
             handle = await self.engine.endpoint.request(request, other.dialog.peer)
-            await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
+            await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
 
     # -- attended transfer -----------------------------------------------------------------
 
@@ -1619,7 +1464,7 @@ class Call:
         )
         try:
             handle = await self.engine.endpoint.request(request, leg.dialog.peer)
-            await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
+            await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
         except Exception:
             log.info("call %s: NOTIFY to %s failed", self.call_id, leg.name)
 
@@ -1654,7 +1499,7 @@ class Call:
             return
         try:
             handle = await self.engine.endpoint.request(dialog.create_request("BYE"), dialog.peer)
-            await asyncio.wait_for(handle.final(), _BYE_TIMEOUT)
+            await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
         except Exception:
             log.warning("BYE to leg %s of call %s failed", name, self.call_id)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nuage.media.quality import QualitySample
-from nuage.pbx.calls import Call, CallEngine, Leg
+from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.calls import Call, Leg
 from nuage.pbx.conference import ConferenceError, merge
 from nuage.pbx.dialing import Party
 

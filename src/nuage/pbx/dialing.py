@@ -19,7 +19,7 @@ from nuage.sip.peer import Peer
 from nuage.store.models import Company, Trunk
 
 if TYPE_CHECKING:
-    from nuage.pbx.calls import CallEngine
+    from nuage.pbx.call_engine import CallEngine
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER"
 

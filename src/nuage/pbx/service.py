@@ -6,7 +6,8 @@ import logging
 from datetime import UTC, datetime
 
 from nuage.pbx.auth import UserAuthenticator
-from nuage.pbx.calls import CallEngine, TransferTarget
+from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.calls import TransferTarget
 from nuage.pbx.dialing import ALLOW, Destination, Party, trunk_destination
 from nuage.pbx.directory import Directory
 from nuage.pbx.ivr import IvrApplication, MenuTarget
