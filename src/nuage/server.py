@@ -109,6 +109,7 @@ class NuageServer:
             figures["recordings_active"] = recordings.active if recordings is not None else 0
         if self.media is not None:
             figures["media_sessions"] = self.media.active_sessions
+            figures["media_ticks_skipped"] = self.media.clock.skipped
             figures["rtp_ports_in_use"] = self.media.ports.in_use
         if self.endpoint is not None:
             figures["sip_transactions"] = self.endpoint.transaction_count

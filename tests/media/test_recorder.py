@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import io
 import os
 import struct
 import threading
+import time
 import wave
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,8 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from nuage.media.engine import LocalMediaEngine
 from nuage.media.g711 import Pcm
 from nuage.media.recorder import StereoRecorder
+from nuage.media.recording import CallRecording
+from nuage.media.sdp import RtpMap
+
+from . import free_udp_port_range
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -250,3 +257,34 @@ def test_a_recording_that_cannot_be_made_durable_says_so_every_time(
         assert raised.value.errno == errno.EIO
     # Not a failure of the recording itself: nothing was lost while writing.
     assert recorder.error is None
+
+
+async def test_a_starved_clock_skips_ticks_but_the_recording_keeps_the_calls_length(
+    tmp_path: Path,
+) -> None:
+    low = free_udp_port_range(8)
+    engine = LocalMediaEngine("127.0.0.1", low, low + 7)
+    try:
+        session = await engine.create_session()
+        pcmu = {0: RtpMap(0, "PCMU", 8000)}
+        path = tmp_path / "call.wav"
+        recording = CallRecording(
+            path,
+            engine.clock,
+            (session.a, pcmu),
+            (session.b, pcmu),
+            max_seconds=60,
+            on_limit=lambda: None,
+        )
+        started = time.monotonic()
+        await asyncio.sleep(0.3)
+        time.sleep(0.5)  # noqa: ASYNC251 (the point: the loop starved, no tick for 500 ms)
+        await asyncio.sleep(0.3)
+        await recording.stop()
+        elapsed = time.monotonic() - started
+    finally:
+        await engine.close()
+    assert engine.clock.skipped >= 15
+    with wave.open(str(path)) as written:
+        seconds = written.getnframes() / written.getframerate()
+    assert abs(seconds - elapsed) < 0.1, (seconds, elapsed)

@@ -70,7 +70,12 @@ class Listener(Protocol):
 class FrameClock:
     """Calls every listener once per 20 ms, in step with the wall clock; runs only while
     someone listens. ``reports`` says how the streams it drives (the server's own: sounds,
-    conference mixes) are reported in RTCP."""
+    conference mixes) are reported in RTCP.
+
+    A clock more than ``_MAX_LAG`` behind (the process starved of CPU) skips the frames
+    it missed instead of bursting them: the tick number given to listeners then jumps
+    by as many, so that those that must account for every frame (a recording's length)
+    can, and ``skipped`` counts them (``/healthz``: media_ticks_skipped)."""
 
     def __init__(self, reports: ReportSettings | None = None) -> None:
         self.reports = ReportSettings() if reports is None else reports
@@ -78,6 +83,7 @@ class FrameClock:
         self._timer: asyncio.TimerHandle | None = None
         self._next = 0.0
         self.ticks = 0
+        self.skipped = 0
 
     def __len__(self) -> int:
         return len(self._listeners)
@@ -110,7 +116,10 @@ class FrameClock:
         self._next += FRAME_SECONDS
         now = loop.time()
         if now - self._next > _MAX_LAG:
-            self._next = now + FRAME_SECONDS
+            missed = int((now - self._next) / FRAME_SECONDS)
+            self.ticks += missed
+            self.skipped += missed
+            self._next += missed * FRAME_SECONDS
         self._timer = loop.call_at(self._next, self._tick)
 
 

@@ -17,6 +17,8 @@ from nuage.media.sdp import RtpMap
 
 log = logging.getLogger(__name__)
 
+_MAX_CATCH_UP = 250  # frames (5 s) written at most for one tick after a stall
+
 
 class Tappable(Protocol):
     """A relay side: it can hand out copies of the RTP its party sends."""
@@ -53,6 +55,7 @@ class CallRecording:
         self._on_limit = on_limit
         self._loop = asyncio.get_running_loop()
         self.started_at = self._loop.time()
+        self._last_tick: int | None = None
         self._stopped = False
         left[0].add_listener(self._left.packet)
         right[0].add_listener(self._right.packet)
@@ -70,12 +73,18 @@ class CallRecording:
         if self._stopped:
             return
         now = self._loop.time()
-        if not self._recorder.write(self._left.frame(now), self._right.frame(now)):
-            if self._recorder.error is not None:
-                log.error("recording %s stopped: %s", self.path, self._recorder.error)
-            self._clock.remove(self)
-            self._stopped = True
-            self._on_limit()
+        # Ticks the clock skipped (a starved process) still take their place in the file,
+        # from what the jitter buffers hold by now: the recording keeps the call's length.
+        frames = 1 if self._last_tick is None else min(tick - self._last_tick, _MAX_CATCH_UP)
+        self._last_tick = tick
+        for _ in range(max(frames, 1)):
+            if not self._recorder.write(self._left.frame(now), self._right.frame(now)):
+                if self._recorder.error is not None:
+                    log.error("recording %s stopped: %s", self.path, self._recorder.error)
+                self._clock.remove(self)
+                self._stopped = True
+                self._on_limit()
+                return
 
     async def stop(self) -> None:
         """Stop listening and make the file durable (fsynced, with its directory)."""
