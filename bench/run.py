@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run                       # everything (`make bench`)
     .venv/bin/python -m bench.run --only setup --seconds 20 --output /tmp/setup.md
+    .venv/bin/python -m bench.run --only hold --only record --runs 1 --output /tmp/in_call.md
 
 Every benchmark starts its own server(s) on loopback, bounds itself in time, and stops
 every process it started. See bench/README.md for what each one measures.
@@ -23,6 +24,14 @@ from pathlib import Path
 
 import uvloop
 
+from bench.in_call import (
+    HoldResult,
+    HoldRun,
+    RecordPoint,
+    RecordResult,
+    measure_hold,
+    measure_record,
+)
 from bench.media import MediaResult, MediaRun, measure_media
 from bench.signalling import Step, Stepped, measure_registrations, measure_setup_rate
 from bench.stats import median
@@ -31,11 +40,16 @@ BENCH = Path(__file__).resolve().parent
 SETUP_RATES = [50.0, 70.0, 90.0, 110.0, 150.0, 200.0, 300.0, 400.0, 500.0]
 REGISTER_RATES = [100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 1500.0, 2000.0]
 MEDIA_POINTS = [100, 250, 500]
+HOLD_POINTS = [100, 250, 500, 750]
+RECORD_POINTS = [50, 100, 200, 300]
 SETUP_TARGET = 500.0
 REGISTER_TARGET = 2000.0
 MEDIA_TARGET = 500
+HOLD_TARGET = 500
+RECORD_TARGET = 200
 LOSS_TARGET = 0.5
 RELAY_TIMEOUT = 300
+CHOICES = ["setup", "register", "media", "relay", "hold", "record"]
 
 
 def _machine() -> list[str]:
@@ -215,6 +229,223 @@ def _media_section(result: MediaResult) -> tuple[list[str], list[str]]:
     return lines + memory, summary
 
 
+def _problem_lines(problems: list[str]) -> list[str]:
+    """The server log's warnings and errors of one step, the distinct ones, briefly."""
+    if not problems:
+        return []
+    distinct: dict[str, int] = {}
+    for line in problems:
+        # Without the timestamp (the first two fields), so repeats fold together.
+        text = line.split(" ", 2)[-1]
+        distinct[text] = distinct.get(text, 0) + 1
+    lines = [f"{len(problems)} warning/error lines in the server log, e.g.:", "", "```"]
+    lines += [f"{count} x {text[:200]}" for text, count in list(distinct.items())[:5]]
+    return [*lines, "```", ""]
+
+
+def _others(run: MediaRun | HoldRun) -> float:
+    """CPU % of one core used meanwhile by every process but the server and the generator."""
+    return run.machine_busy_percent - run.cpu_percent - run.generator_cpu_percent
+
+
+def _deviation(values: list[tuple[float, float, float]]) -> str:
+    return " / ".join(f"{median([v[i] for v in values]):.1f}" for i in range(3))
+
+
+def _hold_section(result: HoldResult) -> tuple[list[str], str]:
+    windows = max((len(p.runs) for p in result.points), default=0)
+    lines = [
+        "## 6. Calls on hold hearing music on hold",
+        "",
+        "bench/in_call.py, with media.py's two ends: N calls are set up from the trunk to "
+        "1001 (as in 3), then relay RTP both ways for "
+        f"{windows} window(s) of {result.seconds:g} s (the baseline, same calls). Then the "
+        "phone (the user) re-INVITEs every call with `a=sendonly` "
+        f"(in-dialog, {200:g}/s, ACKed) and stops sending; Nuage answers it and streams "
+        "its music on hold to the carrier's party, who goes on sending its own 50 "
+        "packets/s per call (dropped by Nuage: the holder hears nothing). The carrier's "
+        "socket follows each call's music stream by its source port: loss = 1 - received "
+        "/ expected at 50 packets/s per call; 'unsent' is the part of it the server "
+        "never numbered (its 20 ms clock fell behind), the rest was numbered but lost on "
+        "the way; deviation = |inter-arrival time - 20 ms| between consecutive packets of "
+        "one stream, measured in the generator's event loop (so it includes that loop's "
+        "own delays; the relayed baseline shows that floor). CPU % is of one core over "
+        "the window: the server's, the generator's (this process, both ends), and that "
+        "of every other process on the machine (the machine is shared: more than a few % "
+        "there means the figures of that row were measured with less than 2 free cores).",
+        "",
+        f"Command: `{result.command}`",
+        "",
+        "| calls | held (2xx / on hold) | music packets per window | expected | loss % "
+        "| unsent % | deviation p50 / p99 / max ms | server CPU % | generator CPU % "
+        "| others' CPU % | µs per music packet | RSS MiB | holder received | calls dropped |",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for point in result.points:
+        runs = point.runs
+        if not runs:
+            lines.append(f"| {point.calls} | {point.held} / {point.on_hold} | no window |")
+            continue
+        packets = median([r.music.packets for r in runs])
+        cpu = median([r.server_cpu_seconds for r in runs])
+        lines.append(
+            f"| {point.calls} (established {point.established}) "
+            f"| {point.held} / {point.on_hold} | {packets:.0f} "
+            f"| {median([r.music.expected for r in runs]):.0f} | {point.loss_percent:.3f} "
+            f"| {median([r.music.unsent_percent for r in runs]):.3f} "
+            f"| {_deviation([r.music.deviation_ms for r in runs])} "
+            f"| {median([r.cpu_percent for r in runs]):.0f} "
+            f"| {median([r.generator_cpu_percent for r in runs]):.0f} "
+            f"| {median([_others(r) for r in runs]):.0f} "
+            f"| {1e6 * cpu / max(packets, 1):.1f} | {point.rss_kib / 1024:.1f} "
+            f"| {sum(r.holder_received for r in runs)} | {sum(r.calls_lost for r in runs)} |"
+        )
+    lines += [
+        "",
+        "Baseline, the same calls before the hold (RTP relayed both ways, media.py's "
+        "window; deviation over both directions, the generator's own timing included):",
+        "",
+        "| calls | packets sent per window | loss % | deviation p50 / p99 / max ms "
+        "| server CPU % | generator CPU % | others' CPU % | µs per packet |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for point in result.points:
+        relayed = point.relayed
+        lines.append(
+            f"| {point.established} | {median([r.sent for r in relayed]):.0f} "
+            f"| {median([r.loss_percent for r in relayed]):.3f} "
+            f"| {_deviation([r.deviation_ms for r in relayed])} "
+            f"| {median([r.cpu_percent for r in relayed]):.0f} "
+            f"| {median([r.generator_cpu_percent for r in relayed]):.0f} "
+            f"| {median([_others(r) for r in relayed]):.0f} "
+            f"| {median([r.server_cpu_us_per_packet for r in relayed]):.1f} |"
+        )
+    lines.append("")
+    for point in result.points:
+        if point.problems:
+            lines += [f"At {point.calls} calls:", "", *_problem_lines(point.problems)]
+    good = [p for p in result.points if p.clean and p.loss_percent < LOSS_TARGET]
+    most = max((p.calls for p in good), default=0)
+    best = next((p for p in reversed(result.points) if p.calls == most), None)
+    lines.append(
+        f"Most calls on hold with < {LOSS_TARGET} % music loss: **{most}**; target "
+        f"{HOLD_TARGET}: **{_verdict(most, HOLD_TARGET)}**."
+    )
+    ratio = "-"
+    if best is not None and best.runs and best.relayed:
+        hold_cpu = median([r.cpu_percent for r in best.runs])
+        relay_cpu = median([r.cpu_percent for r in best.relayed])
+        ratio = f"{hold_cpu / relay_cpu:.2f}" if relay_cpu > 0 else "-"
+        lines.append(
+            f"At {most} calls the server used {hold_cpu:.0f} % of a core to stream music "
+            f"to every call (and drop the held party's RTP), against {relay_cpu:.0f} % to "
+            "relay the same calls both ways (ratio in the summary)."
+        )
+    lines.append("")
+    figure, relayed_loss = "", float("nan")
+    if best is not None and best.runs:
+        p99 = median([r.music.deviation_ms[1] for r in best.runs])
+        figure = f" (loss {best.loss_percent:.3f} %, deviation p99 {p99:.1f} ms)"
+        relayed_loss = median([r.loss_percent for r in best.relayed])
+    summary = (
+        f"| Calls on hold hearing music, < {LOSS_TARGET} % loss | {most}{figure} "
+        f"| same calls relayed: {relayed_loss:.3f} % loss | CPU {ratio} | {HOLD_TARGET} "
+        f"| {_verdict(most, HOLD_TARGET)} |"
+    )
+    return lines, summary
+
+
+def _record_section(result: RecordResult) -> tuple[list[str], str]:
+    windows = max((len(p.runs) for p in result.points), default=0)
+    lines = [
+        "## 7. Concurrent recorded calls",
+        "",
+        "bench/in_call.py: N calls from the trunk to 1001 (as in 3); in each, the phone "
+        "(the user, owner of the recording) keys `*1` as two SIP INFO "
+        f"application/dtmf-relay ({200:g} calls/s); once /healthz counts N active "
+        f"recordings, RTP flows both ways for {windows} window(s) of {result.seconds:g} s "
+        "(media.py's window, with real RTP numbering: loss of the relayed RTP; CPU % of "
+        "one core, as in 6), then the phone hangs up every call (BYE) and the new WAV files under "
+        "data/recordings/<company>/ are read back with `wave`: count, format (stereo, "
+        "8 kHz, 16-bit), length against each call's span (from the `1` answered to the "
+        "BYE sent; files and spans paired in sorted order, as files are not named after "
+        "their call), and the seconds of each channel holding recorded RTP (non-zero "
+        "samples: the generator's u-law 0x00 payload decodes far from 0; expected: the "
+        f"{windows * result.seconds:g} s sent, plus up to 0.2 s for the latching packet "
+        "and the concealment that fades each stream's end).",
+        "",
+        f"Command: `{result.command}`",
+        "",
+        "| calls | recording (keyed / active) | packets sent per window | relayed loss % "
+        "| server CPU % | generator CPU % | others' CPU % | µs per packet | RSS MiB "
+        "| files (stereo 8 kHz 16-bit) | file s / span s (median) "
+        "| files shorter than spans: total % / worst % "
+        "| RTP s per channel A / B (median; min) | active after hang-up | calls dropped |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|",
+    ]
+    for point in result.points:
+        runs = point.runs
+        files = point.files
+        stereo = sum(1 for f in files if f.stereo)
+        left = [f.audio_seconds[0] for f in files]
+        right = [f.audio_seconds[1] for f in files]
+        audio = (
+            f"{median(left):.2f} / {median(right):.2f}; {min(left):.2f} / {min(right):.2f}"
+            if files
+            else "-"
+        )
+        total, worst = point.shortfall_percent
+        lines.append(
+            f"| {point.calls} (established {point.established}) "
+            f"| {point.started} / {point.recording} "
+            f"| {median([r.sent for r in runs]):.0f} | {point.loss_percent:.3f} "
+            f"| {median([r.cpu_percent for r in runs]):.0f} "
+            f"| {median([r.generator_cpu_percent for r in runs]):.0f} "
+            f"| {median([_others(r) for r in runs]):.0f} "
+            f"| {median([r.server_cpu_us_per_packet for r in runs]):.1f} "
+            f"| {point.rss_kib / 1024:.1f} | {len(files)} ({stereo}) "
+            f"| {median([f.seconds for f in files]):.2f} / {median(point.spans):.2f} "
+            f"| {total:.2f} / {worst:.2f} | {audio} | {point.left_active} "
+            f"| {sum(r.calls_lost for r in runs)} |"
+        )
+    lines.append("")
+    for point in result.points:
+        if point.problems:
+            lines += [f"At {point.calls} calls:", "", *_problem_lines(point.problems)]
+
+    def complete(point: RecordPoint) -> bool:
+        return (
+            point.clean
+            and point.loss_percent < LOSS_TARGET
+            and point.shortfall_percent[1] < LOSS_TARGET
+        )
+
+    most = max((p.calls for p in result.points if complete(p)), default=0)
+    relayed = max(
+        (p.calls for p in result.points if p.clean and p.loss_percent < LOSS_TARGET), default=0
+    )
+    best = next((p for p in result.points if p.calls == most), None)
+    lines += [
+        f"Most calls recorded with < {LOSS_TARGET} % loss of the relayed RTP, every file "
+        f"written (stereo) and none more than {LOSS_TARGET} % shorter than its call: "
+        f"**{most}**; target {RECORD_TARGET}: **{_verdict(most, RECORD_TARGET)}**. "
+        f"Without the length condition (relayed RTP and files only): {relayed}.",
+        "",
+    ]
+    figure = ""
+    if best is not None:
+        cpu = median([r.cpu_percent for r in best.runs])
+        figure = (
+            f" (loss {best.loss_percent:.3f} %, files ≤ {best.shortfall_percent[1]:.2f} % "
+            f"short, CPU {cpu:.0f} %)"
+        )
+    summary = (
+        f"| Concurrent recorded calls, < {LOSS_TARGET} % loss, files complete | {most}{figure} "
+        f"| - | - | {RECORD_TARGET} | {_verdict(most, RECORD_TARGET)} |"
+    )
+    return lines, summary
+
+
 def _relay(seconds: float, runs: int) -> tuple[list[str], str]:
     argv = [sys.executable, str(BENCH / "relay_bench.py")]
     argv += ["--seconds", f"{min(seconds, 10):g}", "--rounds", str(runs)]
@@ -249,7 +480,7 @@ def _relay(seconds: float, runs: int) -> tuple[list[str], str]:
 async def _main(args: argparse.Namespace) -> None:
     machine = _machine()
     workdir = Path(tempfile.mkdtemp(prefix="nuage-bench-"))
-    only = set(args.only or ["setup", "register", "media", "relay"])
+    only = set(args.only or CHOICES)
     command = "python -m bench.run" + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in (("seconds", args.seconds), ("runs", args.runs))
     )
@@ -320,6 +551,22 @@ async def _main(args: argparse.Namespace) -> None:
         lines, row = await asyncio.to_thread(_relay, args.seconds, args.runs)
         sections += lines
         summary.append(row)
+    if "hold" in only:
+        log("calls on hold hearing music")
+        hold = await measure_hold(
+            workdir / "hold", HOLD_POINTS, args.runs, args.seconds, f"{command} --only hold"
+        )
+        lines, row = _hold_section(hold)
+        sections += lines
+        summary.append(row)
+    if "record" in only:
+        log("concurrent recorded calls")
+        record = await measure_record(
+            workdir / "record", RECORD_POINTS, args.runs, args.seconds, f"{command} --only record"
+        )
+        lines, row = _record_section(record)
+        sections += lines
+        summary.append(row)
     log("done")
     header = [
         "# Nuage benchmark results",
@@ -347,7 +594,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["setup", "register", "media", "relay"],
+        choices=CHOICES,
         help="run only this benchmark (repeatable)",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")

@@ -25,10 +25,10 @@ CARRIER_HOST = "127.0.0.2"
 COMPANY_NUMBER = "+3225550100"
 # Extension of the user that the company number rings; the other users only register.
 CALLEE = "1001"
-# 500 calls anchored on two legs each, plus headroom for calls still ending. The range
-# sits below the test harness's (20000-32000) and the kernel's ephemeral ports; Nuage
-# skips any port in it that another program holds.
-RTP_PAIRS = 1400
+# 750 calls (the hold benchmark's largest step) anchored on two legs each, plus headroom
+# for calls still ending. The range sits below the test harness's (20000-32000) and the
+# kernel's ephemeral ports; Nuage skips any port in it that another program holds.
+RTP_PAIRS = 1800
 RTP_PORT_MIN = 12000
 
 
@@ -122,6 +122,18 @@ class BenchServer:
         with urllib.request.urlopen(url, timeout=5) as response:
             counters: dict[str, int] = json.load(response)["counters"]
         return counters
+
+    def log_problems(self) -> list[str]:
+        """The server log's WARNING, ERROR and CRITICAL lines and tracebacks, in order."""
+        path = self.workdir / "nuage.log"
+        if not path.exists():
+            return []
+        return [
+            line
+            for line in path.read_text(errors="replace").splitlines()
+            if any(f" {level} " in line for level in ("WARNING", "ERROR", "CRITICAL"))
+            or line.startswith("Traceback")
+        ]
 
     def _healthy(self) -> bool:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,3 +36,18 @@ def rtt_values(workdir: Path) -> list[float]:
                 except (IndexError, ValueError):
                     continue
     return values
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every process on the machine has used so far, the children they reaped
+    included (/proc/<pid>/stat: utime, stime, cutime, cstime). Per-process times are
+    exact, unlike /proc/stat's tick samples, which miss the short periodic bursts of
+    RTP work almost entirely."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile: its parent's cutime counts it once reaped
+        ticks += sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
