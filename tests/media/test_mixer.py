@@ -14,6 +14,7 @@ from nuage.media import g711
 from nuage.media.engine import LocalMediaEngine
 from nuage.media.mixer import ConferenceMixer, Member
 from nuage.media.player import UnsupportedCodecError
+from nuage.media.rtcp import ReportBlock, SenderReport
 from nuage.media.rtcp_sender import ReportSettings
 from nuage.media.rtp import RtpPacket, RtpSender
 from nuage.media.sdp import RtpMap
@@ -173,3 +174,41 @@ async def test_each_member_gets_sender_reports_and_a_bye_when_it_leaves() -> Non
         assert len({member.ssrc for member in members}) == 3
     finally:
         await engine.close()
+
+
+async def test_a_members_reports_carry_a_block_about_the_stream_it_sends() -> None:
+    """Nobody but the server receives a member's stream: the server's reports to it say
+    how that stream arrives (RFC 3550 6.4)."""
+    low = free_udp_port_range(8)
+    reports = ReportSettings(cname=CNAME, interval=REPORT_INTERVAL, uniform=lambda: 0.5)
+    engine = LocalMediaEngine(HOST, low, low + 7, reports=reports)
+    try:
+        mixer = ConferenceMixer(engine.clock)
+        side = (await engine.create_session()).a
+        rtp, rtcp = await rtp_and_rtcp_sockets()
+        side.set_remote(HOST, rtp.port)
+        mixer.add(side, {0: PCMU}, PCMU)
+        sender = RtpSender(0)
+        for index in range(25):
+            if index != 10:  # one lost on the way
+                payload = g711.ulaw_encode(tone_frame(TONES[0], index))
+                rtp.transport.sendto(sender.packet(payload, 160), (HOST, side.rtp_port))
+            else:
+                sender.sequence += 1
+            await asyncio.sleep(0.02)
+
+        def blocks() -> list[ReportBlock]:
+            return [
+                block
+                for packets, _ in rtcp.compounds()
+                for packet in packets
+                if isinstance(packet, SenderReport)
+                for block in packet.reports
+            ]
+
+        await until(lambda: any(block.cumulative_lost for block in blocks()))
+        mixer.close()
+    finally:
+        await engine.close()
+    block = blocks()[-1]
+    assert block.ssrc == sender.ssrc and block.cumulative_lost == 1

@@ -8,6 +8,7 @@ jitter buffer sits; the relay itself stays unbuffered (DESIGN.md, media/).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -16,6 +17,7 @@ from nuage.media import g711
 from nuage.media.codecs import CodecError, Decoder, decoder_for, supported
 from nuage.media.dtmf import InbandDtmfDetector
 from nuage.media.jitter import Concealer, JitterBuffer
+from nuage.media.rtcp_sender import Reception
 from nuage.media.rtp import RtpError, RtpPacket
 from nuage.media.sdp import RtpMap
 
@@ -29,9 +31,10 @@ def can_decode(codec: RtpMap) -> bool:
 class InboundAudio:
     """One party's audio: feed it the RTP packets the party sends (``packet``), take one
     frame per tick (``frame``). ``codecs`` are what the party may send, by payload type;
-    packets of any other type (telephone events, comfort noise) are ignored."""
+    packets of any other type (telephone events, comfort noise) are ignored. With
+    ``reception``, its audio packets are also counted there for RTCP."""
 
-    def __init__(self, codecs: Mapping[int, RtpMap]) -> None:
+    def __init__(self, codecs: Mapping[int, RtpMap], reception: Reception | None = None) -> None:
         # One decoder per codec of this stream: G.722's and Opus's carry state.
         self._decoders = {
             payload_type: decoder_for(codec.encoding, codec.clock_rate, codec.channels or 1)
@@ -41,6 +44,7 @@ class InboundAudio:
         self._buffer = JitterBuffer()
         self._concealer = Concealer()
         self._decoder: Decoder | None = None
+        self._reception = reception
         self._loop = asyncio.get_running_loop()
 
     def packet(self, data: bytes) -> None:
@@ -53,6 +57,8 @@ class InboundAudio:
             return
         self._decoder = decoder
         self._buffer.push(packet, self._loop.time())
+        if self._reception is not None:
+            self._reception.rtp(packet, time.time())
 
     def frame(self, now: float) -> g711.Pcm | None:
         """The frame due at ``now``: decoded, concealed when lost while the party talks,

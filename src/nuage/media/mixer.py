@@ -20,7 +20,7 @@ from nuage.media import g711
 from nuage.media.codecs import encoder_for
 from nuage.media.inbound import FRAME_SAMPLES, InboundAudio
 from nuage.media.player import FRAME_SECONDS, FrameClock
-from nuage.media.rtcp_sender import ReportSettings
+from nuage.media.rtcp_sender import Reception, ReportSettings
 from nuage.media.rtp import RtpSender
 from nuage.media.sdp import RtpMap
 
@@ -29,9 +29,11 @@ class MixableSide(Protocol):
     """A relay side: its party's packets can be tapped, and it can hear what we send
     (RTP, and RTCP about it)."""
 
-    def add_listener(self, listener: Callable[[bytes], object]) -> None: ...
+    def add_listener(self, listener: Callable[[bytes], object], *, rtcp: bool = False) -> None: ...
 
-    def remove_listener(self, listener: Callable[[bytes], object]) -> None: ...
+    def remove_listener(
+        self, listener: Callable[[bytes], object], *, rtcp: bool = False
+    ) -> None: ...
 
     def hear_server(self) -> Callable[[bytes], None]: ...
 
@@ -43,7 +45,8 @@ class MixableSide(Protocol):
 class Member:
     """One party of a conference. A muted member is neither heard nor sent anything
     (a party that put the conference on hold). Its party gets RTCP about the stream it
-    hears as ``reports`` say: sender reports, and a BYE on ``detach``."""
+    hears as ``reports`` say: sender reports with a block about the stream it sends (the
+    server receives it, nobody else does), and a BYE on ``detach``."""
 
     def __init__(
         self,
@@ -54,7 +57,8 @@ class Member:
     ) -> None:
         self._encoder = encoder_for(codec.encoding, codec.clock_rate, codec.channels or 1)
         self.side = side
-        self.inbound = InboundAudio(receives)
+        self._reception = Reception(codec.clock_rate)
+        self.inbound = InboundAudio(receives, self._reception)
         self.muted = False
         self._sender = RtpSender(codec.payload_type)
         self._timestamps = round(codec.clock_rate * FRAME_SECONDS)
@@ -62,7 +66,9 @@ class Member:
         self._sent = 0
         settings = ReportSettings() if reports is None else reports
         self._reporter = settings.reporter(self._sender.ssrc, codec.clock_rate)
+        self._reporter.reception = self._reception
         side.add_listener(self.inbound.packet)
+        side.add_listener(self._reception.rtcp, rtcp=True)
 
     @property
     def ssrc(self) -> int:
@@ -85,6 +91,7 @@ class Member:
         if bye is not None:
             self.side.send_rtcp(bye)
         self.side.remove_listener(self.inbound.packet)
+        self.side.remove_listener(self._reception.rtcp, rtcp=True)
         self.side.silence()
 
 

@@ -31,15 +31,21 @@ from dataclasses import dataclass
 from nuage.media.rtcp import (
     Bye,
     ReceiverReport,
+    ReceptionStats,
+    ReportBlock,
+    RtcpError,
     SenderReport,
     SourceDescription,
     compound,
     ntp_timestamp,
+    parse_compound,
 )
+from nuage.media.rtp import RtpPacket
 
 __all__ = [
     "DEFAULT_CNAME",
     "MIN_REPORT_INTERVAL",
+    "Reception",
     "ReportSettings",
     "RtcpReporter",
     "report_interval",
@@ -80,6 +86,7 @@ class RtcpReporter:
         "interval",
         "octets",
         "packets",
+        "reception",
         "ssrc",
     )
 
@@ -114,6 +121,9 @@ class RtcpReporter:
         self._wall_clock = wall_clock
         # Not scheduled yet: the first poll schedules the first report.
         self._due = -math.inf
+        self.reception: Reception | None = None
+        """Where the server also receives the party's stream (a conference, a transcoded
+        call): its reports then carry a report block about that stream (RFC 3550 6.4)."""
 
     @property
     def due(self) -> float:
@@ -171,18 +181,55 @@ class RtcpReporter:
     def _report(self, now: float) -> SenderReport | ReceiverReport:
         before_last, last = self._reported
         self._reported = (last, self.packets)
+        wall = self._wall_clock()
+        blocks: tuple[ReportBlock, ...] = ()
+        if self.reception is not None:
+            block = self.reception.report_block(wall)
+            blocks = () if block is None else (block,)
         if self.packets == before_last:
-            return ReceiverReport(self.ssrc)
+            return ReceiverReport(self.ssrc, blocks)
         # The RTP timestamp of the instant the NTP timestamp gives: the last packet's,
         # moved on by the time since it was sent, in the codec's clock.
         elapsed = round((now - self._last_sent) * self.clock_rate)
         return SenderReport(
             self.ssrc,
-            ntp_timestamp(self._wall_clock()),
+            ntp_timestamp(wall),
             (self._last_timestamp + elapsed) & 0xFFFFFFFF,
             self.packets & 0xFFFFFFFF,
             self.octets & 0xFFFFFFFF,
+            blocks,
         )
+
+
+class Reception:
+    """The stream a party sends to the server where the server terminates it: reception
+    statistics of its current source (a new SSRC starts them over), and its SRs for the
+    LSR/DLSR of our report blocks. Fed the party's RTP (``rtp``) and RTCP (``rtcp``)."""
+
+    def __init__(self, clock_rate: int) -> None:
+        self.clock_rate = clock_rate
+        self._stats: ReceptionStats | None = None
+
+    def rtp(self, packet: RtpPacket, arrival: float) -> None:
+        """A packet of the party's, received at Unix time ``arrival``."""
+        if self._stats is None or self._stats.ssrc != packet.ssrc:
+            self._stats = ReceptionStats(packet.ssrc)
+        self._stats.receive(packet.sequence, packet.timestamp, arrival, self.clock_rate)
+
+    def rtcp(self, data: bytes) -> None:
+        """A datagram from the party's RTCP port: its SRs are noted."""
+        if self._stats is None:
+            return
+        try:
+            packets = parse_compound(data)
+        except RtcpError:
+            return
+        for packet in packets:
+            if isinstance(packet, SenderReport) and packet.ssrc == self._stats.ssrc:
+                self._stats.sender_report(packet, time.time())
+
+    def report_block(self, now: float) -> ReportBlock | None:
+        return None if self._stats is None else self._stats.report_block(now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from nuage.media.codecs import (
     encoder_for,
     supported,
 )
-from nuage.media.rtcp_sender import ReportSettings
+from nuage.media.rtcp_sender import Reception, ReportSettings
 from nuage.media.rtp import HEADER, MARKER, VERSION_BITS, RtpError, RtpPacket
 from nuage.media.sdp import RtpMap
 
@@ -68,6 +68,9 @@ class TranscodedDirection:
         self._send_rtcp = send_rtcp
         settings = ReportSettings() if reports is None else reports
         self._reporter = settings.reporter(self._ssrc, target.clock_rate)
+        # The sending party's stream ends here: what it looks like on arrival, for the
+        # report blocks the other direction sends that party.
+        self.reception = Reception(8000)
         self._step = round(target.clock_rate * _FRAME_SECONDS)
         self._pending = np.zeros(0, dtype=np.int16)
         # The sender's stream and where our timestamps stand against it.
@@ -93,6 +96,8 @@ class TranscodedDirection:
             return
         if packet.ssrc != self._source or codec.clock_rate != self._source_rate:
             self._restart(packet, codec)
+        self.reception.clock_rate = codec.clock_rate
+        self.reception.rtp(packet, time.time())
         decoder = self._decoders.get(packet.payload_type)
         if decoder is None:
             decoder = self._decoders[packet.payload_type] = decoder_for(
@@ -158,6 +163,10 @@ class TranscodedDirection:
             report = self._reporter.sent(timestamp, len(payload), time.monotonic())
             if report is not None:
                 self._send_rtcp(report)
+
+    def report_on(self, reception: Reception) -> None:
+        """Our reports to the receiving party carry a block about its own stream."""
+        self._reporter.reception = reception
 
     def stop(self) -> None:
         """The direction ends (a hold, the call's end): its stream says BYE."""

@@ -780,11 +780,17 @@ class Call:
                 reports=self.engine.media.clock.reports,
             )
             source.media.add_listener(direction.packet)
+            source.media.add_listener(direction.reception.rtcp, rtcp=True)
             self._transcoders.append((source.media, direction))
+        if len(self._transcoders) == 2:
+            (_, a_to_b), (_, b_to_a) = self._transcoders
+            a_to_b.report_on(b_to_a.reception)
+            b_to_a.report_on(a_to_b.reception)
 
     def _stop_transcoding(self) -> None:
         for side, direction in self._transcoders:
             side.remove_listener(direction.packet)
+            side.remove_listener(direction.reception.rtcp, rtcp=True)
             direction.stop()
         self._transcoders.clear()
 
