@@ -15,9 +15,10 @@ from pathlib import Path
 
 import uvicorn
 
-from nuage.api.health import create_app
+from nuage.api.app import create_app, serve_api
 from nuage.config import Config
 from nuage.media.engine import LocalMediaEngine
+from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.control import CallControl
@@ -91,6 +92,8 @@ class NuageServer:
         self.directory: Directory | None = None
         self.location: LocationService | None = None
         self._http: uvicorn.Server | None = None
+        # Answers /healthz from the start; the API once storage is up (serve_api).
+        self.app = create_app(self.readiness, self.counters)
         self._tasks: list[asyncio.Task[None]] = []
 
     def readiness(self) -> dict[str, bool]:
@@ -135,6 +138,7 @@ class NuageServer:
         writer.start()
         self.directory = directory = Directory(self.db)
         await directory.start()
+        serve_api(self.app, AppSessions(self.db), directory)
         self.location = location = LocationService(self.db, writer)
         await location.load(datetime.now(UTC))
         recorder = CallRecorder(writer)
@@ -186,7 +190,7 @@ class NuageServer:
     async def _start_http(self) -> None:
         server = self.config.server
         config = uvicorn.Config(
-            create_app(self.readiness, self.counters),
+            self.app,
             host=server.http_host,
             port=server.http_port,
             log_level="warning",

@@ -1,21 +1,21 @@
-"""The HTTP application: health now, the REST API under /api/v1 later."""
+"""/healthz: whether the server is up, and its live counters, for monitoring."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 
-def create_app(
+def health_router(
     is_ready: Callable[[], dict[str, bool]], counters: Callable[[], dict[str, int]]
-) -> FastAPI:
+) -> APIRouter:
     """``is_ready`` tells, per component (sip, media, storage), whether it is up;
     ``counters`` gives live figures (calls, media sessions, ...) for monitoring."""
-    app = FastAPI(title="Nuage", docs_url=None, redoc_url=None, openapi_url=None)
+    router = APIRouter()
 
-    @app.get("/healthz")
+    @router.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         components = is_ready()
         ready = all(components.values())
@@ -28,4 +28,4 @@ def create_app(
             status_code=200 if ready else 503,
         )
 
-    return app
+    return router

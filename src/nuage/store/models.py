@@ -279,3 +279,21 @@ class Recording(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
     # Why it stopped: "user", "limit" (the five minutes), "hangup", "error".
     stopped_by: Mapped[str] = mapped_column(String(16))
+
+
+class AppSession(Base):
+    """A login to the app (or an API client): the user's refresh token and the access
+    token issued with it, both kept only as SHA-256 hashes. Refreshing replaces both;
+    logging out revokes the session."""
+
+    __tablename__ = "app_sessions"
+
+    # A random id, also the first part of both tokens: the lookup key.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    access_hash: Mapped[str] = mapped_column(String(64))
+    access_expires_at: Mapped[datetime]
+    refresh_hash: Mapped[str] = mapped_column(String(64))
+    refresh_expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,41 @@
+"""The HTTP application: /healthz, and the REST API under /api/v1 with its OpenAPI
+description at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, FastAPI
+
+from nuage.api import auth, errors, me
+from nuage.api.health import health_router
+from nuage.pbx.app_sessions import AppSessions
+from nuage.pbx.directory import Directory
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    is_ready: Callable[[], dict[str, bool]], counters: Callable[[], dict[str, int]]
+) -> FastAPI:
+    """The HTTP server starts before storage, so that /healthz can say "starting": the
+    API answers 503 until ``serve_api`` gives it the services it uses."""
+    app = FastAPI(
+        title="Nuage",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    errors.install(app)
+    app.include_router(health_router(is_ready, counters))
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth.router)
+    api.include_router(me.router)
+    app.include_router(api)
+    return app
+
+
+def serve_api(app: FastAPI, sessions: AppSessions, directory: Directory) -> None:
+    app.state.sessions = sessions
+    app.state.directory = directory

@@ -1,0 +1,119 @@
+"""Login, tokens and the error shape, against the API in process on a real database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from e2e.server import acme_plan
+from nuage.api.app import create_app, serve_api
+from nuage.pbx.app_sessions import AppSessions
+from nuage.pbx.directory import Directory
+from nuage.pbx.provision import apply_plan
+from nuage.pbx.throttle import FailureThrottle
+from nuage.store.database import Database
+
+pytestmark = pytest.mark.db
+
+ELODIE = {"email": "elodie@acme.example", "password": "app-1001"}
+
+
+@pytest.fixture
+async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(acme_plan(5999))
+    await apply_plan(database, plan)
+    directory = Directory(database)
+    await directory.load()
+    app = create_app(lambda: {"storage": True}, dict)
+    serve_api(app, AppSessions(database, FailureThrottle(max_failures=3)), directory)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://nuage") as client:
+        yield client
+
+
+async def login(api: httpx.AsyncClient, **credentials: str) -> dict[str, object]:
+    response = await api.post("/api/v1/auth/login", json=credentials or ELODIE)
+    assert response.status_code == 200, response.text
+    tokens: dict[str, object] = response.json()
+    return tokens
+
+
+def bearer(token: object) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_user_logs_in_and_reads_their_profile(api: httpx.AsyncClient) -> None:
+    tokens = await login(api)
+    assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 900
+    me = await api.get("/api/v1/me", headers=bearer(tokens["access_token"]))
+    assert me.status_code == 200
+    body = me.json()
+    assert (body["name"], body["extension"], body["role"]) == ("Élodie Martin", "1001", "user")
+    assert body["company"]["domain"] == "acme.example"
+    # Emails are matched case-insensitively, as the login screen types them.
+    await login(api, email="Elodie@ACME.example", password="app-1001")
+
+
+async def test_refresh_replaces_both_tokens_and_logout_ends_the_session(
+    api: httpx.AsyncClient,
+) -> None:
+    tokens = await login(api)
+    renewed = await api.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert renewed.status_code == 200
+    new = renewed.json()
+    assert (await api.get("/api/v1/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    assert (await api.get("/api/v1/me", headers=bearer(new["access_token"]))).status_code == 200
+    # The old refresh token was used: it cannot be used again.
+    again = await api.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert again.status_code == 401 and again.json()["error"]["code"] == "invalid_token"
+    out = await api.post("/api/v1/auth/logout", headers=bearer(new["access_token"]))
+    assert out.status_code == 204
+    assert (await api.get("/api/v1/me", headers=bearer(new["access_token"]))).status_code == 401
+    refused = await api.post("/api/v1/auth/refresh", json={"refresh_token": new["refresh_token"]})
+    assert refused.status_code == 401
+
+
+async def test_errors_have_one_shape_and_say_which_field(api: httpx.AsyncClient) -> None:
+    missing = await api.get("/api/v1/me")
+    assert missing.status_code == 401
+    assert missing.json() == {
+        "error": {"code": "unauthorized", "message": "An access token is needed"}
+    }
+    assert missing.headers["www-authenticate"] == "Bearer"
+    forged = await api.get("/api/v1/me", headers=bearer("0" * 32 + ".forged"))
+    assert forged.status_code == 401 and forged.json()["error"]["code"] == "invalid_token"
+    invalid = await api.post("/api/v1/auth/login", json={"password": "x"})
+    assert invalid.status_code == 422
+    assert invalid.json()["error"]["code"] == "invalid"
+    assert invalid.json()["error"]["field"] == "email"
+    unknown = await api.get("/api/v1/nothing-here")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+async def test_wrong_passwords_are_refused_alike_then_throttled(api: httpx.AsyncClient) -> None:
+    for credentials in (
+        {"email": "elodie@acme.example", "password": "wrong"},
+        {"email": "nobody@acme.example", "password": "app-1001"},
+    ):
+        refused = await api.post("/api/v1/auth/login", json=credentials)
+        assert refused.status_code == 401
+        assert refused.json()["error"] == {
+            "code": "invalid_credentials",
+            "message": "Wrong email or password",
+        }
+    await api.post("/api/v1/auth/login", json={"email": "x@y.z", "password": "wrong"})
+    # Three failures from this address: even the right password waits now.
+    blocked = await api.post("/api/v1/auth/login", json=ELODIE)
+    assert blocked.status_code == 429
+    assert blocked.json()["error"]["code"] == "too_many_requests"
+
+
+async def test_the_openapi_description_is_published(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/api/v1/openapi.json")).json()
+    assert {"/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/me"} <= set(spec["paths"])
