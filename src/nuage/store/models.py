@@ -297,3 +297,15 @@ class AppSession(Base):
     refresh_expires_at: Mapped[datetime]
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class Favorite(Base):
+    """A colleague a user starred (F4): shown on the home screen with their presence."""
+
+    __tablename__ = "favorites"
+    __table_args__ = (UniqueConstraint("user_id", "favorite_user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    favorite_user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
