@@ -21,9 +21,11 @@ from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.contacts import Favorites
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
+from nuage.pbx.presence import Presence
 from nuage.pbx.recordings import RecordingService
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
@@ -138,7 +140,6 @@ class NuageServer:
         writer.start()
         self.directory = directory = Directory(self.db)
         await directory.start()
-        serve_api(self.app, AppSessions(self.db), directory)
         self.location = location = LocationService(self.db, writer)
         await location.load(datetime.now(UTC))
         recorder = CallRecorder(writer)
@@ -155,6 +156,13 @@ class NuageServer:
         )
         calls.recordings = RecordingService(server.data_dir, writer, self.media.clock)
         self.control = CallControl(calls)
+        serve_api(
+            self.app,
+            AppSessions(self.db),
+            directory,
+            Favorites(self.db, directory),
+            Presence(location, calls),
+        )
         self.service = PbxService(
             directory=directory,
             location=location,

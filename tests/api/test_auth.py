@@ -10,11 +10,18 @@ import pytest
 
 from e2e.server import acme_plan
 from nuage.api.app import create_app, serve_api
+from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.app_sessions import AppSessions
+from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.contacts import Favorites
 from nuage.pbx.directory import Directory
+from nuage.pbx.location import LocationService
+from nuage.pbx.presence import Presence
 from nuage.pbx.provision import apply_plan
+from nuage.pbx.records import CallRecorder
 from nuage.pbx.throttle import FailureThrottle
 from nuage.store.database import Database
+from nuage.store.writer import BatchWriter
 
 pytestmark = pytest.mark.db
 
@@ -28,8 +35,18 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
     await apply_plan(database, plan)
     directory = Directory(database)
     await directory.load()
+    writer = BatchWriter(database)
+    # No phone registers and no call is made here: presence says everyone is offline.
+    media = LocalMediaEngine("127.0.0.1", 40000, 40010)
+    calls = CallEngine(media, CallRecorder(writer), ring_timeout=30)
     app = create_app(lambda: {"storage": True}, dict)
-    serve_api(app, AppSessions(database, FailureThrottle(max_failures=3)), directory)
+    serve_api(
+        app,
+        AppSessions(database, FailureThrottle(max_failures=3)),
+        directory,
+        Favorites(database, directory),
+        Presence(LocationService(database, writer), calls),
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://nuage") as client:
         yield client
@@ -117,3 +134,77 @@ async def test_wrong_passwords_are_refused_alike_then_throttled(api: httpx.Async
 async def test_the_openapi_description_is_published(api: httpx.AsyncClient) -> None:
     spec = (await api.get("/api/v1/openapi.json")).json()
     assert {"/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/me"} <= set(spec["paths"])
+
+
+async def test_search_finds_colleagues_whatever_the_accents_and_case(
+    api: httpx.AsyncClient,
+) -> None:
+    headers = bearer((await login(api))["access_token"])
+
+    async def names(query: str) -> list[str]:
+        response = await api.get("/api/v1/directory", params={"q": query}, headers=headers)
+        assert response.status_code == 200
+        return [contact["name"] for contact in response.json()]
+
+    assert await names("Ele") == ["Élodie Martin"]
+    assert await names("élo") == ["Élodie Martin"]
+    assert await names("LAMB") == ["Camille Lambert"]
+    assert await names("100") == ["Camille Lambert", "Élodie Martin", "Lucas Dubois"]
+    assert await names("zz") == []
+    assert await names("dz") == []
+    [elodie] = (await api.get("/api/v1/directory", params={"q": "1001"}, headers=headers)).json()
+    assert elodie["numbers"] == ["+3225550100"] and elodie["line_state"] == "offline"
+
+
+async def test_favorites_are_starred_listed_and_removed(api: httpx.AsyncClient) -> None:
+    headers = bearer((await login(api))["access_token"])
+    people = (await api.get("/api/v1/directory", headers=headers)).json()
+    ids = {person["extension"]: person["id"] for person in people}
+    for extension in ("1003", "1002", "1003"):  # the second star of 1003 changes nothing
+        added = await api.put(f"/api/v1/favorites/{ids[extension]}", headers=headers)
+        assert added.status_code == 204
+    listed = (await api.get("/api/v1/favorites", headers=headers)).json()
+    assert [person["extension"] for person in listed] == ["1003", "1002"]
+    assert (await api.put(f"/api/v1/favorites/{ids['1001']}", headers=headers)).status_code == 400
+    removed = await api.delete(f"/api/v1/favorites/{ids['1003']}", headers=headers)
+    assert removed.status_code == 204
+    listed = (await api.get("/api/v1/favorites", headers=headers)).json()
+    assert [person["extension"] for person in listed] == ["1002"]
+    # Lucas's favorites are his own.
+    tokens = await login(api, email="lucas@acme.example", password="app-1002")
+    lucas = bearer(tokens["access_token"])
+    assert (await api.get("/api/v1/favorites", headers=lucas)).json() == []
+
+
+async def test_another_companys_ids_are_not_found(
+    api: httpx.AsyncClient, database: Database, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.toml"
+    other.write_text(
+        acme_plan(5999)
+        .replace("acme.example", "globex.example")
+        .replace('name = "Acme"', 'name = "Globex"')
+        .replace("+3225550100", "+3225550199")
+    )
+    await apply_plan(database, other)
+    app_directory = api._transport.app.state.directory  # type: ignore[attr-defined]
+    await app_directory.load()
+    globex = bearer(
+        (await login(api, email="elodie@globex.example", password="app-1001"))["access_token"]
+    )
+    acme = bearer((await login(api))["access_token"])
+    people = (await api.get("/api/v1/directory", headers=acme)).json()
+    acme_ids = [person["id"] for person in people]
+    globex_names = {
+        person["email"] for person in (await api.get("/api/v1/directory", headers=globex)).json()
+    }
+    assert all(email.endswith("@globex.example") for email in globex_names)
+    for user_id in acme_ids:
+        for method, path in (
+            ("GET", f"/api/v1/directory/{user_id}"),
+            ("PUT", f"/api/v1/favorites/{user_id}"),
+            ("DELETE", f"/api/v1/favorites/{user_id}"),
+        ):
+            response = await api.request(method, path, headers=globex)
+            assert response.status_code == 404, (method, path)
+            assert response.json()["error"]["code"] == "not_found"

@@ -7,10 +7,12 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, FastAPI
 
-from nuage.api import auth, errors, me
+from nuage.api import auth, contacts, errors, me
 from nuage.api.health import health_router
 from nuage.pbx.app_sessions import AppSessions
+from nuage.pbx.contacts import Favorites
 from nuage.pbx.directory import Directory
+from nuage.pbx.presence import Presence
 
 API_PREFIX = "/api/v1"
 
@@ -32,10 +34,20 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth.router)
     api.include_router(me.router)
+    api.include_router(contacts.router)
     app.include_router(api)
     return app
 
 
-def serve_api(app: FastAPI, sessions: AppSessions, directory: Directory) -> None:
-    app.state.sessions = sessions
+def serve_api(
+    app: FastAPI,
+    sessions: AppSessions,
+    directory: Directory,
+    favorites: Favorites,
+    presence: Presence,
+) -> None:
     app.state.directory = directory
+    app.state.favorites = favorites
+    app.state.presence = presence
+    # Last: the API answers 503 until this is set.
+    app.state.sessions = sessions

@@ -122,6 +122,13 @@ class Directory:
     def user(self, company_id: int, extension: str) -> User | None:
         return self._snapshot.users.get((company_id, extension))
 
+    def users_of(self, company_id: int) -> list[User]:
+        """The company's users, by extension."""
+        return sorted(
+            (user for user in self._snapshot.users_by_id.values() if user.company_id == company_id),
+            key=lambda user: user.extension,
+        )
+
     def user_by_id(self, company_id: int, user_id: int) -> User | None:
         user = self._snapshot.users_by_id.get(user_id)
         return user if user is not None and user.company_id == company_id else None
