@@ -15,12 +15,13 @@ from pathlib import Path
 
 import uvicorn
 
-from nuage.api.app import create_app, serve_api
+from nuage.api.app import ApiServices, create_app, serve_api
 from nuage.config import Config
 from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.call_log import CallLog
 from nuage.pbx.contacts import Favorites
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
@@ -158,10 +159,15 @@ class NuageServer:
         self.control = CallControl(calls)
         serve_api(
             self.app,
-            AppSessions(self.db),
-            directory,
-            Favorites(self.db, directory),
-            Presence(location, calls),
+            ApiServices(
+                sessions=AppSessions(self.db),
+                directory=directory,
+                favorites=Favorites(self.db, directory),
+                presence=Presence(location, calls),
+                control=self.control,
+                call_log=CallLog(self.db, server.data_dir),
+                location=location,
+            ),
         )
         self.service = PbxService(
             directory=directory,

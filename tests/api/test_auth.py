@@ -9,11 +9,13 @@ import httpx
 import pytest
 
 from e2e.server import acme_plan
-from nuage.api.app import create_app, serve_api
+from nuage.api.app import ApiServices, create_app, serve_api
 from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.call_log import CallLog
 from nuage.pbx.contacts import Favorites
+from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.presence import Presence
@@ -40,12 +42,18 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
     media = LocalMediaEngine("127.0.0.1", 40000, 40010)
     calls = CallEngine(media, CallRecorder(writer), ring_timeout=30)
     app = create_app(lambda: {"storage": True}, dict)
+    location = LocationService(database, writer)
     serve_api(
         app,
-        AppSessions(database, FailureThrottle(max_failures=3)),
-        directory,
-        Favorites(database, directory),
-        Presence(LocationService(database, writer), calls),
+        ApiServices(
+            sessions=AppSessions(database, FailureThrottle(max_failures=3)),
+            directory=directory,
+            favorites=Favorites(database, directory),
+            presence=Presence(location, calls),
+            control=CallControl(calls),
+            call_log=CallLog(database, tmp_path),
+            location=location,
+        ),
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://nuage") as client:

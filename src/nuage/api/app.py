@@ -4,14 +4,18 @@ description at /api/v1/openapi.json."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
-from nuage.api import auth, contacts, errors, me
+from nuage.api import auth, calls, contacts, errors, me
 from nuage.api.health import health_router
 from nuage.pbx.app_sessions import AppSessions
+from nuage.pbx.call_log import CallLog
 from nuage.pbx.contacts import Favorites
+from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
+from nuage.pbx.location import LocationService
 from nuage.pbx.presence import Presence
 
 API_PREFIX = "/api/v1"
@@ -35,19 +39,27 @@ def create_app(
     api.include_router(auth.router)
     api.include_router(me.router)
     api.include_router(contacts.router)
+    api.include_router(calls.router)
     app.include_router(api)
     return app
 
 
-def serve_api(
-    app: FastAPI,
-    sessions: AppSessions,
-    directory: Directory,
-    favorites: Favorites,
-    presence: Presence,
-) -> None:
-    app.state.directory = directory
-    app.state.favorites = favorites
-    app.state.presence = presence
-    # Last: the API answers 503 until this is set.
-    app.state.sessions = sessions
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    """What the routes use, from the domain layer (pbx/)."""
+
+    sessions: AppSessions
+    directory: Directory
+    favorites: Favorites
+    presence: Presence
+    control: CallControl
+    call_log: CallLog
+    location: LocationService
+
+
+def serve_api(app: FastAPI, services: ApiServices) -> None:
+    for name in ApiServices.__slots__:
+        if name != "sessions":
+            setattr(app.state, name, getattr(services, name))
+    # Last: the API answers 503 until the sessions are there.
+    app.state.sessions = services.sessions
