@@ -144,12 +144,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"Nuage demo: company {company.name}, SIP domain {company.domain}")
     print(f"  SIP server   {args.host}:{args.sip_port} (UDP and TCP)")
     print(f"  health       http://{args.host}:{args.http_port}/healthz")
+    print(f"  REST API     http://{args.host}:{args.http_port}/api/v1 (docs/api.md)")
     print(f"  data         {data_dir}")
-    print("  extension  SIP password  name")
+    print("  extension  SIP password  app login (email / password)        name")
     for user in plan.users:
-        print(f"  {user.extension:<10} {user.sip_password:<13} {user.name}")
+        login = f"{user.email} / {user.password}"
+        print(f"  {user.extension:<10} {user.sip_password:<13} {login:<36} {user.name}")
+    menus = {menu.extension: menu.name for menu in plan.ivrs}
+    for menu in plan.ivrs:
+        keys = ", ".join(f"{key} -> {target}" for key, target in sorted(menu.keys.items()))
+        print(f"  extension {menu.extension}: voice menu {menu.name!r} ({keys})")
     for number in plan.numbers:
-        print(f"  number {number.number} rings {number.route}")
+        target = f"the voice menu {number.route}" if number.route in menus else number.route
+        print(f"  number {number.number} rings {target}")
     print(
         "Register a phone as <extension>@" + company.domain + f" via {args.host}:{args.sip_port}."
     )
