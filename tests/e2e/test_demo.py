@@ -1,0 +1,52 @@
+"""`nuage demo` (what `make demo` runs): the demo company answers SIP and the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import httpx
+
+from e2e.server import NUAGE
+from peers.ports import free_port
+
+
+async def test_the_demo_serves_its_company(tmp_path: Path) -> None:
+    sip_port, http_port = free_port(), free_port()
+    output = tmp_path / "demo.log"
+    with output.open("wb") as log:
+        demo = await asyncio.create_subprocess_exec(
+            str(NUAGE),
+            "demo",
+            "--sip-port",
+            str(sip_port),
+            "--http-port",
+            str(http_port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
+            for _ in range(150):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(output.read_text())
+            login = await http.post(
+                "/api/v1/auth/login", json={"email": "elodie@demo.nuage", "password": "demo-1001"}
+            )
+            assert login.status_code == 200, login.text
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            people = (await http.get("/api/v1/directory", headers=headers)).json()
+            assert len(people) == 6
+        printed = output.read_text()
+        assert "elodie@demo.nuage / demo-1001" in printed
+        assert f"127.0.0.1:{sip_port}" in printed
+    finally:
+        demo.terminate()
+        await asyncio.wait_for(demo.wait(), 15)
