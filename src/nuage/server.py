@@ -31,6 +31,7 @@ from nuage.pbx.recordings import RecordingService
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.service import PbxService
+from nuage.pbx.statuses import StatusService
 from nuage.pbx.throttle import FailureThrottle
 from nuage.pbx.trunk_registration import TrunkRegistrar
 from nuage.sip.digest import DigestAuthenticator
@@ -94,6 +95,7 @@ class NuageServer:
         self.writer: BatchWriter | None = None
         self.directory: Directory | None = None
         self.location: LocationService | None = None
+        self.statuses: StatusService | None = None
         self._http: uvicorn.Server | None = None
         # Answers /healthz from the start; the API once storage is up (serve_api).
         self.app = create_app(self.readiness, self.counters)
@@ -141,6 +143,7 @@ class NuageServer:
         writer.start()
         self.directory = directory = Directory(self.db)
         await directory.start()
+        self.statuses = statuses = StatusService(self.db, directory)
         self.location = location = LocationService(self.db, writer)
         await location.load(datetime.now(UTC))
         recorder = CallRecorder(writer)
@@ -167,6 +170,7 @@ class NuageServer:
                 control=self.control,
                 call_log=CallLog(self.db, server.data_dir),
                 location=location,
+                statuses=statuses,
             ),
         )
         self.service = PbxService(

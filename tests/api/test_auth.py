@@ -21,6 +21,7 @@ from nuage.pbx.location import LocationService
 from nuage.pbx.presence import Presence
 from nuage.pbx.provision import apply_plan
 from nuage.pbx.records import CallRecorder
+from nuage.pbx.statuses import StatusService
 from nuage.pbx.throttle import FailureThrottle
 from nuage.store.database import Database
 from nuage.store.writer import BatchWriter
@@ -53,6 +54,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
             control=CallControl(calls),
             call_log=CallLog(database, tmp_path),
             location=location,
+            statuses=StatusService(database, directory),
         ),
     )
     transport = httpx.ASGITransport(app=app)
@@ -216,3 +218,19 @@ async def test_another_companys_ids_are_not_found(
             response = await api.request(method, path, headers=globex)
             assert response.status_code == 404, (method, path)
             assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_a_user_chooses_a_status_colleagues_see_it(api: httpx.AsyncClient) -> None:
+    elodie = bearer((await login(api))["access_token"])
+    tokens = await login(api, email="lucas@acme.example", password="app-1002")
+    lucas = bearer(tokens["access_token"])
+    listed = (await api.get("/api/v1/statuses", headers=elodie)).json()
+    assert [status["key"] for status in listed] == ["available", "meeting", "lunch", "dnd", "away"]
+    assert listed[0]["name"] == "Disponible"  # the company's language is French
+    assert (await api.get("/api/v1/me/status", headers=elodie)).json()["key"] == "available"
+    chosen = await api.put("/api/v1/me/status", headers=elodie, json={"key": "dnd"})
+    assert chosen.status_code == 200 and chosen.json()["behaviour"] == "busy"
+    [card] = (await api.get("/api/v1/directory", params={"q": "1001"}, headers=lucas)).json()
+    assert card["status"] == "dnd"
+    unknown = await api.put("/api/v1/me/status", headers=elodie, json={"key": "beach"})
+    assert unknown.status_code == 422 and "unknown status" in unknown.json()["error"]["message"]

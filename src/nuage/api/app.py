@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
-from nuage.api import auth, calls, contacts, errors, me
+from nuage.api import auth, calls, contacts, errors, me, statuses
 from nuage.api.health import health_router
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.call_log import CallLog
@@ -17,6 +17,7 @@ from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.presence import Presence
+from nuage.pbx.statuses import StatusService
 
 API_PREFIX = "/api/v1"
 
@@ -40,6 +41,7 @@ def create_app(
     api.include_router(me.router)
     api.include_router(contacts.router)
     api.include_router(calls.router)
+    api.include_router(statuses.router)
     app.include_router(api)
     return app
 
@@ -55,6 +57,7 @@ class ApiServices:
     control: CallControl
     call_log: CallLog
     location: LocationService
+    statuses: StatusService
 
 
 def serve_api(app: FastAPI, services: ApiServices) -> None:

@@ -21,6 +21,8 @@ class ContactOut(BaseModel):
     extension: str
     email: str
     numbers: list[str]  # the company numbers that ring this colleague (E.164)
+    status: str  # the key of the status they chose (F2)
+    status_name: str
     line_state: str  # offline, available, ringing, in call, on hold
 
 
@@ -32,12 +34,15 @@ def _services(request: Request) -> tuple[Directory, Favorites, Presence]:
 def _contact(request: Request, user: User) -> ContactOut:
     directory, _, presence = _services(request)
     numbers = [n.number for n in directory.numbers(user.company_id) if n.route == user.extension]
+    status = request.app.state.statuses.current(user.company_id, user.id)
     return ContactOut(
         id=user.id,
         name=user.name,
         extension=user.extension,
         email=user.email,
         numbers=numbers,
+        status=status.key,
+        status_name=status.name,
         line_state=presence.line_state(user.company_id, user.id),
     )
 

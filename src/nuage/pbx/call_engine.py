@@ -126,14 +126,18 @@ class CallEngine:
         destinations: list[Destination] | Application,
         *,
         direction: str,
+        shown_caller: Party | None = None,
     ) -> None:
         """Run a call from the INVITE in ``tx`` to ``destinations``, or answered here and
-        handed to an application, until it ends."""
+        handed to an application, until it ends; ``shown_caller`` is who the callee sees
+        calling when not ``caller``."""
         if len(self._setting_up) >= MAX_CALLS_IN_SETUP:
             log.warning("too many calls in set-up: call %s refused", tx.request.call_id)
             tx.respond(503, "Too many calls in set-up", headers=[RETRY_AFTER])
             return
-        call = Call(self, tx, company, caller, callee, direction=direction)
+        call = Call(
+            self, tx, company, caller, callee, direction=direction, shown_caller=shown_caller
+        )
         self._calls.add(call)
         self._setting_up.add(call)
         if direction == "outbound":

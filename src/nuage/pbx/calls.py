@@ -170,6 +170,7 @@ class Call:
         callee: Party,
         *,
         direction: str,
+        shown_caller: Party | None = None,
     ) -> None:
         self.engine = engine
         self.tx = tx
@@ -177,6 +178,9 @@ class Call:
         self.caller = caller
         self.callee = callee
         self.direction = direction
+        # Who the callee's devices see calling, when not the caller (a call forwarded
+        # outside goes out with the forwarding user's number: carriers take only ours).
+        self.shown_caller = shown_caller or caller
         self.a: Leg | None = None
         self.b: Leg | None = None
         self.session: MediaSession | None = None
@@ -428,7 +432,7 @@ class Call:
         forks = Forking(
             self.engine,
             self.company,
-            self.caller,
+            self.shown_caller,
             destinations,
             offer.encode() if offer is not None else b"",
             on_answer=self.answer_a,

@@ -1,4 +1,4 @@
-"""The directory (companies, users, trunks, numbers, IVR menus) kept in memory.
+"""The directory (companies, users, trunks, numbers, IVR menus, statuses) kept in memory.
 
 Every SIP request needs it, so it is read from memory, not the database. `nuage
 provision` (another process) bumps a revision counter in the same transaction as its
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from nuage.store import repositories
 from nuage.store.database import Database
-from nuage.store.models import Company, IvrMenu, Number, Trunk, User
+from nuage.store.models import Company, IvrMenu, Number, Status, Trunk, User
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ class Snapshot:
     numbers: dict[str, Number] = field(default_factory=dict)
     numbers_by_company: dict[int, list[Number]] = field(default_factory=dict)
     ivrs: dict[tuple[int, str], IvrMenu] = field(default_factory=dict)
+    # Each company's statuses in menu order, and every status by id.
+    statuses: dict[int, list[Status]] = field(default_factory=dict)
+    statuses_by_id: dict[int, Status] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -46,6 +49,7 @@ class Snapshot:
         numbers: list[Number],
         *,
         ivrs: list[IvrMenu] | None = None,
+        statuses: list[Status] | None = None,
     ) -> Snapshot:
         trunks_by_company: defaultdict[int, list[Trunk]] = defaultdict(list)
         trunks_by_address: defaultdict[str, list[Trunk]] = defaultdict(list)
@@ -58,6 +62,9 @@ class Snapshot:
         numbers_by_company: defaultdict[int, list[Number]] = defaultdict(list)
         for number in sorted(numbers, key=lambda n: n.number):
             numbers_by_company[number.company_id].append(number)
+        statuses_by_company: defaultdict[int, list[Status]] = defaultdict(list)
+        for status in sorted(statuses or [], key=lambda s: s.position):
+            statuses_by_company[status.company_id].append(status)
         return cls(
             revision=revision,
             companies={company.id: company for company in companies},
@@ -69,6 +76,8 @@ class Snapshot:
             numbers={number.number: number for number in numbers},
             numbers_by_company=dict(numbers_by_company),
             ivrs={(menu.company_id, menu.extension): menu for menu in ivrs or []},
+            statuses=dict(statuses_by_company),
+            statuses_by_id={status.id: status for status in statuses or []},
         )
 
 
@@ -81,6 +90,9 @@ class Directory:
         self._poll_interval = poll_interval
         self._snapshot = Snapshot()
         self._task: asyncio.Task[None] | None = None
+        # Status changes this process wrote (user id -> status id, and the revision that
+        # wrote it), in effect at once; dropped once a snapshot that far is loaded.
+        self._user_statuses: dict[int, tuple[int | None, int]] = {}
 
     @property
     def revision(self) -> int:
@@ -89,7 +101,13 @@ class Directory:
     async def load(self) -> None:
         async with self._db.session() as session:
             rows = await repositories.directory_snapshot(session)
-        self._snapshot = Snapshot.build(*rows[:5], ivrs=rows[5])
+        snapshot = Snapshot.build(*rows[:5], ivrs=rows[5], statuses=rows[6])
+        self._snapshot = snapshot
+        self._user_statuses = {
+            user_id: change
+            for user_id, change in self._user_statuses.items()
+            if change[1] > snapshot.revision
+        }
 
     async def start(self) -> None:
         await self.load()
@@ -148,3 +166,36 @@ class Directory:
     def ivr(self, company_id: int, extension: str) -> IvrMenu | None:
         """The company's IVR menu at that extension (users and menus never share one)."""
         return self._snapshot.ivrs.get((company_id, extension))
+
+    def statuses(self, company_id: int) -> list[Status]:
+        """The company's statuses, in the order of the app's menu."""
+        return self._snapshot.statuses.get(company_id, [])
+
+    def status(self, company_id: int, status_id: int) -> Status | None:
+        status = self._snapshot.statuses_by_id.get(status_id)
+        return status if status is not None and status.company_id == company_id else None
+
+    def status_by_key(self, company_id: int, key: str) -> Status | None:
+        return next((s for s in self.statuses(company_id) if s.key == key), None)
+
+    def default_status(self, company_id: int) -> Status | None:
+        """The status of users who chose none: the company's first "ring" status."""
+        return next((s for s in self.statuses(company_id) if s.behaviour == "ring"), None)
+
+    def user_status(self, company_id: int, user_id: int) -> Status | None:
+        """The user's current status: the one they chose (a change this process made
+        counts at once), else the default; None for an unknown user or a company
+        without statuses."""
+        user = self.user_by_id(company_id, user_id)
+        if user is None:
+            return None
+        change = self._user_statuses.get(user_id)
+        status_id = change[0] if change is not None else user.status_id
+        chosen = self.status(company_id, status_id) if status_id is not None else None
+        return chosen or self.default_status(company_id)
+
+    def note_user_status(self, user_id: int, status_id: int | None, revision: int) -> None:
+        """A user's status change, committed with directory revision ``revision``: in
+        effect in this process from now on, without waiting for the reload."""
+        if revision > self._snapshot.revision:
+            self._user_statuses[user_id] = (status_id, revision)

@@ -33,7 +33,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nuage.media.prompts import PROMPT_NAMES, missing_languages
-from nuage.pbx.numbering import NumberError, normalize_number
+from nuage.pbx.numbering import NumberError, OutboundPolicy, normalize_number
+from nuage.pbx.statuses import DEFAULT_STATUSES, Behaviour
 from nuage.store import repositories
 from nuage.store.database import Database
 from nuage.store.models import (
@@ -42,6 +43,7 @@ from nuage.store.models import (
     IvrMenu,
     Number,
     Recording,
+    Status,
     Trunk,
     TrunkAddress,
     User,
@@ -54,6 +56,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "ProvisionReport",
+    "StatusPlan",
     "apply_plan",
     "find_company",
     "list_calls",
@@ -72,6 +75,9 @@ _HOSTNAME = re.compile(
 # decides the rest; no spaces, one @, a dot in the domain.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _E164_PREFIX = re.compile(r"^\+[0-9]{1,15}$")
+_STATUS_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_EXTENSION = re.compile(r"^[1-9][0-9]{1,5}$")
 # The keys of a phone's keypad an IVR menu may offer.
 IVR_KEYS = frozenset("0123456789*#")
 
@@ -212,6 +218,34 @@ class IvrPlan(_Entry):
     keys: dict[str, str] = Field(default_factory=dict)
 
 
+class StatusPlan(_Entry):
+    """A status users can choose (F2) and what it does to calls to them (F3)."""
+
+    key: str
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    colour: str | None = None
+    behaviour: Behaviour = "ring"
+    # A colleague's extension or a number; checked in _check, which knows the users.
+    forward_to: str | None = None
+    pause_acd: bool = False
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _STATUS_KEY.match(value):
+            raise ValueError(
+                f"{value!r} is not a key: 1 to 32 lower-case letters, digits, '-' or '_'"
+            )
+        return value
+
+    @field_validator("colour")
+    @classmethod
+    def _colour(cls, value: str | None) -> str | None:
+        if value is not None and not _COLOUR.match(value):
+            raise ValueError(f"{value!r} is not a colour like '#2e7d32'")
+        return value.lower() if value is not None else None
+
+
 class PolicyPlan(_Entry):
     allowed_countries: list[str]
     blocked_prefixes: list[str] = Field(default_factory=list)
@@ -237,11 +271,28 @@ class Plan(_Entry):
     trunks: list[TrunkPlan] = Field(default_factory=list)
     numbers: list[NumberPlan] = Field(default_factory=list)
     ivrs: list[IvrPlan] = Field(default_factory=list)
+    # None: the default statuses (DEFAULT_STATUSES), named in the company's language.
+    statuses: list[StatusPlan] | None = None
     # Without a [policy], external calls may only go to the company's own country.
     policy: PolicyPlan | None = None
 
     def effective_policy(self) -> PolicyPlan:
         return self.policy or PolicyPlan(allowed_countries=[self.company.country])
+
+    def effective_statuses(self) -> list[StatusPlan]:
+        if self.statuses is not None:
+            return self.statuses
+        language = self.company.language
+        return [
+            StatusPlan(
+                key=default.key,
+                name=default.name(language),
+                colour=default.colour,
+                behaviour=default.behaviour,
+                pause_acd=default.pause_acd,
+            )
+            for default in DEFAULT_STATUSES
+        ]
 
 
 def _split_host(value: str) -> tuple[str, int]:
@@ -314,6 +365,10 @@ class _CheckedPlan:
     # Plan numbers in E.164, in plan order.
     numbers: list[str]
     caller_ids: list[str | None]
+    # The statuses to apply (the plan's or the defaults), and each one's forward target
+    # (an extension, or a number in E.164), in plan order.
+    statuses: list[StatusPlan] = field(default_factory=list)
+    forward_targets: list[str | None] = field(default_factory=list)
 
 
 def _check(plan: Plan) -> _CheckedPlan:
@@ -346,9 +401,63 @@ def _check(plan: Plan) -> _CheckedPlan:
         except NumberError as exc:
             errors.append(f"trunks[{index}].caller_id: {exc}")
             caller_ids.append(None)
+    forward_targets = _check_statuses(plan, numbers, errors)
     if errors:
         raise PlanError("\n".join(errors))
-    return _CheckedPlan(plan=plan, numbers=numbers, caller_ids=caller_ids)
+    return _CheckedPlan(
+        plan=plan,
+        numbers=numbers,
+        caller_ids=caller_ids,
+        statuses=plan.effective_statuses(),
+        forward_targets=forward_targets,
+    )
+
+
+def _check_statuses(plan: Plan, own_numbers: list[str], errors: list[str]) -> list[str | None]:
+    """Check the plan's statuses, adding to ``errors``; each status's forward target, an
+    extension of a user of the plan or an E.164 number the company may call."""
+    statuses = plan.effective_statuses()
+    errors += _duplicates([s.key for s in statuses], "statuses", "key")
+    if not any(s.behaviour == "ring" for s in statuses):
+        errors.append('statuses: no status has behaviour = "ring" (the default, "Available")')
+    users = {u.extension for u in plan.users}
+    policy = plan.effective_policy()
+    outbound = OutboundPolicy.create(
+        policy.allowed_countries, policy.blocked_prefixes, policy.max_external_calls
+    )
+    targets: list[str | None] = []
+    for index, status in enumerate(statuses):
+        path = f"statuses[{index}].forward_to"
+        target = status.forward_to
+        targets.append(None)
+        if status.behaviour != "forward":
+            if target is not None:
+                errors.append(f'{path}: only with behaviour = "forward"')
+            continue
+        if target is None:
+            errors.append(f'{path}: required with behaviour = "forward"')
+            continue
+        if _EXTENSION.match(target):
+            if target in users:
+                targets[-1] = target
+            else:
+                errors.append(f"{path}: no user with extension {target!r}")
+            continue
+        try:
+            number = normalize_number(target, plan.company.country)
+        except NumberError as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        if number not in own_numbers:
+            if outbound.max_external_calls == 0:
+                errors.append(f"{path}: {target!r}: policy.max_external_calls = 0 forbids it")
+                continue
+            decision = outbound.check(number, 0)
+            if not decision.allowed:
+                errors.append(f"{path}: {target!r}: {decision.reason}")
+                continue
+        targets[-1] = number
+    return targets
 
 
 def _prompt_error(name: str) -> str | None:
@@ -470,6 +579,7 @@ class ProvisionReport:
     trunks: KindReport = field(default_factory=KindReport)
     numbers: KindReport = field(default_factory=KindReport)
     ivrs: KindReport = field(default_factory=KindReport)
+    statuses: KindReport = field(default_factory=KindReport)
 
     @property
     def changed(self) -> bool:
@@ -480,6 +590,7 @@ class ProvisionReport:
             or self.trunks.changed
             or self.numbers.changed
             or self.ivrs.changed
+            or self.statuses.changed
         )
 
     def __str__(self) -> str:
@@ -491,7 +602,7 @@ class ProvisionReport:
             else "unchanged"
         )
         lines = [f"company {self.company} ({self.domain}): {state}"]
-        for kind in ("users", "trunks", "numbers", "ivrs"):
+        for kind in ("users", "trunks", "numbers", "ivrs", "statuses"):
             report: KindReport = getattr(self, kind)
             lines.append(
                 f"{kind}: {report.created} created, {report.updated} updated, "
@@ -546,6 +657,7 @@ async def apply_plan(db: Database, plan_path: Path) -> ProvisionReport:
         await _apply_trunks(session, checked, company, report.trunks)
         await _apply_numbers(session, checked, company, report.numbers)
         await _apply_ivrs(session, plan, company, report.ivrs)
+        await _apply_statuses(session, checked, company, report.statuses)
         if report.changed:
             # Running servers reload their in-memory directory when this moves.
             await repositories.bump_directory_revision(session)
@@ -738,6 +850,37 @@ async def _apply_ivrs(
             session.add(IvrMenu(company_id=company.id, extension=entry.extension, **values))
             report.created += 1
         elif _assign(menu, values):
+            report.updated += 1
+    await session.flush()
+
+
+async def _apply_statuses(
+    session: AsyncSession, checked: _CheckedPlan, company: Company, report: KindReport
+) -> None:
+    """Statuses by key; a removed status's users go back to the default (the foreign
+    key's ON DELETE SET NULL)."""
+    current = {s.key: s for s in await repositories.statuses(session, company.id)}
+    wanted = {s.key for s in checked.statuses}
+    for key, old in current.items():
+        if key not in wanted:
+            await session.delete(old)
+            report.removed += 1
+    for position, (entry, target) in enumerate(
+        zip(checked.statuses, checked.forward_targets, strict=True)
+    ):
+        values: dict[str, Any] = {
+            "name": entry.name,
+            "colour": entry.colour,
+            "position": position,
+            "behaviour": entry.behaviour,
+            "forward_to": target,
+            "pause_acd": entry.pause_acd,
+        }
+        status = current.get(entry.key)
+        if status is None:
+            session.add(Status(company_id=company.id, key=entry.key, **values))
+            report.created += 1
+        elif _assign(status, values):
             report.updated += 1
     await session.flush()
 

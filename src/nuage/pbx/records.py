@@ -90,9 +90,12 @@ class CallRecorder:
         callee: str,
         outcome: str,
         reason: str,
+        caller_name: str = "",
         caller_user_id: int | None = None,
+        callee_user_id: int | None = None,
     ) -> None:
-        """A call refused before it rang anywhere (policy, unknown number): still recorded."""
+        """A call refused before it rang anywhere (policy, unknown number, the callee's
+        status): still recorded."""
         now = datetime.now(UTC)
 
         async def record(session: AsyncSession) -> None:
@@ -104,7 +107,9 @@ class CallRecorder:
                 caller=caller,
                 callee=callee,
                 started_at=now,
+                caller_name=caller_name,
                 caller_user_id=caller_user_id,
+                callee_user_id=callee_user_id,
             )
             await repositories.finish_call_record(
                 session, company_id, record_id, outcome=outcome, ended_at=now, reason=reason

@@ -18,11 +18,13 @@ from nuage.pbx.routing import (
     Refused,
     Route,
     ToIvr,
+    ToTrunk,
     ToUser,
     caller_id_of,
     route_from_trunk,
     route_from_user,
 )
+from nuage.pbx.statuses import ForwardOutside, RefuseCall, RingUser, call_target
 from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.message import URI, Address
 from nuage.store.models import Company, IvrMenu, Trunk, User
@@ -182,6 +184,48 @@ class PbxService:
         *,
         direction: str,
     ) -> None:
+        """A new call to ``callee``, as their status says: their devices ring, or it is
+        refused (do not disturb, voicemail), or it goes where they forward their calls."""
+        target = call_target(self._directory, company, callee)
+        if isinstance(target, RefuseCall):
+            user = target.user
+            log.info(
+                "call %s to %s@%s refused by their status: %s %s",
+                tx.request.call_id,
+                user.extension,
+                company.domain,
+                target.status,
+                target.reason,
+            )
+            tx.respond(target.status, target.reason)
+            self._recorder.refused(
+                company.id,
+                tx.request.call_id,
+                direction=direction,
+                caller=caller.number,
+                callee=user.extension,
+                outcome=target.outcome,
+                reason=f"{target.status} {target.reason}",
+                caller_name=caller.name,
+                caller_user_id=caller.user_id,
+                callee_user_id=user.id,
+            )
+            return
+        if isinstance(target, ForwardOutside):
+            await self._forward_outside(tx, company, caller, target, direction=direction)
+            return
+        await self._ring(tx, company, caller, target.user, direction=direction)
+
+    async def _ring(
+        self,
+        tx: ServerTransactionHandle,
+        company: Company,
+        caller: Party,
+        callee: User,
+        *,
+        direction: str,
+    ) -> None:
+        """Ring every device of ``callee``."""
         await self.calls.place(
             tx,
             company,
@@ -189,6 +233,65 @@ class PbxService:
             Party(callee.extension, callee.name, callee.id),
             self._devices(company, callee),
             direction=direction,
+        )
+
+    async def _forward_outside(
+        self,
+        tx: ServerTransactionHandle,
+        company: Company,
+        caller: Party,
+        forward: ForwardOutside,
+        *,
+        direction: str,
+    ) -> None:
+        """A call forwarded to a number: routed as the forwarding user's own call would
+        be (policy, the company's limit of external calls); the callee sees the
+        forwarding user's number."""
+        forwarding = forward.forwarding_user
+        route = route_from_user(
+            self._directory, company, forward.number, self.calls.external_calls[company.id]
+        )
+        if isinstance(route, Refused):
+            log.info(
+                "call %s forwarded by %s@%s to %r refused: %s %s",
+                tx.request.call_id,
+                forwarding.extension,
+                company.domain,
+                forward.number,
+                route.status,
+                route.reason,
+            )
+            tx.respond(route.status, route.reason)
+            self._recorder.refused(
+                company.id,
+                tx.request.call_id,
+                direction="outbound" if route.status == 403 else direction,
+                caller=caller.number,
+                callee=forward.number,
+                outcome="failed",
+                reason=f"{route.status} {route.reason} (forwarded by {forwarding.extension})",
+                caller_name=caller.name,
+                caller_user_id=caller.user_id,
+                callee_user_id=forwarding.id,
+            )
+            return
+        if isinstance(route, ToUser):
+            # One of the company's own numbers: that user's devices, whatever their status
+            # (following it again could go round in a circle).
+            await self._ring(tx, company, caller, route.user, direction=direction)
+            return
+        if isinstance(route, ToIvr):
+            await self._call_menu(tx, company, caller, route.menu, direction=direction)
+            return
+        caller_id = caller_id_of(self._directory, company, forwarding, route.trunk)
+        await self.calls.place(
+            tx,
+            company,
+            caller,
+            Party(route.number),
+            [trunk_destination(route.trunk, route.number)],
+            direction="outbound",
+            shown_caller=Party(caller_id, forwarding.name, forwarding.id),
         )
 
     async def _call_menu(
@@ -211,14 +314,10 @@ class PbxService:
         )
 
     def _menu_target(self, company: Company, extension: str) -> MenuTarget:
-        """Where a menu's key leads: a colleague (all their devices) or another menu."""
+        """Where a menu's key leads: a colleague (as their status says) or another menu."""
         user = self._directory.user(company.id, extension)
         if user is not None:
-            return TransferTarget(
-                Party(user.extension, user.name, user.id),
-                self._devices(company, user),
-                "internal",
-            )
+            return self._user_target(company, user)
         menu = self._directory.ivr(company.id, extension)
         if menu is not None:
             return menu
@@ -245,12 +344,7 @@ class PbxService:
         if isinstance(route, ToIvr):
             return Refused(488, "Calls cannot be transferred to a voice menu yet")
         if isinstance(route, ToUser):
-            user = route.user
-            return TransferTarget(
-                Party(user.extension, user.name, user.id),
-                self._devices(company, user),
-                "internal",
-            )
+            return self._user_target(company, route.user)
         transferring = (
             self._directory.user_by_id(company.id, transferor.user_id)
             if transferor.user_id is not None
@@ -258,10 +352,38 @@ class PbxService:
         )
         if transferring is None:
             return Refused(403, "Unknown transferor")
-        caller_id = caller_id_of(self._directory, company, transferring, route.trunk)
+        return self._outside_target(company, transferring, route)
+
+    def _user_target(self, company: Company, user: User) -> TransferTarget | Refused:
+        """A call handed to ``user`` (a transfer, a menu's key), as their status says."""
+        target = call_target(self._directory, company, user)
+        if isinstance(target, RefuseCall):
+            return Refused(target.status, target.reason)
+        if isinstance(target, RingUser):
+            reached = target.user
+        else:
+            route = route_from_user(
+                self._directory, company, target.number, self.calls.external_calls[company.id]
+            )
+            if isinstance(route, ToTrunk):
+                return self._outside_target(company, target.forwarding_user, route)
+            if isinstance(route, ToIvr):
+                return Refused(488, "Calls cannot be transferred to a voice menu yet")
+            if isinstance(route, Refused):
+                return route
+            reached = route.user
+        return TransferTarget(
+            Party(reached.extension, reached.name, reached.id),
+            self._devices(company, reached),
+            "internal",
+        )
+
+    def _outside_target(self, company: Company, user: User, route: ToTrunk) -> TransferTarget:
+        """A call handed to an external number on behalf of ``user``, shown their number."""
+        caller_id = caller_id_of(self._directory, company, user, route.trunk)
         return TransferTarget(
             Party(route.number),
             [trunk_destination(route.trunk, route.number)],
             "outbound",
-            caller=Party(caller_id, transferring.name, transferring.id),
+            caller=Party(caller_id, user.name, user.id),
         )

@@ -87,8 +87,22 @@ async def open_database(url: str, *, schema: str | None = None) -> Database:
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     try:
-        async with engine.begin() as connection:
+        async with engine.connect() as connection:
+            sqlite = engine.dialect.name == "sqlite"
+            if sqlite:
+                # Migrations that rebuild a table (SQLite's way to add a constraint) drop
+                # the old one, which with foreign keys on would delete or null every row
+                # referring to it. The pragma only takes effect outside a transaction:
+                # the driver begins one at the first write, not before this statement.
+                await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             await connection.run_sync(_upgrade)
+            if sqlite:
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"migrations broke foreign keys: {broken[:5]}")
+            await connection.commit()
+            if sqlite:
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
     except BaseException:
         await engine.dispose()
         raise

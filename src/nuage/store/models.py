@@ -35,6 +35,7 @@ __all__ = [
     "Number",
     "Recording",
     "Registration",
+    "Status",
     "Trunk",
     "TrunkAddress",
     "User",
@@ -116,6 +117,33 @@ class User(Base):
     sip_ha1_md5: Mapped[str] = mapped_column(String(32))
     sip_ha1_sha256: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16), default="user")
+    # The status the user chose (F2); None: the company's default, its first "ring"
+    # status ("Available"). A removed status puts its users back on the default.
+    status_id: Mapped[int | None] = mapped_column(ForeignKey("statuses.id", ondelete="SET NULL"))
+
+
+class Status(Base):
+    """A status a user can choose in the app (F2), with what it does to calls to them
+    (F3). Defined per company by the plan file; `position` orders the app's menu."""
+
+    __tablename__ = "statuses"
+    __table_args__ = (UniqueConstraint("company_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    # A slug ("available", "dnd"): how the plan and the API name the status.
+    key: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    # "#rrggbb", or None: the app's own colour.
+    colour: Mapped[str | None] = mapped_column(String(7))
+    position: Mapped[int] = mapped_column(Integer)
+    # What a new call to a user in this status does: "ring" (their devices ring),
+    # "voicemail" (480 until voicemail exists), "forward" (to forward_to) or "busy" (486).
+    behaviour: Mapped[str] = mapped_column(String(16))
+    # With "forward": a colleague's extension or an E.164 number.
+    forward_to: Mapped[str | None] = mapped_column(String(16))
+    # Pause the user in their ACD groups while in this status (applied once groups exist).
+    pause_acd: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Trunk(Base):

@@ -35,6 +35,7 @@ from nuage.store.models import (
     Number,
     Recording,
     Registration,
+    Status,
     Trunk,
     TrunkAddress,
     User,
@@ -61,6 +62,8 @@ __all__ = [
     "remove_registrations_of",
     "save_registration",
     "save_registrations",
+    "set_user_status",
+    "statuses",
     "trunks",
     "trunks_by_source_address",
     "unexpired_registrations",
@@ -81,18 +84,21 @@ async def directory_revision(session: AsyncSession) -> int:
     return result.scalar_one()
 
 
-async def bump_directory_revision(session: AsyncSession) -> None:
-    """Tell running servers the directory changed (call inside the changing transaction)."""
-    await session.execute(
+async def bump_directory_revision(session: AsyncSession) -> int:
+    """Tell running servers the directory changed (call inside the changing transaction);
+    returns the new revision, the one a server reads once the transaction is committed."""
+    result = await session.execute(
         update(DirectoryRevision)
         .where(DirectoryRevision.id == 1)
         .values(revision=DirectoryRevision.revision + 1)
+        .returning(DirectoryRevision.revision)
     )
+    return int(result.scalar_one())
 
 
 async def directory_snapshot(
     session: AsyncSession,
-) -> tuple[int, list[Company], list[User], list[Trunk], list[Number], list[IvrMenu]]:
+) -> tuple[int, list[Company], list[User], list[Trunk], list[Number], list[IvrMenu], list[Status]]:
     """Every company's directory rows and the revision they are at, read in one
     transaction. The one cross-company read: the server indexes the rows by company."""
     revision = await directory_revision(session)
@@ -101,7 +107,12 @@ async def directory_snapshot(
     trunks = list((await session.execute(select(Trunk).order_by(Trunk.id))).scalars())
     numbers = list((await session.execute(select(Number))).scalars())
     menus = list((await session.execute(select(IvrMenu))).scalars())
-    return revision, companies, users, trunks, numbers, menus
+    statuses = list(
+        (
+            await session.execute(select(Status).order_by(Status.company_id, Status.position))
+        ).scalars()
+    )
+    return revision, companies, users, trunks, numbers, menus, statuses
 
 
 async def _rowcount(session: AsyncSession, statement: Executable) -> int:
@@ -184,6 +195,27 @@ async def ivr_menus(session: AsyncSession, company_id: int) -> list[IvrMenu]:
         select(IvrMenu).where(IvrMenu.company_id == company_id).order_by(IvrMenu.extension)
     )
     return list(result.scalars())
+
+
+async def statuses(session: AsyncSession, company_id: int) -> list[Status]:
+    """The company's statuses in the order of the app's menu."""
+    result = await session.execute(
+        select(Status).where(Status.company_id == company_id).order_by(Status.position)
+    )
+    return list(result.scalars())
+
+
+async def set_user_status(
+    session: AsyncSession, company_id: int, user_id: int, status_id: int | None
+) -> bool:
+    """Put the user in that status (None: the company's default); False when the company
+    has no such user."""
+    statement = (
+        update(User)
+        .where(User.company_id == company_id, User.id == user_id)
+        .values(status_id=status_id)
+    )
+    return await _rowcount(session, statement) == 1
 
 
 # -- registrations -------------------------------------------------------------------------

@@ -1,0 +1,199 @@
+"""Statuses decide what a call to a user does (F3): a server in this process, baresip
+phones for Alice, Bob and Carol, the carrier simulator as the trunk; Bob's status is set
+through StatusService, as the API will."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from e2e.server import CARRIER_HOST, DOMAIN, acme_plan, e2e_database
+from e2e.test_call_control import ids, three_phones
+from nuage.carrier import CarrierSimulator
+from nuage.config import Config
+from nuage.pbx.control import CallControlError
+from nuage.pbx.provision import apply_plan
+from nuage.server import NuageServer
+from nuage.store.database import open_database
+from nuage.store.models import CallRecord
+from peers.baresip import BaresipPhone
+from peers.ports import free_port, free_ports
+
+STATUSES = """
+[[statuses]]
+key = "available"
+name = "Disponible"
+
+[[statuses]]
+key = "meeting"
+name = "En réunion"
+behaviour = "voicemail"
+
+[[statuses]]
+key = "colleague"
+name = "Renvoi vers Camille"
+behaviour = "forward"
+forward_to = "1003"
+
+[[statuses]]
+key = "mobile"
+name = "Sur mon portable"
+behaviour = "forward"
+forward_to = "0475 12 34 56"
+
+[[statuses]]
+key = "dnd"
+name = "Ne pas déranger"
+behaviour = "busy"
+"""
+
+
+@pytest.fixture
+async def carrier() -> AsyncIterator[CarrierSimulator]:
+    simulator = CarrierSimulator(CARRIER_HOST, 0, answer_delay=0.2, hangup_after=60.0)
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.close()
+
+
+@pytest.fixture
+async def server(tmp_path: Path, carrier: CarrierSimulator) -> AsyncIterator[NuageServer]:
+    async with e2e_database() as url:
+        rtp = free_ports(64)
+        rtp += rtp % 2
+        settings: dict[str, object] = {
+            "server": {
+                "sip_host": "127.0.0.1",
+                "sip_port": free_port(),
+                "http_host": "127.0.0.1",
+                "http_port": free_port(),
+                "rtp_port_min": rtp,
+                "rtp_port_max": rtp + 60,
+                "data_dir": str(tmp_path / "data"),
+            }
+        }
+        if url is not None:
+            settings["database"] = {"url": url}
+        config = Config.from_mapping(settings)
+        plan = tmp_path / "plan.toml"
+        plan.write_text(acme_plan(carrier.port, extra=STATUSES))
+        db = await open_database(config.database_url)
+        try:
+            await apply_plan(db, plan)
+        finally:
+            await db.close()
+        nuage = NuageServer(config)
+        await nuage.start()
+        try:
+            yield nuage
+        finally:
+            await nuage.stop()
+
+
+async def _refused(phone: BaresipPhone, status: str) -> None:
+    """The phone's call ends at once with ``status``, never answered."""
+    event = await phone.wait_event(["CALL_CLOSED", "CALL_ESTABLISHED"], timeout=10)
+    assert event.type == "CALL_CLOSED" and status in event.param, event
+
+
+async def _hang_up(caller: BaresipPhone, callee: BaresipPhone | None = None) -> None:
+    await caller.hangup()
+    await caller.wait_event("CALL_CLOSED", timeout=10)
+    if callee is not None:
+        await callee.wait_event("CALL_CLOSED", timeout=10)
+
+
+async def _records(server: NuageServer, count: int) -> list[CallRecord]:
+    """The company's ``count`` call records, oldest first, once all are closed (the
+    writer commits them in the background)."""
+    assert server.db is not None
+    for _ in range(100):
+        async with server.db.session() as session:
+            records = list(await session.scalars(select(CallRecord).order_by(CallRecord.id)))
+        if len(records) == count and all(r.outcome is not None for r in records):
+            return records
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not {count} closed call records: {records}")
+
+
+async def test_bobs_status_decides_where_calls_to_him_go(
+    server: NuageServer,
+    carrier: CarrierSimulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="nuage.carrier")
+    statuses, control, engine = server.statuses, server.control, server.service
+    assert statuses is not None and control is not None and engine is not None
+    company, bob_id = ids(server, "1002")
+    _, carol_id = ids(server, "1003")
+    alice, bob, carol = three_phones(server, tmp_path)
+    async with alice, bob, carol:
+        for phone in (alice, bob, carol):
+            await phone.wait_event("REGISTER_OK", timeout=10)
+
+        # Do not disturb: busy at once.
+        await statuses.set(company, bob_id, "dnd")
+        await alice.dial(f"sip:1002@{DOMAIN}")
+        await _refused(alice, "486")
+
+        # In a meeting: voicemail, which does not exist yet.
+        await statuses.set(company, bob_id, "meeting")
+        await alice.dial(f"sip:1002@{DOMAIN}")
+        await _refused(alice, "480")
+
+        # Forwarded to Carol, who sees Alice calling.
+        await statuses.set(company, bob_id, "colleague")
+        await alice.dial(f"sip:1002@{DOMAIN}")
+        answered = await carol.wait_event("CALL_ESTABLISHED", timeout=10)
+        await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+        assert "1001@" in str(answered.data.get("peeruri")), answered.data
+        [call] = control.calls(company, carol_id)
+        assert call.other.number == "1001"
+        # A transfer to Bob follows his status too.
+        await statuses.set(company, bob_id, "dnd")
+        with pytest.raises(CallControlError, match="486 Do not disturb"):
+            await control.transfer(company, carol_id, call.id, "1002")
+        await _hang_up(alice, carol)
+
+        # Forwarded to a mobile: out through the trunk, shown the company's number.
+        await statuses.set(company, bob_id, "mobile")
+        await alice.dial(f"sip:1002@{DOMAIN}")
+        await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+        [outside] = engine.calls.live_calls()
+        assert (outside.direction, outside.caller.number, outside.callee.number) == (
+            "outbound",
+            "1001",
+            "+32475123456",
+        )
+        assert engine.calls.external_calls[company] == 1
+        assert carrier.active_calls == 1
+        await _hang_up(alice)
+
+        # Available again: Bob's phone rings (and answers by itself).
+        await statuses.set(company, bob_id, "available")
+        await alice.dial(f"sip:1002@{DOMAIN}")
+        await bob.wait_event("CALL_ESTABLISHED", timeout=10)
+        await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+        await _hang_up(alice, bob)
+        bob_calls = [e for e in bob.events if e.type == "CALL_ESTABLISHED"]
+
+    assert len(bob_calls) == 1
+    assert "carrier: call to +32475123456 from +3225550100" in caplog.text
+    records = await _records(server, 5)
+    assert [(r.direction, r.caller, r.callee, r.outcome, r.reason) for r in records] == [
+        ("internal", "1001", "1002", "busy", "486 Do not disturb"),
+        ("internal", "1001", "1002", "missed", "480 Forwarded to voicemail (not available yet)"),
+        ("internal", "1001", "1003", "answered", "hung up by A"),
+        ("outbound", "1001", "+32475123456", "answered", "hung up by A"),
+        ("internal", "1001", "1002", "answered", "hung up by A"),
+    ]
+    # Refused calls are Bob's missed calls (F16).
+    assert [r.callee_user_id for r in records[:2]] == [bob_id, bob_id]
