@@ -12,6 +12,7 @@ digest failures, so guessing passwords is as slow through the API as through a p
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import secrets
@@ -32,9 +33,14 @@ ACCESS_LIFETIME = timedelta(minutes=15)
 REFRESH_LIFETIME = timedelta(days=30)
 
 _HASHER = PasswordHasher()
-# Verified against when the email is unknown, so that a wrong email costs as long as a
-# wrong password and the response time does not tell which accounts exist.
-_DUMMY_HASH = _HASHER.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so that a wrong email costs as long as
+    a wrong password and the response time does not tell which accounts exist (made on
+    first use: hashing takes a while, and every `nuage` command imports this module)."""
+    return _HASHER.hash(secrets.token_hex(16))
 
 
 class LoginRefusedError(Exception):
@@ -172,6 +178,6 @@ def _issue(session_id: str, now: datetime) -> tuple[Tokens, dict[str, object]]:
 
 def _password_matches(user: User | None, password: str) -> bool:
     try:
-        return _HASHER.verify(user.password_hash if user is not None else _DUMMY_HASH, password)
+        return _HASHER.verify(user.password_hash if user is not None else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
