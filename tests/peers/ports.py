@@ -5,15 +5,20 @@ from __future__ import annotations
 import itertools
 import random
 import socket
+import time
 
 _HOST = "127.0.0.1"
-# Ports handed out by this process: a peer binds them only when it starts, so a second
-# caller in between would otherwise find them free too.
-_given: set[int] = set()
+# Ports handed out by this process, and when: a peer binds them only when it starts, so
+# a second caller in between would otherwise find them free too. After a while they are
+# either bound (and found taken) or free again: remembering them for the whole run would
+# use up the range in a long test session.
+_given: dict[int, float] = {}
+_GIVEN_FOR = 120.0
 
 
 def _is_free(port: int) -> bool:
-    if port in _given:
+    given = _given.get(port)
+    if given is not None and time.monotonic() - given < _GIVEN_FOR:
         return False
     # A SIP peer binds UDP and TCP on the same number, so both must be free.
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
@@ -42,6 +47,7 @@ def free_ports(count: int) -> int:
     for base in itertools.chain(range(start, 32000 - count, count), range(20000, start, count)):
         block = range(base, base + count)
         if all(_is_free(port) for port in block):
-            _given.update(block)
+            now = time.monotonic()
+            _given.update(dict.fromkeys(block, now))
             return base
     raise RuntimeError(f"no {count} consecutive free ports on {_HOST}")
