@@ -16,6 +16,9 @@ from nuage.server import NuageServer
 
 __all__ = ["server"]
 
+# The call log's queries are the API's most database-specific: PostgreSQL too.
+pytestmark = pytest.mark.db
+
 
 @pytest.fixture
 async def http(server: NuageServer) -> AsyncIterator[httpx.AsyncClient]:
