@@ -4,6 +4,7 @@ phones: a server in this process, baresip phones registered to it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +25,10 @@ from peers.baresip import BaresipPhone
 from peers.ports import free_port, free_ports
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[NuageServer]:
+@contextlib.asynccontextmanager
+async def in_process_server(tmp_path: Path, plan_text: str) -> AsyncIterator[NuageServer]:
+    """A server in this process on loopback ports, its company provisioned from
+    ``plan_text`` (on PostgreSQL when the tests run against it)."""
     async with e2e_database() as url:
         rtp = free_ports(64)
         rtp += rtp % 2
@@ -44,7 +47,7 @@ async def server(tmp_path: Path) -> AsyncIterator[NuageServer]:
             settings["database"] = {"url": url}
         config = Config.from_mapping(settings)
         plan = tmp_path / "plan.toml"
-        plan.write_text(acme_plan(5999))
+        plan.write_text(plan_text)
         db = await open_database(config.database_url)
         try:
             await apply_plan(db, plan)
@@ -56,6 +59,12 @@ async def server(tmp_path: Path) -> AsyncIterator[NuageServer]:
             yield nuage
         finally:
             await nuage.stop()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[NuageServer]:
+    async with in_process_server(tmp_path, acme_plan(5999)) as nuage:
+        yield nuage
 
 
 def three_phones(

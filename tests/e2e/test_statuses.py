@@ -12,45 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from e2e.server import CARRIER_HOST, DOMAIN, acme_plan, e2e_database
-from e2e.test_call_control import ids, three_phones
+from e2e.server import CARRIER_HOST, DOMAIN, acme_plan
+from e2e.test_call_control import ids, in_process_server, three_phones
 from nuage.carrier import CarrierSimulator
-from nuage.config import Config
 from nuage.pbx.control import CallControlError
-from nuage.pbx.provision import apply_plan
 from nuage.server import NuageServer
-from nuage.store.database import open_database
 from nuage.store.models import CallRecord
 from peers.baresip import BaresipPhone
-from peers.ports import free_port, free_ports
-
-STATUSES = """
-[[statuses]]
-key = "available"
-name = "Disponible"
-
-[[statuses]]
-key = "meeting"
-name = "En réunion"
-behaviour = "voicemail"
-
-[[statuses]]
-key = "colleague"
-name = "Renvoi vers Camille"
-behaviour = "forward"
-forward_to = "1003"
-
-[[statuses]]
-key = "mobile"
-name = "Sur mon portable"
-behaviour = "forward"
-forward_to = "0475 12 34 56"
-
-[[statuses]]
-key = "dnd"
-name = "Ne pas déranger"
-behaviour = "busy"
-"""
+from test_statuses import STATUSES
 
 
 @pytest.fixture
@@ -65,36 +34,8 @@ async def carrier() -> AsyncIterator[CarrierSimulator]:
 
 @pytest.fixture
 async def server(tmp_path: Path, carrier: CarrierSimulator) -> AsyncIterator[NuageServer]:
-    async with e2e_database() as url:
-        rtp = free_ports(64)
-        rtp += rtp % 2
-        settings: dict[str, object] = {
-            "server": {
-                "sip_host": "127.0.0.1",
-                "sip_port": free_port(),
-                "http_host": "127.0.0.1",
-                "http_port": free_port(),
-                "rtp_port_min": rtp,
-                "rtp_port_max": rtp + 60,
-                "data_dir": str(tmp_path / "data"),
-            }
-        }
-        if url is not None:
-            settings["database"] = {"url": url}
-        config = Config.from_mapping(settings)
-        plan = tmp_path / "plan.toml"
-        plan.write_text(acme_plan(carrier.port, extra=STATUSES))
-        db = await open_database(config.database_url)
-        try:
-            await apply_plan(db, plan)
-        finally:
-            await db.close()
-        nuage = NuageServer(config)
-        await nuage.start()
-        try:
-            yield nuage
-        finally:
-            await nuage.stop()
+    async with in_process_server(tmp_path, acme_plan(carrier.port, extra=STATUSES)) as nuage:
+        yield nuage
 
 
 async def _refused(phone: BaresipPhone, status: str) -> None:

@@ -13,9 +13,10 @@ import hashlib
 import ipaddress
 import re
 import tomllib
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import phonenumbers
 from argon2 import PasswordHasher
@@ -38,6 +39,7 @@ from nuage.pbx.statuses import DEFAULT_STATUSES, Behaviour
 from nuage.store import repositories
 from nuage.store.database import Database
 from nuage.store.models import (
+    Base,
     CallRecord,
     Company,
     IvrMenu,
@@ -612,6 +614,9 @@ class ProvisionReport:
         return "\n".join(lines)
 
 
+_Row = TypeVar("_Row", bound=Base)
+
+
 def _assign(row: object, values: dict[str, Any]) -> bool:
     """Set the attributes that differ; True when any did."""
     changed = False
@@ -720,6 +725,37 @@ async def _apply_company(
     return company
 
 
+async def _remove_unwanted(
+    session: AsyncSession,
+    current: Mapping[str, Base],
+    wanted: Container[str],
+    report: KindReport,
+) -> None:
+    """Delete the rows (by their plan key) the plan no longer has."""
+    for key, row in current.items():
+        if key not in wanted:
+            await session.delete(row)
+            report.removed += 1
+
+
+def _upsert(
+    session: AsyncSession,
+    current: Mapping[str, _Row],
+    key: str,
+    values: dict[str, Any],
+    make: Callable[[str, dict[str, Any]], _Row],
+    *,
+    report: KindReport,
+) -> None:
+    """The row for ``key`` made (``make(key, values)``) or brought up to ``values``."""
+    row = current.get(key)
+    if row is None:
+        session.add(make(key, values))
+        report.created += 1
+    elif _assign(row, values):
+        report.updated += 1
+
+
 async def _apply_users(
     session: AsyncSession,
     plan: Plan,
@@ -729,11 +765,7 @@ async def _apply_users(
     hashes: list[str | None],
     report: KindReport,
 ) -> None:
-    wanted = {u.extension for u in plan.users}
-    for extension, old in current.items():
-        if extension not in wanted:
-            await session.delete(old)
-            report.removed += 1
+    await _remove_unwanted(session, current, {u.extension for u in plan.users}, report)
     # Emails are unique across rows: park the changing ones first so that two users
     # swapping addresses do not collide half-way through the flush.
     parked = False
@@ -756,12 +788,14 @@ async def _apply_users(
         }
         if new_hash is not None:
             values["password_hash"] = new_hash
-        user = current.get(entry.extension)
-        if user is None:
-            session.add(User(company_id=company.id, **values))
-            report.created += 1
-        elif _assign(user, values):
-            report.updated += 1
+        _upsert(
+            session,
+            current,
+            entry.extension,
+            values,
+            lambda _, values: User(company_id=company.id, **values),
+            report=report,
+        )
     await session.flush()
 
 
@@ -769,11 +803,7 @@ async def _apply_trunks(
     session: AsyncSession, checked: _CheckedPlan, company: Company, report: KindReport
 ) -> None:
     current = {t.name: t for t in await repositories.trunks(session, company.id)}
-    wanted = {t.name for t in checked.plan.trunks}
-    for name, old in current.items():
-        if name not in wanted:
-            await session.delete(old)
-            report.removed += 1
+    await _remove_unwanted(session, current, {t.name for t in checked.plan.trunks}, report)
     for entry, caller_id in zip(checked.plan.trunks, checked.caller_ids, strict=True):
         host, port = entry.address
         values: dict[str, Any] = {
@@ -811,17 +841,16 @@ async def _apply_numbers(
 ) -> None:
     current = {n.number: n for n in await repositories.numbers(session, company.id)}
     routes = dict(zip(checked.numbers, (n.route for n in checked.plan.numbers), strict=True))
-    for number, old in current.items():
-        if number not in routes:
-            await session.delete(old)
-            report.removed += 1
+    await _remove_unwanted(session, current, routes, report)
     for number, route in routes.items():
-        row = current.get(number)
-        if row is None:
-            session.add(Number(company_id=company.id, number=number, route=route))
-            report.created += 1
-        elif _assign(row, {"route": route}):
-            report.updated += 1
+        _upsert(
+            session,
+            current,
+            number,
+            {"route": route},
+            lambda key, values: Number(company_id=company.id, number=key, **values),
+            report=report,
+        )
     await session.flush()
 
 
@@ -829,11 +858,7 @@ async def _apply_ivrs(
     session: AsyncSession, plan: Plan, company: Company, report: KindReport
 ) -> None:
     current = {m.extension: m for m in await repositories.ivr_menus(session, company.id)}
-    wanted = {m.extension for m in plan.ivrs}
-    for extension, old in current.items():
-        if extension not in wanted:
-            await session.delete(old)
-            report.removed += 1
+    await _remove_unwanted(session, current, {m.extension for m in plan.ivrs}, report)
     for entry in plan.ivrs:
         values: dict[str, Any] = {
             "name": entry.name,
@@ -845,12 +870,14 @@ async def _apply_ivrs(
             "keys": dict(entry.keys),
             "fallback": entry.fallback,
         }
-        menu = current.get(entry.extension)
-        if menu is None:
-            session.add(IvrMenu(company_id=company.id, extension=entry.extension, **values))
-            report.created += 1
-        elif _assign(menu, values):
-            report.updated += 1
+        _upsert(
+            session,
+            current,
+            entry.extension,
+            values,
+            lambda key, values: IvrMenu(company_id=company.id, extension=key, **values),
+            report=report,
+        )
     await session.flush()
 
 
@@ -860,11 +887,7 @@ async def _apply_statuses(
     """Statuses by key; a removed status's users go back to the default (the foreign
     key's ON DELETE SET NULL)."""
     current = {s.key: s for s in await repositories.statuses(session, company.id)}
-    wanted = {s.key for s in checked.statuses}
-    for key, old in current.items():
-        if key not in wanted:
-            await session.delete(old)
-            report.removed += 1
+    await _remove_unwanted(session, current, {s.key for s in checked.statuses}, report)
     for position, (entry, target) in enumerate(
         zip(checked.statuses, checked.forward_targets, strict=True)
     ):
@@ -876,12 +899,14 @@ async def _apply_statuses(
             "forward_to": target,
             "pause_acd": entry.pause_acd,
         }
-        status = current.get(entry.key)
-        if status is None:
-            session.add(Status(company_id=company.id, key=entry.key, **values))
-            report.created += 1
-        elif _assign(status, values):
-            report.updated += 1
+        _upsert(
+            session,
+            current,
+            entry.key,
+            values,
+            lambda key, values: Status(company_id=company.id, key=key, **values),
+            report=report,
+        )
     await session.flush()
 
 
