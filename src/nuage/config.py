@@ -14,7 +14,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-__all__ = ["Config", "ConfigError", "DatabaseConfig", "LogConfig", "ServerConfig", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "LogConfig",
+    "RedisConfig",
+    "ServerConfig",
+    "load_config",
+]
 
 # RFC 1123 host names; a trailing dot is not allowed because the value ends up in SIP URIs.
 _HOSTNAME = re.compile(
@@ -143,6 +151,23 @@ class DatabaseConfig(_Section):
         return value
 
 
+class RedisConfig(_Section):
+    # None: events stay within this process (one node).
+    url: str | None = None
+    # Put before every key, so that several installations can share one Redis.
+    key_prefix: str = Field(default="nuage:", min_length=1, max_length=64)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, _ = value.partition("://")
+        if not sep or scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"unsupported Redis URL {value!r}; use redis://, rediss:// or unix://")
+        return value
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
@@ -155,6 +180,7 @@ class LogConfig(_Section):
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     database: DatabaseConfig = DatabaseConfig()
+    redis: RedisConfig = RedisConfig()
     log: LogConfig = LogConfig()
 
     def model_post_init(self, context: Any, /) -> None:

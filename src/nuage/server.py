@@ -16,7 +16,11 @@ from pathlib import Path
 import uvicorn
 
 from nuage.api.app import ApiServices, create_app, serve_api
+from nuage.api.event_feed import EventFeed
 from nuage.config import Config
+from nuage.events import EventBus
+from nuage.events.memory import InProcessBus
+from nuage.events.redis_bus import RedisBus
 from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.auth import UserAuthenticator
@@ -96,6 +100,8 @@ class NuageServer:
         self.directory: Directory | None = None
         self.location: LocationService | None = None
         self.statuses: StatusService | None = None
+        self.bus: EventBus | None = None
+        self.feed: EventFeed | None = None
         self._http: uvicorn.Server | None = None
         # Answers /healthz from the start; the API once storage is up (serve_api).
         self.app = create_app(self.readiness, self.counters)
@@ -160,17 +166,39 @@ class NuageServer:
         )
         calls.recordings = RecordingService(server.data_dir, writer, self.media.clock)
         self.control = CallControl(calls)
+        presence = Presence(location, calls)
+        statuses.listeners.add(presence.may_have_changed)
+        call_log = CallLog(self.db, server.data_dir)
+        self.bus = bus = (
+            RedisBus(self.config.redis.url, prefix=self.config.redis.key_prefix)
+            if self.config.redis.url
+            else InProcessBus()
+        )
+        await bus.start()
+        self.feed = feed = EventFeed(
+            bus,
+            engine=calls,
+            control=self.control,
+            presence=presence,
+            location=location,
+            statuses=statuses,
+            recorder=recorder,
+            call_log=call_log,
+        )
+        feed.start()
         serve_api(
             self.app,
             ApiServices(
                 sessions=AppSessions(self.db),
                 directory=directory,
                 favorites=Favorites(self.db, directory),
-                presence=Presence(location, calls),
+                presence=presence,
                 control=self.control,
-                call_log=CallLog(self.db, server.data_dir),
+                call_log=call_log,
                 location=location,
                 statuses=statuses,
+                bus=bus,
+                feed=feed,
             ),
         )
         self.service = PbxService(
@@ -244,6 +272,10 @@ class NuageServer:
             await self.media.close()
         if self.directory is not None:
             await self.directory.close()
+        if self.feed is not None:
+            await self.feed.close()
+        if self.bus is not None:
+            await self.bus.close()
         if self.writer is not None:
             # Calls just ended: their records are in the queue.
             await self.writer.close()

@@ -2,64 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from e2e.server import acme_plan
-from nuage.api.app import ApiServices, create_app, serve_api
-from nuage.media.engine import LocalMediaEngine
-from nuage.pbx.app_sessions import AppSessions
-from nuage.pbx.call_engine import CallEngine
-from nuage.pbx.call_log import CallLog
-from nuage.pbx.contacts import Favorites
-from nuage.pbx.control import CallControl
-from nuage.pbx.directory import Directory
-from nuage.pbx.location import LocationService
-from nuage.pbx.presence import Presence
 from nuage.pbx.provision import apply_plan
-from nuage.pbx.records import CallRecorder
-from nuage.pbx.statuses import StatusService
-from nuage.pbx.throttle import FailureThrottle
 from nuage.store.database import Database
-from nuage.store.writer import BatchWriter
 
 pytestmark = pytest.mark.db
 
 ELODIE = {"email": "elodie@acme.example", "password": "app-1001"}
-
-
-@pytest.fixture
-async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    plan = tmp_path / "plan.toml"
-    plan.write_text(acme_plan(5999))
-    await apply_plan(database, plan)
-    directory = Directory(database)
-    await directory.load()
-    writer = BatchWriter(database)
-    # No phone registers and no call is made here: presence says everyone is offline.
-    media = LocalMediaEngine("127.0.0.1", 40000, 40010)
-    calls = CallEngine(media, CallRecorder(writer), ring_timeout=30)
-    app = create_app(lambda: {"storage": True}, dict)
-    location = LocationService(database, writer)
-    serve_api(
-        app,
-        ApiServices(
-            sessions=AppSessions(database, FailureThrottle(max_failures=3)),
-            directory=directory,
-            favorites=Favorites(database, directory),
-            presence=Presence(location, calls),
-            control=CallControl(calls),
-            call_log=CallLog(database, tmp_path),
-            location=location,
-            statuses=StatusService(database, directory),
-        ),
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://nuage") as client:
-        yield client
 
 
 async def login(api: httpx.AsyncClient, **credentials: str) -> dict[str, object]:

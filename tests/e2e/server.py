@@ -198,10 +198,10 @@ class NuageProcess:
 
 
 @contextlib.asynccontextmanager
-async def e2e_database() -> AsyncIterator[str | None]:
-    """A fresh PostgreSQL database when NUAGE_TEST_DATABASE_URL is set (`make pg-test`),
-    dropped afterwards; None means the server's default SQLite file."""
-    base = os.environ.get("NUAGE_TEST_DATABASE_URL")
+async def e2e_database(base: str | None = None) -> AsyncIterator[str | None]:
+    """A fresh PostgreSQL database on ``base`` (by default NUAGE_TEST_DATABASE_URL, set by
+    `make pg-test`), dropped afterwards; None means the server's default SQLite file."""
+    base = base or os.environ.get("NUAGE_TEST_DATABASE_URL")
     if base is None:
         yield None
         return
@@ -223,9 +223,13 @@ def make_nuage(
     ring_timeout: float = 30.0,
     media_timeout: float = 60.0,
     database_url: str | None = None,
+    redis: tuple[str, str] | None = None,
 ) -> NuageProcess:
+    """A server process to start; ``redis`` is its Redis URL and key prefix."""
     workdir.mkdir(parents=True, exist_ok=True)
-    database = "" if database_url is None else f'[database]\nurl = "{database_url}"\n'
+    sections = "" if database_url is None else f'[database]\nurl = "{database_url}"\n'
+    if redis is not None:
+        sections += f'[redis]\nurl = "{redis[0]}"\nkey_prefix = "{redis[1]}"\n'
 
     sip_port, http_port = free_port(), free_port()
     rtp_min = free_ports(64)
@@ -243,7 +247,7 @@ rtp_port_max = {rtp_min + 60}
 data_dir = "{workdir / "data"}"
 ring_timeout = {ring_timeout}
 media_timeout = {media_timeout}
-{database}"""
+{sections}"""
     )
     return NuageProcess(workdir, sip_port, http_port, config, workdir / "nuage.log")
 

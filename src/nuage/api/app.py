@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
-from nuage.api import auth, calls, contacts, errors, me, statuses
+from nuage.api import auth, calls, contacts, errors, events, me, statuses
+from nuage.api.event_feed import EventFeed
 from nuage.api.health import health_router
+from nuage.events import EventBus
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.call_log import CallLog
 from nuage.pbx.contacts import Favorites
@@ -42,6 +44,7 @@ def create_app(
     api.include_router(contacts.router)
     api.include_router(calls.router)
     api.include_router(statuses.router)
+    api.include_router(events.router)
     app.include_router(api)
     return app
 
@@ -58,6 +61,8 @@ class ApiServices:
     call_log: CallLog
     location: LocationService
     statuses: StatusService
+    bus: EventBus
+    feed: EventFeed
 
 
 def serve_api(app: FastAPI, services: ApiServices) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
 from nuage.media.quality import QualitySample
-from nuage.pbx.call_log import CallLog
+from nuage.pbx.call_log import CallLog, LogEntry
 from nuage.pbx.control import CallControl, CallControlError, CallNotFoundError, LiveCall
 from nuage.pbx.dialing import Party
 from nuage.pbx.location import LocationService
@@ -99,6 +99,27 @@ class LogEntryOut(BaseModel):
     outcome: str | None
     missed: bool
     recordings: list[RecordingOut]
+
+    @classmethod
+    def of(cls, entry: LogEntry) -> LogEntryOut:
+        record = entry.record
+        return cls(
+            id=record.id,
+            direction="incoming" if entry.incoming else "outgoing",
+            other=PartyOut(
+                number=record.caller if entry.incoming else record.callee,
+                name=record.caller_name if entry.incoming else "",
+            ),
+            started_at=record.started_at,
+            answered_at=record.answered_at,
+            ended_at=record.ended_at,
+            outcome=record.outcome,
+            missed=entry.missed,
+            recordings=[
+                RecordingOut(id=r.id, duration_ms=r.duration_ms, started_at=r.started_at)
+                for r in entry.recordings
+            ],
+        )
 
 
 class DeviceOut(BaseModel):
@@ -209,26 +230,7 @@ async def call_log(
     entries = await log.entries(
         caller.company_id, caller.user_id, kind=filter, limit=limit, before_id=before
     )
-    return [
-        LogEntryOut(
-            id=entry.record.id,
-            direction="incoming" if entry.incoming else "outgoing",
-            other=PartyOut(
-                number=entry.record.caller if entry.incoming else entry.record.callee,
-                name=entry.record.caller_name if entry.incoming else "",
-            ),
-            started_at=entry.record.started_at,
-            answered_at=entry.record.answered_at,
-            ended_at=entry.record.ended_at,
-            outcome=entry.record.outcome,
-            missed=entry.missed,
-            recordings=[
-                RecordingOut(id=r.id, duration_ms=r.duration_ms, started_at=r.started_at)
-                for r in entry.recordings
-            ],
-        )
-        for entry in entries
-    ]
+    return [LogEntryOut.of(entry) for entry in entries]
 
 
 @router.get("/recordings/{recording_id}", response_class=FileResponse)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
+from nuage.api.event_feed import EventFeed
 from nuage.pbx.contacts import Favorites, search
 from nuage.pbx.directory import Directory
 from nuage.pbx.presence import Presence
@@ -29,6 +30,11 @@ class ContactOut(BaseModel):
 def _services(request: Request) -> tuple[Directory, Favorites, Presence]:
     state = request.app.state
     return state.directory, state.favorites, state.presence
+
+
+def _feed(request: Request) -> EventFeed:
+    feed: EventFeed = request.app.state.feed
+    return feed
 
 
 def _contact(request: Request, user: User) -> ContactOut:
@@ -92,6 +98,7 @@ async def add_favorite(caller: Caller, request: Request, user_id: int) -> Respon
         raise ApiError(400, "bad_request", "One's own card cannot be a favorite")
     _, favorites_of, _ = _services(request)
     await favorites_of.add(caller.user_id, user.id)
+    _feed(request).favorite_changed(caller.company_id, caller.user_id, user.id, on=True)
     return Response(status_code=204)
 
 
@@ -100,4 +107,5 @@ async def remove_favorite(caller: Caller, request: Request, user_id: int) -> Res
     user = _colleague(request, caller, user_id)
     _, favorites_of, _ = _services(request)
     await favorites_of.remove(caller.user_id, user.id)
+    _feed(request).favorite_changed(caller.company_id, caller.user_id, user.id, on=False)
     return Response(status_code=204)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from nuage.media.engine import MediaEngine
@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 # backlog whose retransmissions and timers only make it fall further behind.
 MAX_CALLS_IN_SETUP = 500
 
+# Told of each change of a live call: (the call, what changed). The changes: "created",
+# "answered", "held", "resumed", "transferred", "conference", "recording", "ended".
+CallObserver = Callable[[Call, str], None]
+
 
 class CallEngine:
     """Runs every live call and routes in-dialog requests to them."""
@@ -67,6 +71,17 @@ class CallEngine:
         self.transfer_targets: TransferResolver | None = None
         self.recordings: RecordingService | None = None
         self._releases: set[asyncio.Task[None]] = set()
+        self._observers: list[CallObserver] = []
+
+    def add_observer(self, observer: CallObserver) -> None:
+        self._observers.append(observer)
+
+    def changed(self, call: Call, change: str) -> None:
+        for observer in self._observers:
+            try:
+                observer(call, change)
+            except Exception:
+                log.exception("call observer failed on %s of %s", change, call.call_id)
 
     def attach(self, endpoint: SipEndpoint) -> None:
         self._endpoint = endpoint
@@ -142,12 +157,14 @@ class CallEngine:
         self._setting_up.add(call)
         if direction == "outbound":
             call.count_external()
+        self.changed(call, "created")
         try:
             await call.run(destinations)
         finally:
             self.set_up_over(call)
             self.external_calls[company.id] -= call.external_legs
             self.forget(call)
+            self.changed(call, "ended")
 
     async def handle_in_dialog(self, tx: ServerTransactionHandle) -> bool:
         """Pass an in-dialog request to its call; False when no call has that dialog."""

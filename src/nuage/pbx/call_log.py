@@ -35,8 +35,10 @@ class CallLog:
         kind: str = "all",
         limit: int = 50,
         before_id: int | None = None,
+        record_id: int | None = None,
     ) -> list[LogEntry]:
-        """Newest first; ``before_id`` (the last id of the previous page) pages on."""
+        """Newest first; ``before_id`` (the last id of the previous page) pages on;
+        ``record_id`` picks one call."""
         mine = or_(CallRecord.caller_user_id == user_id, CallRecord.callee_user_id == user_id)
         missed = and_(CallRecord.callee_user_id == user_id, CallRecord.answered_at.is_(None))
         query = select(CallRecord).where(
@@ -52,6 +54,8 @@ class CallLog:
             )
         if before_id is not None:
             query = query.where(CallRecord.id < before_id)
+        if record_id is not None:
+            query = query.where(CallRecord.id == record_id)
         query = query.order_by(CallRecord.id.desc()).limit(limit)
         async with self._db.session() as session:
             records = list((await session.execute(query)).scalars())

@@ -334,6 +334,7 @@ class Call:
         self._listen_for_digits(self.a)
         self.answered_at = datetime.now(UTC)
         self.application = application
+        self.engine.changed(self, "answered")
         loop = asyncio.get_running_loop()
         self._background(loop.create_task(self._await_caller_ack()))
         if self.engine.media_timeout > 0:
@@ -495,6 +496,7 @@ class Call:
             self.route_media()
         self.b.awaiting_ack = self.late_offer
         self.answered_at = datetime.now(UTC)
+        self.engine.changed(self, "answered")
         loop = asyncio.get_running_loop()
         self._background(loop.create_task(self._await_ack(response.cseq.seq)))
         if self.engine.media_timeout > 0:
@@ -737,6 +739,7 @@ class Call:
             body=answer.encode(),
         )
         self.route_media()
+        self.engine.changed(self, "resumed" if anchored.receives else "held")
         log.info(
             "call %s: %s by %s",
             self.call_id,
@@ -1023,6 +1026,11 @@ class Call:
 
     # -- call control on behalf of a party (the API's actions) ------------------------------
 
+    def user_ids(self) -> set[int]:
+        """Every user this call concerns: caller, callee, and whoever joined or left it."""
+        parties = [self.caller, self.callee, *(leg.party for leg in self.all_legs())]
+        return {party.user_id for party in parties if party.user_id is not None}
+
     def leg_of(self, user_id: int) -> Leg | None:
         """The leg of the user ``user_id``, if they are a party of this answered call."""
         return next(
@@ -1054,6 +1062,7 @@ class Call:
             self.holding.discard(leg.name)
         self._sends[leg.media] = not holding
         self.route_media()
+        self.engine.changed(self, "held" if holding else "resumed")
         log.info("call %s: %s by %s", self.call_id, "held" if holding else "resumed", leg.name)
         return True
 
@@ -1205,6 +1214,7 @@ class Call:
             # switch too, or the relay would carry audio it cannot decode.
             self._spawn(self._reoffer(stays, anchored.description))
         self.route_media()
+        self.engine.changed(self, "transferred")
 
     def let_go(self, leg: Leg) -> None:
         """``leg`` moved to another call: this one ends without sending it a BYE."""

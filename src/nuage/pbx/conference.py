@@ -91,6 +91,10 @@ class Conference:
         if len(self._seats) == 1:
             last = self._seats[0]
             last.call.drop_from_conference(last.leg)
+            return
+        # The others' participant lists changed.
+        for call in {other.call for other in self._seats}:
+            call.engine.changed(call, "conference")
 
     def forget(self, call: Call) -> None:
         """``call`` is over (hung up by the server, a media timeout): its parties leave."""
@@ -138,4 +142,6 @@ async def merge(call: Call, leg: Leg, other_call: Call, other_leg: Leg) -> Confe
     other_call.route_media()
     if leg.name in call.holding:
         await call.resume(leg)
+    for each_call in (call, other_call):
+        each_call.engine.changed(each_call, "conference")
     return conference

@@ -52,7 +52,7 @@ class CallControl:
         for call in self._engine.live_calls():
             if call.company.id != company_id:
                 continue
-            view = self._view(call, user_id)
+            view = self.view(call, user_id)
             if view is not None:
                 found.append(view)
         return found
@@ -143,7 +143,8 @@ class CallControl:
                 raise CallControlError("the call is not answered yet")
         raise CallNotFoundError(call_id)
 
-    def _view(self, call: Call, user_id: int) -> LiveCall | None:
+    def view(self, call: Call, user_id: int) -> LiveCall | None:
+        """The call as ``user_id`` sees it; None if they are not (or no longer) in it."""
         recordings = self._engine.recordings
         recording = recordings is not None and recordings.is_recording(call)
         leg = call.leg_of(user_id)

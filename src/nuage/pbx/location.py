@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nuage.pbx.listeners import UserListeners
 from nuage.sip.peer import Peer
 from nuage.store import repositories
 from nuage.store.database import Database
@@ -89,6 +90,8 @@ class LocationService:
         self._bindings: defaultdict[tuple[int, int], dict[str, Binding]] = defaultdict(dict)
         self._pending: list[_Pending] = []
         self._flush: asyncio.Future[None] | None = None
+        # Told when a user's bindings change (presence).
+        self.listeners = UserListeners()
 
     async def load(self, now: datetime) -> None:
         """Bindings as the database has them (at start)."""
@@ -104,6 +107,10 @@ class LocationService:
         if not current:
             return []
         return [binding for binding in current.values() if binding.expires_at > now]
+
+    def forget(self, company_id: int, user_id: int) -> None:
+        """Drop a deleted user's bindings (their rows went with the user)."""
+        self._bindings.pop((company_id, user_id), None)
 
     async def change(
         self,
@@ -134,6 +141,7 @@ class LocationService:
                 current[change.contact] = change.binding
         if not current:
             del self._bindings[(company_id, user_id)]
+        self.listeners.notify(company_id, user_id)
 
     async def _write_pending(self, session: AsyncSession) -> None:
         pending, self._pending = self._pending, []
@@ -166,10 +174,13 @@ class LocationService:
         """Housekeeping: forget expired bindings, here and in the database."""
         for key in list(self._bindings):
             current = self._bindings[key]
-            for contact in [c for c, b in current.items() if b.expires_at <= now]:
+            expired = [c for c, b in current.items() if b.expires_at <= now]
+            for contact in expired:
                 del current[contact]
             if not current:
                 del self._bindings[key]
+            if expired:
+                self.listeners.notify(*key)
 
         async def purge(session: AsyncSession) -> None:
             await repositories.expire_registrations(session, now)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.calls import Call
+from nuage.pbx.listeners import UserListener, UserListeners
 from nuage.pbx.location import LocationService
 
 LINE_STATES = ("offline", "available", "ringing", "in call", "on hold")
@@ -22,6 +24,23 @@ class Presence:
     def __init__(self, location: LocationService, calls: CallEngine) -> None:
         self._location = location
         self._calls = calls
+        self._listeners = UserListeners()
+        location.listeners.add(self.may_have_changed)
+        calls.add_observer(self._call_changed)
+
+    def add_listener(self, listener: UserListener) -> None:
+        """``listener(company_id, user_id)`` is called, synchronously, each time a user's
+        presence (line state or status) may have changed; it reads the new presence
+        itself and ignores non-changes. The server also calls ``may_have_changed`` on
+        status changes."""
+        self._listeners.add(listener)
+
+    def may_have_changed(self, company_id: int, user_id: int) -> None:
+        self._listeners.notify(company_id, user_id)
+
+    def _call_changed(self, call: Call, change: str) -> None:
+        for user_id in call.user_ids():
+            self.may_have_changed(call.company.id, user_id)
 
     def line_state(self, company_id: int, user_id: int) -> str:
         answered = held = ringing = 0

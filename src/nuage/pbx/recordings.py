@@ -90,6 +90,7 @@ class RecordingService:
         )
         self._active[call] = _Active(recording, owner, started_at, str(relative))
         log.info("call %s: recording started by %s", call.call_id, owner.number)
+        call.engine.changed(call, "recording")
         return None
 
     async def stop(self, call: Call, stopped_by: str) -> bool:
@@ -97,6 +98,7 @@ class RecordingService:
         active = self._active.pop(call, None)
         if active is None:
             return False
+        call.engine.changed(call, "recording")
         await active.recording.stop()
         duration_ms = round(active.recording.seconds * 1000)
         log.info(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,10 +24,26 @@ log = logging.getLogger(__name__)
 
 RecordId = asyncio.Future[int]
 
+# Told when a call record is complete (the call ended, or was refused), once committed:
+# (company id, record id, the users it concerns).
+RecordListener = Callable[[int, int, tuple[int, ...]], None]
+
 
 class CallRecorder:
     def __init__(self, writer: BatchWriter) -> None:
         self._writer = writer
+        self._listeners: list[RecordListener] = []
+
+    def add_listener(self, listener: RecordListener) -> None:
+        self._listeners.append(listener)
+
+    def _completed(self, company_id: int, record_id: int, users: tuple[int | None, ...]) -> None:
+        concerned = tuple(dict.fromkeys(user for user in users if user is not None))
+        for listener in self._listeners:
+            try:
+                listener(company_id, record_id, concerned)
+            except Exception:
+                log.exception("call record listener failed")
 
     async def start(self, call: Call) -> RecordId:
         """Queue the record's creation; the returned future gives its id once written."""
@@ -76,8 +93,9 @@ class CallRecorder:
                     mos_worst=None if worst is None else round(worst.mos, 2),
                 )
 
-            self._writer.submit(close)
+            self._writer.submit(close, lambda _: self._completed(company_id, record_id, users))
 
+        users = (call.caller.user_id, call.callee.user_id)
         record.add_done_callback(created)
 
     def refused(
@@ -98,7 +116,7 @@ class CallRecorder:
         status): still recorded."""
         now = datetime.now(UTC)
 
-        async def record(session: AsyncSession) -> None:
+        async def record(session: AsyncSession) -> int:
             record_id = await repositories.add_call_record(
                 session,
                 company_id=company_id,
@@ -114,5 +132,11 @@ class CallRecorder:
             await repositories.finish_call_record(
                 session, company_id, record_id, outcome=outcome, ended_at=now, reason=reason
             )
+            return record_id
 
-        self._writer.submit(record)
+        self._writer.submit(
+            record,
+            lambda record_id: self._completed(
+                company_id, record_id, (caller_user_id, callee_user_id)
+            ),
+        )

@@ -14,6 +14,7 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 
 from nuage.pbx.directory import Directory
+from nuage.pbx.listeners import UserListeners
 from nuage.store import repositories
 from nuage.store.database import Database
 from nuage.store.models import Company, Status, User
@@ -110,6 +111,8 @@ class StatusService:
     def __init__(self, db: Database, directory: Directory) -> None:
         self._db = db
         self._directory = directory
+        # Told when a user's status changes.
+        self.listeners = UserListeners()
 
     def statuses(self, company_id: int) -> list[Status]:
         """The company's statuses, in the order of the app's menu."""
@@ -145,6 +148,7 @@ class StatusService:
             # Removed by a plan applied since the directory's last reload.
             raise UnknownStatusError(f"unknown status {key!r}") from None
         self._directory.note_user_status(user_id, status.id, revision)
+        self.listeners.notify(company_id, user_id)
         return status
 
 

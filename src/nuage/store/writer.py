@@ -43,9 +43,20 @@ class BatchWriter:
         await self._queue.put((operation, future))
         return await future
 
-    def submit(self, operation: Operation) -> None:
+    def submit(self, operation: Operation, on_commit: Callable[[Any], None] | None = None) -> None:
+        """Queue ``operation``; ``on_commit`` is called with its result once it is
+        committed (not if it fails)."""
+        future: asyncio.Future[Any] | None = None
+        if on_commit is not None:
+            future = asyncio.get_running_loop().create_future()
+
+            def committed(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    on_commit(done.result())
+
+            future.add_done_callback(committed)
         try:
-            self._queue.put_nowait((operation, None))
+            self._queue.put_nowait((operation, future))
         except asyncio.QueueFull:
             log.error("database writer queue full: a write was dropped")
 

@@ -1,0 +1,163 @@
+"""What the live event stream carries, made from the domain's changes and published on
+the event bus in the API's own shapes (the same JSON the REST routes return):
+
+- ``presence.status`` {user_id, status} to the company, when a user's status changes;
+- ``presence.line`` {user_id, line_state} to the company, when a user's line state
+  (offline, available, ringing, in call, on hold) changes on this node;
+- ``call.ringing``, ``call.answered``, ``call.held``, ``call.resumed``,
+  ``call.transferred``, ``call.conference``, ``call.recording``, ``call.quality`` {the
+  call as GET /me/calls shows it} and ``call.ended`` {id} to each user of the call;
+- ``call_log.created`` {the entry as GET /me/calllog shows it} to each user of a call
+  once its record is complete;
+- ``favorites.changed`` {user_id, favorite} to the user who starred or unstarred.
+
+A presence change is published by the node where it happened: status changes by the node
+that wrote them, line states by the node that carries the user's registrations and calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from nuage.api.calls import LiveCallOut, LogEntryOut
+from nuage.api.statuses import StatusOut
+from nuage.events import EventBus
+from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.call_log import CallLog
+from nuage.pbx.calls import Call
+from nuage.pbx.control import CallControl
+from nuage.pbx.location import LocationService
+from nuage.pbx.presence import Presence
+from nuage.pbx.records import CallRecorder
+from nuage.pbx.statuses import StatusError, StatusService
+
+log = logging.getLogger(__name__)
+
+# Call quality is re-read this often; a changed figure becomes a call.quality event.
+QUALITY_PERIOD = 5.0
+
+
+class EventFeed:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        engine: CallEngine,
+        control: CallControl,
+        presence: Presence,
+        location: LocationService,
+        statuses: StatusService,
+        recorder: CallRecorder,
+        call_log: CallLog,
+    ) -> None:
+        self._bus = bus
+        self._control = control
+        self._presence = presence
+        self._statuses = statuses
+        self._call_log = call_log
+        # What each user was last told: their line state, each of their live calls.
+        self._lines: dict[tuple[int, int], str] = {}
+        self._calls: dict[tuple[Call, int], dict[str, Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._quality_task: asyncio.Task[None] | None = None
+        engine.add_observer(self._call_changed)
+        location.listeners.add(self._line_may_have_changed)
+        statuses.listeners.add(self._status_changed)
+        recorder.add_listener(self._record_completed)
+
+    def start(self) -> None:
+        self._quality_task = asyncio.get_running_loop().create_task(self._watch_quality())
+
+    async def close(self) -> None:
+        tasks = [*self._tasks, *([self._quality_task] if self._quality_task else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def favorite_changed(
+        self, company_id: int, user_id: int, colleague_id: int, *, on: bool
+    ) -> None:
+        self._bus.publish(
+            company_id,
+            "favorites.changed",
+            {"user_id": colleague_id, "favorite": on},
+            user_id=user_id,
+        )
+
+    # -- presence ---------------------------------------------------------------------------
+
+    def _status_changed(self, company_id: int, user_id: int) -> None:
+        try:
+            status = self._statuses.current(company_id, user_id)
+        except StatusError:
+            return
+        data = {"user_id": user_id, "status": StatusOut.of(status).model_dump(mode="json")}
+        self._bus.publish(company_id, "presence.status", data)
+
+    def _line_may_have_changed(self, company_id: int, user_id: int) -> None:
+        state = self._presence.line_state(company_id, user_id)
+        key = (company_id, user_id)
+        if self._lines.get(key) == state:
+            return
+        self._lines[key] = state
+        self._bus.publish(company_id, "presence.line", {"user_id": user_id, "line_state": state})
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _call_changed(self, call: Call, change: str) -> None:
+        company_id = call.company.id
+        for user_id in sorted(call.user_ids()):
+            self._line_may_have_changed(company_id, user_id)
+            self._tell(call, user_id, change)
+
+    def _tell(self, call: Call, user_id: int, change: str) -> None:
+        key = (call, user_id)
+        view = None if change == "ended" else self._control.view(call, user_id)
+        if view is None:
+            if self._calls.pop(key, None) is not None:
+                self._bus.publish(
+                    call.company.id, "call.ended", {"id": call.call_id}, user_id=user_id
+                )
+            return
+        data = LiveCallOut.of(view).model_dump(mode="json")
+        if self._calls.get(key) == data:
+            return
+        self._calls[key] = data
+        kind = "ringing" if change == "created" else change
+        self._bus.publish(call.company.id, f"call.{kind}", data, user_id=user_id)
+
+    async def _watch_quality(self) -> None:
+        while True:
+            await asyncio.sleep(QUALITY_PERIOD)
+            for call, user_id in list(self._calls):
+                try:
+                    self._tell(call, user_id, "quality")
+                except Exception:
+                    log.exception("quality of call %s not published", call.call_id)
+
+    # -- call log ---------------------------------------------------------------------------
+
+    def _record_completed(self, company_id: int, record_id: int, users: tuple[int, ...]) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._publish_log_entries(company_id, record_id, users)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish_log_entries(
+        self, company_id: int, record_id: int, users: tuple[int, ...]
+    ) -> None:
+        for user_id in users:
+            try:
+                entries = await self._call_log.entries(company_id, user_id, record_id=record_id)
+            except Exception:
+                log.exception("call log entry %d not published", record_id)
+                return
+            for entry in entries:
+                data = LogEntryOut.of(entry).model_dump(mode="json")
+                self._bus.publish(company_id, "call_log.created", data, user_id=user_id)
