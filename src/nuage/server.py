@@ -29,6 +29,7 @@ from nuage.pbx.call_log import CallLog
 from nuage.pbx.contacts import Favorites
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
+from nuage.pbx.event_packages import DialogPackage, PresencePackage
 from nuage.pbx.location import LocationService
 from nuage.pbx.presence import Presence
 from nuage.pbx.recordings import RecordingService
@@ -36,6 +37,7 @@ from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.service import PbxService
 from nuage.pbx.statuses import StatusService
+from nuage.pbx.subscriptions import SubscriptionManager
 from nuage.pbx.throttle import FailureThrottle
 from nuage.pbx.trunk_registration import TrunkRegistrar
 from nuage.sip.digest import DigestAuthenticator
@@ -118,6 +120,7 @@ class NuageServer:
         figures: dict[str, int] = {}
         if self.service is not None:
             figures["active_calls"] = self.service.calls.active_calls
+            figures["subscriptions"] = self.service.subscriptions.count
             figures["calls_on_hold"] = self.service.calls.calls_on_hold
             recordings = self.service.calls.recordings
             figures["recordings_active"] = recordings.active if recordings is not None else 0
@@ -201,6 +204,13 @@ class NuageServer:
                 feed=feed,
             ),
         )
+        subscriptions = SubscriptionManager(
+            directory,
+            auth,
+            [DialogPackage(calls), PresencePackage(presence, directory)],
+            contact_for=calls.contact_for,
+        )
+        presence.add_listener(subscriptions.resource_changed)
         self.service = PbxService(
             directory=directory,
             location=location,
@@ -208,6 +218,7 @@ class NuageServer:
             registrar=Registrar(location, auth),
             calls=calls,
             recorder=recorder,
+            subscriptions=subscriptions,
         )
         public = (server.public_address, None) if server.public_address else None
         endpoint = SipEndpoint(
@@ -217,6 +228,7 @@ class NuageServer:
             public_address=public,
         )
         calls.attach(endpoint)
+        subscriptions.attach(endpoint)
         await endpoint.listen_udp(server.sip_host, server.sip_port)
         await endpoint.listen_tcp(server.sip_host, server.sip_port)
         self.endpoint = endpoint
@@ -266,6 +278,8 @@ class NuageServer:
             self._http.should_exit = True
         if self.trunks is not None:
             await self.trunks.stop()
+        if self.service is not None:
+            self.service.subscriptions.close()
         if self.endpoint is not None:
             await self.endpoint.close()
         if self.media is not None:

@@ -21,7 +21,7 @@ from nuage.store.models import Company, Trunk
 if TYPE_CHECKING:
     from nuage.pbx.call_engine import CallEngine
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER, SUBSCRIBE"
 
 
 def new_call_id() -> str:

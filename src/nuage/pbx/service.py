@@ -25,6 +25,7 @@ from nuage.pbx.routing import (
     route_from_user,
 )
 from nuage.pbx.statuses import ForwardOutside, RefuseCall, RingUser, call_target
+from nuage.pbx.subscriptions import SubscriptionManager
 from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.message import URI, Address
 from nuage.store.models import Company, IvrMenu, Trunk, User
@@ -42,12 +43,14 @@ class PbxService:
         registrar: Registrar,
         calls: CallEngine,
         recorder: CallRecorder,
+        subscriptions: SubscriptionManager,
     ) -> None:
         self._directory = directory
         self._location = location
         self._auth = auth
         self._registrar = registrar
         self.calls = calls
+        self.subscriptions = subscriptions
         self._recorder = recorder
         calls.transfer_targets = self._transfer_target
 
@@ -55,6 +58,8 @@ class PbxService:
         request = tx.request
         method = request.method
         if request.to.tag:
+            if method == "SUBSCRIBE" and self.subscriptions.refresh(tx):
+                return
             if not await self.calls.handle_in_dialog(tx):
                 tx.respond(481)
             return
@@ -63,6 +68,7 @@ class PbxService:
                 200,
                 headers=[
                     ("Allow", ALLOW),
+                    ("Allow-Events", self.subscriptions.allow_events),
                     ("Accept", "application/sdp"),
                     ("Accept-Language", "en"),
                 ],
@@ -77,6 +83,9 @@ class PbxService:
             return
         if method == "INVITE":
             await self._invite(tx)
+            return
+        if method == "SUBSCRIBE":
+            await self.subscriptions.subscribe(tx)
             return
         if method == "BYE":
             tx.respond(481)
