@@ -189,21 +189,6 @@ class NuageServer:
             call_log=call_log,
         )
         feed.start()
-        serve_api(
-            self.app,
-            ApiServices(
-                sessions=AppSessions(self.db),
-                directory=directory,
-                favorites=Favorites(self.db, directory),
-                presence=presence,
-                control=self.control,
-                call_log=call_log,
-                location=location,
-                statuses=statuses,
-                bus=bus,
-                feed=feed,
-            ),
-        )
         subscriptions = SubscriptionManager(
             directory,
             auth,
@@ -232,6 +217,23 @@ class NuageServer:
         await endpoint.listen_udp(server.sip_host, server.sip_port)
         await endpoint.listen_tcp(server.sip_host, server.sip_port)
         self.endpoint = endpoint
+        # Last: the API places calls through the endpoint.
+        serve_api(
+            self.app,
+            ApiServices(
+                sessions=AppSessions(self.db),
+                directory=directory,
+                favorites=Favorites(self.db, directory),
+                presence=presence,
+                control=self.control,
+                call_log=call_log,
+                location=location,
+                statuses=statuses,
+                bus=bus,
+                feed=feed,
+                click_to_call=self.service.click_to_call,
+            ),
+        )
         self.trunks = TrunkRegistrar(self.db, endpoint)
         await self.trunks.start()
         self._tasks.append(asyncio.create_task(self._housekeeping()))

@@ -17,6 +17,8 @@ from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.call_log import CallLog
+from nuage.pbx.calls import CallerTransaction
+from nuage.pbx.click_to_call import ClickToCall
 from nuage.pbx.contacts import Favorites
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
@@ -27,7 +29,12 @@ from nuage.pbx.records import CallRecorder
 from nuage.pbx.statuses import StatusService
 from nuage.pbx.throttle import FailureThrottle
 from nuage.store.database import Database
+from nuage.store.models import Company, User
 from nuage.store.writer import BatchWriter
+
+
+async def no_call(tx: CallerTransaction, company: Company, user: User) -> None:
+    raise AssertionError("no phone is registered here: nothing is called")
 
 
 @pytest.fixture
@@ -72,6 +79,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
             statuses=statuses,
             bus=bus,
             feed=feed,
+            click_to_call=ClickToCall(calls, lambda company, user: [], no_call),
         ),
     )
     transport = httpx.ASGITransport(app=app)

@@ -14,6 +14,7 @@ from nuage.api.health import health_router
 from nuage.events import EventBus
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.call_log import CallLog
+from nuage.pbx.click_to_call import ClickToCall
 from nuage.pbx.contacts import Favorites
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
@@ -63,6 +64,7 @@ class ApiServices:
     statuses: StatusService
     bus: EventBus
     feed: EventFeed
+    click_to_call: ClickToCall
 
 
 def serve_api(app: FastAPI, services: ApiServices) -> None:

@@ -3,21 +3,29 @@ the in-call issue, as it is), the call log (F16), recordings, and the caller's d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
+from nuage.media.ports import PortsExhaustedError
 from nuage.media.quality import QualitySample
 from nuage.pbx.call_log import CallLog, LogEntry
+from nuage.pbx.click_to_call import ClickToCall, NoDeviceError
 from nuage.pbx.control import CallControl, CallControlError, CallNotFoundError, LiveCall
 from nuage.pbx.dialing import Party
+from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
+
+# What people type between digits; dialable is then an optional + and digits, * or #.
+_SEPARATORS = re.compile(r"[\s().\-/]")
+_DIALABLE = re.compile(r"\+?[0-9*#]{1,32}")
 
 
 class PartyOut(BaseModel):
@@ -69,6 +77,27 @@ class LiveCallOut(BaseModel):
             quality=QualityOut.of(call.quality),
             participants=[PartyOut.of(party) for party in call.participants],
         )
+
+
+class DialIn(BaseModel):
+    target: str = Field(
+        min_length=1,
+        max_length=64,
+        description="an extension or a number, as dialled on a phone (spaces, dots, dashes, "
+        "slashes and parentheses are ignored)",
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _dialable(cls, value: str) -> str:
+        digits = _SEPARATORS.sub("", value)
+        if not _DIALABLE.fullmatch(digits):
+            raise ValueError("must be an extension or a phone number")
+        return digits
+
+
+class CallPlacedOut(BaseModel):
+    id: str  # the call's id, as in GET /me/calls and the call.* events
 
 
 class TransferIn(BaseModel):
@@ -152,6 +181,25 @@ async def _act(action: Awaitable[None]) -> Response:
 async def my_calls(caller: Caller, request: Request) -> list[LiveCallOut]:
     calls = _control(request).calls(caller.company_id, caller.user_id)
     return [LiveCallOut.of(call) for call in calls]
+
+
+@router.post("/me/calls", status_code=202, response_model=CallPlacedOut)
+async def place_call(caller: Caller, request: Request, body: DialIn) -> CallPlacedOut:
+    """Click-to-call: the caller's registered devices ring; the one answered calls the
+    target, as if dialled on it. The call then shows in GET /me/calls and the events."""
+    directory: Directory = request.app.state.directory
+    company = directory.company(caller.company_id)
+    user = directory.user_by_id(caller.company_id, caller.user_id)
+    if company is None or user is None:
+        raise ApiError(404, "not_found", "Your account is being removed")
+    click_to_call: ClickToCall = request.app.state.click_to_call
+    try:
+        call_id = await click_to_call.dial(company, user, body.target)
+    except NoDeviceError:
+        raise ApiError(409, "no_device", "None of your phones is registered") from None
+    except PortsExhaustedError:
+        raise ApiError(503, "overloaded", "The server has no media ports left") from None
+    return CallPlacedOut(id=call_id)
 
 
 @router.post("/me/calls/{call_id}/hangup", status_code=204)

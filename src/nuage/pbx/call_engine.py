@@ -20,6 +20,7 @@ from nuage.pbx.calls import (
     RETRY_AFTER,
     Application,
     Call,
+    CallerTransaction,
     Leg,
     TransferResolver,
 )
@@ -134,7 +135,7 @@ class CallEngine:
 
     async def place(
         self,
-        tx: ServerTransactionHandle,
+        tx: CallerTransaction,
         company: Company,
         caller: Party,
         callee: Party,

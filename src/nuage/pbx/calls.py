@@ -66,6 +66,7 @@ from nuage.pbx.offer_answer import (
     transcoded_answer,
     with_transcodable,
 )
+from nuage.pbx.originated import OriginatedInvite
 from nuage.pbx.routing import Refused
 from nuage.sip.dialog import Dialog
 from nuage.sip.endpoint import ServerTransactionHandle
@@ -127,6 +128,10 @@ class Application(Protocol):
     def on_digit(self, digit: str) -> None: ...
 
 
+# The caller's INVITE: from its device, or made up when the server called the device
+# first (click-to-call).
+CallerTransaction = ServerTransactionHandle | OriginatedInvite
+
 RecordingSource = tuple[MediaSide, dict[int, sdp.RtpMap]]
 """A party's relay side and the codecs it sends, by payload type."""
 
@@ -164,7 +169,7 @@ class Call:
     def __init__(
         self,
         engine: CallEngine,
-        tx: ServerTransactionHandle,
+        tx: CallerTransaction,
         company: Company,
         caller: Party,
         callee: Party,
@@ -315,7 +320,7 @@ class Call:
             ],
             body=answer.encode(),
         )
-        a_dialog = Dialog.from_uas(tx.request, sent, peer=tx.source)
+        a_dialog = self._caller_dialog(sent)
         self.a = Leg("A", a_dialog, session.a, self.caller)
         party = application.party
         own_end = Dialog(
@@ -341,6 +346,12 @@ class Call:
             self._background(loop.create_task(self._watch_media(self.engine.media_timeout)))
         self._spawn(self._run_application(application))
         return "answered", ""
+
+    def _caller_dialog(self, sent: Response) -> Dialog:
+        """The caller's dialog, once ``sent`` (our 2xx) answered its INVITE."""
+        if isinstance(self.tx, OriginatedInvite):
+            return self.tx.dialog
+        return Dialog.from_uas(self.tx.request, sent, peer=self.tx.source)
 
     async def _await_caller_ack(self) -> None:
         if await self.tx.wait_ack() is None and not self._ended.is_set():
@@ -418,6 +429,10 @@ class Call:
         except sdp.SdpError as exc:
             tx.respond(488, f"Bad SDP: {exc}"[:100])
             raise _SetUpFailed("failed", "bad SDP") from None
+        if isinstance(tx, OriginatedInvite):
+            # The device's SDP answered an offer of this session's ports already.
+            self.session = tx.session
+            return offer, self.session
         try:
             self.session = await self.engine.media.create_session()
         except PortsExhaustedError as exc:
@@ -482,7 +497,7 @@ class Call:
             ],
             body=body,
         )
-        a_dialog = Dialog.from_uas(self.tx.request, sent, peer=self.tx.source)
+        a_dialog = self._caller_dialog(sent)
         self.a = Leg("A", a_dialog, self.session.a, self.caller)
         self.b = Leg("B", b_dialog, self.session.b, self.callee)
         self.a.other, self.b.other = self.b, self.a

@@ -296,3 +296,31 @@ def same_codec(
 def is_audio_codec(media: sdp.MediaDescription, fmt: str) -> bool:
     codec = media.rtpmaps.get(int(fmt)) if fmt.isdigit() else None
     return codec is not None and codec.encoding.lower() not in ("telephone-event", "cn")
+
+
+# What the server offers a device it calls itself (click-to-call): every codec the media
+# engine plays and relays, wideband first, and telephone-event for keys.
+_OWN_OFFER = (
+    "m=audio {port} RTP/AVP 9 0 8 101\r\n"
+    "a=rtpmap:9 G722/8000\r\n"
+    "a=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\n"
+    "a=ptime:20\r\n"
+    "a=sendrecv\r\n"
+)
+
+
+def own_offer(side: MediaSide) -> sdp.SessionDescription:
+    """The server's own offer on ``side``'s ports."""
+    host = side.local_address
+    family = "IP6" if ":" in host else "IP4"
+    text = (
+        "v=0\r\n"
+        f"o=nuage {secrets.randbits(48)} 1 IN {family} {host}\r\n"
+        "s=nuage\r\n"
+        f"c=IN {family} {host}\r\n"
+        "t=0 0\r\n"
+    ) + _OWN_OFFER.format(port=side.rtp_port)
+    return sdp.parse(text)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.call_engine import CallEngine
-from nuage.pbx.calls import TransferTarget
+from nuage.pbx.calls import CallerTransaction, TransferTarget
+from nuage.pbx.click_to_call import ClickToCall
 from nuage.pbx.dialing import ALLOW, Destination, Party, trunk_destination
 from nuage.pbx.directory import Directory
 from nuage.pbx.ivr import IvrApplication, MenuTarget
@@ -53,12 +54,15 @@ class PbxService:
         self.subscriptions = subscriptions
         self._recorder = recorder
         calls.transfer_targets = self._transfer_target
+        self.click_to_call = ClickToCall(calls, self._devices, self.call_from_user)
 
     async def handle_request(self, tx: ServerTransactionHandle) -> None:
         request = tx.request
         method = request.method
         if request.to.tag:
             if method == "SUBSCRIBE" and self.subscriptions.refresh(tx):
+                return
+            if self.click_to_call.handle_in_dialog(tx):
                 return
             if not await self.calls.handle_in_dialog(tx):
                 tx.respond(481)
@@ -105,11 +109,9 @@ class PbxService:
         user = await self._auth.authenticate(tx, company)
         if user is None:
             return
-        await self._invite_from_user(tx, company, user)
+        await self.call_from_user(tx, company, user)
 
-    async def _invite_from_user(
-        self, tx: ServerTransactionHandle, company: Company, user: User
-    ) -> None:
+    async def call_from_user(self, tx: CallerTransaction, company: Company, user: User) -> None:
         dialled = tx.request.uri.user or ""
         caller = Party(user.extension, user.name, user.id)
         route = route_from_user(
@@ -186,7 +188,7 @@ class PbxService:
 
     async def _call_user(
         self,
-        tx: ServerTransactionHandle,
+        tx: CallerTransaction,
         company: Company,
         caller: Party,
         callee: User,
@@ -227,7 +229,7 @@ class PbxService:
 
     async def _ring(
         self,
-        tx: ServerTransactionHandle,
+        tx: CallerTransaction,
         company: Company,
         caller: Party,
         callee: User,
@@ -246,7 +248,7 @@ class PbxService:
 
     async def _forward_outside(
         self,
-        tx: ServerTransactionHandle,
+        tx: CallerTransaction,
         company: Company,
         caller: Party,
         forward: ForwardOutside,
@@ -305,7 +307,7 @@ class PbxService:
 
     async def _call_menu(
         self,
-        tx: ServerTransactionHandle,
+        tx: CallerTransaction,
         company: Company,
         caller: Party,
         menu: IvrMenu,

@@ -1,0 +1,170 @@
+"""Click-to-call: the server rings the user's devices; once one answers, the call goes on
+as if that device had dialled the number (routing, policy, the callee's status, the
+call log: everything a call from the phone gets).
+
+RFC 3725 calls this third-party call control. The device gets the server's own offer
+(the relay's ports, every codec the server handles), so it is answered and acknowledged
+at once and never waits for the callee's SDP; its answer then stands for the caller's
+offer to the callee: one codec, relayed untouched (or transcoded if the callee has none
+of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from nuage.media import sdp
+from nuage.media.engine import MediaSession
+from nuage.pbx.call_engine import CallEngine
+from nuage.pbx.calls import CallerTransaction
+from nuage.pbx.dialing import ALLOW, Destination, Forking, Party
+from nuage.pbx.offer_answer import own_offer
+from nuage.pbx.originated import OriginatedInvite
+from nuage.sip.dialog import Dialog
+from nuage.sip.endpoint import ServerTransactionHandle
+from nuage.sip.message import URI, Address, Request, Response
+from nuage.store.models import Company, User
+
+log = logging.getLogger(__name__)
+
+
+class NoDeviceError(Exception):
+    """The user has no registered device to ring."""
+
+
+DeviceFinder = Callable[[Company, User], list[Destination]]
+CallPlacer = Callable[[CallerTransaction, Company, User], Awaitable[None]]
+
+
+class ClickToCall:
+    def __init__(self, engine: CallEngine, devices: DeviceFinder, place: CallPlacer) -> None:
+        self._engine = engine
+        self._devices = devices
+        self._place = place
+        # Answered devices whose call is not answered yet, by their dialog (Call-ID, our
+        # tag): their in-dialog requests come here until the call has its legs.
+        self._waiting: dict[tuple[str, str], OriginatedInvite] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def dial(self, company: Company, user: User, target: str) -> str:
+        """Ring the user's devices, then call ``target`` from the one that answers; the
+        call's id. NoDeviceError when nothing of theirs is registered; PortsExhaustedError
+        when the server has no media ports left."""
+        devices = self._devices(company, user)
+        if not devices:
+            raise NoDeviceError(f"no device of {user.extension} is registered")
+        session = await self._engine.media.create_session()
+        answered: list[Dialog] = []
+
+        def on_answer(response: Response, dialog: Dialog) -> bool:
+            assert dialog.peer is not None
+            self._engine.endpoint.send_ack(dialog.create_ack(response.cseq.seq), dialog.peer)
+            answered.append(dialog)
+            invite = OriginatedInvite(
+                self._engine.endpoint,
+                _as_if_dialled(company, user, target, response, dialog),
+                dialog,
+                session,
+                on_settled=self._settled,
+            )
+            self._waiting[(dialog.call_id, dialog.local_tag)] = invite
+            return _usable(response.body)
+
+        # The device shows whom it will call.
+        shown = Party(target, f"→ {target}")
+        forks = Forking(
+            self._engine,
+            company,
+            shown,
+            devices,
+            own_offer(session.a).encode(),
+            on_answer=on_answer,
+        )
+        task = asyncio.get_running_loop().create_task(
+            self._run(forks, session, answered, company, user)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return forks.call_id
+
+    async def _run(
+        self,
+        forks: Forking,
+        session: MediaSession,
+        answered: list[Dialog],
+        company: Company,
+        user: User,
+    ) -> None:
+        outcome = await forks.run()
+        invite = self._waiting.get((forks.call_id, forks.from_tag))
+        if outcome.kind != "answered" or invite is None:
+            if invite is not None:
+                self._settled(invite)
+            log.info("click-to-call: no device of %s took it (%s)", user.extension, outcome.kind)
+            for dialog in answered:
+                await self._hang_up(dialog)
+            await session.close()
+            return
+        try:
+            await self._place(invite, company, user)
+        finally:
+            self._settled(invite)
+            if not invite.final_sent:
+                await session.close()
+
+    def _settled(self, invite: OriginatedInvite) -> None:
+        self._waiting.pop((invite.dialog.call_id, invite.dialog.local_tag), None)
+
+    async def _hang_up(self, dialog: Dialog) -> None:
+        assert dialog.peer is not None
+        bye = await self._engine.endpoint.request(dialog.create_request("BYE"), dialog.peer)
+        await bye.final()
+
+    def handle_in_dialog(self, tx: ServerTransactionHandle) -> bool:
+        """A request in the dialog of a device waiting for its callee; False for others."""
+        request = tx.request
+        invite = self._waiting.get((request.call_id, request.to.tag or ""))
+        if invite is None:
+            return False
+        if request.method == "BYE":
+            tx.respond(200)
+            self._settled(invite)
+            invite.mark_cancelled()
+        elif request.method == "INVITE":
+            tx.respond(491, "The call is being set up")
+        else:
+            tx.respond(200 if request.method == "INFO" else 405, headers=[("Allow", ALLOW)])
+        return True
+
+
+def _usable(body: bytes) -> bool:
+    try:
+        sdp.parse(body)
+    except sdp.SdpError:
+        return False
+    return True
+
+
+def _as_if_dialled(
+    company: Company, user: User, target: str, response: Response, dialog: Dialog
+) -> Request:
+    """The INVITE the device would have sent to dial ``target``, with its SDP."""
+    request = Request("INVITE", URI("sip", target, host=company.domain))
+    headers = request.headers
+    own = Address(URI("sip", user.extension, host=company.domain), user.name or None)
+    own.params["tag"] = dialog.remote_tag
+    headers.add(
+        "Via",
+        f"SIP/2.0/{dialog.peer.transport.upper() if dialog.peer else 'UDP'} "
+        f"originated.invalid;branch=z9hG4bK{dialog.local_tag}",
+    )
+    headers.add("From", str(own))
+    headers.add("To", str(Address(URI("sip", target, host=company.domain))))
+    headers.add("Call-ID", dialog.call_id)
+    headers.add("CSeq", "1 INVITE")
+    headers.add("Contact", f"<{dialog.remote_target}>")
+    headers.add("Content-Type", "application/sdp")
+    request.body = response.body
+    return request
