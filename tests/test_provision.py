@@ -250,7 +250,7 @@ FULL = ISSUE_PLAN + MORE_USERS
         ),
         (
             bad(FULL, 'role = "admin"', 'role = "root"'),
-            "users[1].role: Input should be 'user' or 'admin'",
+            "users[1].role: Input should be 'user', 'admin' or 'engineer'",
         ),
         (bad(FULL, 'name = "Jan Peeters"', 'nom = "Jan Peeters"'), "users[1].name: Field required"),
         (bad(FULL, 'name = "backup"', 'name = "carrier"'), "trunks[1].name: duplicate 'carrier'"),

@@ -27,6 +27,7 @@ from nuage.carrier import (
 from nuage.config import Config, ConfigError, load_config
 from nuage.pbx.provision import (
     CompanyNotFoundError,
+    Plan,
     PlanError,
     apply_plan,
     list_calls,
@@ -135,21 +136,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         }
     )
     _configure_logging(config.log.level)
-    plan_file = resources.files("nuage").joinpath("data/demo-plan.toml")
-    with resources.as_file(plan_file) as plan_path:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        asyncio.run(_provision(config, plan_path))
-        plan = load_plan(plan_path)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    plan = _demo_plan(config, "demo-plan")
+    provider = _demo_plan(config, "demo-provider")
     company = plan.company
     print(f"Nuage demo: company {company.name}, SIP domain {company.domain}")
     print(f"  SIP server   {args.host}:{args.sip_port} (UDP and TCP)")
     print(f"  health       http://{args.host}:{args.http_port}/healthz")
     print(f"  REST API     http://{args.host}:{args.http_port}/api/v1 (docs/api.md)")
     print(f"  data         {data_dir}")
-    print("  extension  SIP password  app login (email / password)        name")
+    print("  extension  SIP password  app login (email / password)        role   name")
     for user in plan.users:
         login = f"{user.email} / {user.password}"
-        print(f"  {user.extension:<10} {user.sip_password:<13} {login:<36} {user.name}")
+        print(
+            f"  {user.extension:<10} {user.sip_password:<13} {login:<36} {user.role:<6} {user.name}"
+        )
+    for user in provider.users:
+        print(
+            f"  the provider's {user.role}, who administers every company: "
+            f"{user.email} / {user.password}"
+        )
     menus = {menu.extension: menu.name for menu in plan.ivrs}
     for menu in plan.ivrs:
         keys = ", ".join(f"{key} -> {target}" for key, target in sorted(menu.keys.items()))
@@ -183,6 +189,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     _run(main())
     return 0
+
+
+def _demo_plan(config: Config, name: str) -> Plan:
+    """Provision the packaged plan ``name`` (data/NAME.toml); the plan, for the login help."""
+    plan_file = resources.files("nuage").joinpath(f"data/{name}.toml")
+    with resources.as_file(plan_file) as plan_path:
+        asyncio.run(_provision(config, plan_path))
+        return load_plan(plan_path)
 
 
 def _print_carrier_help(host: str, port: int, server: str) -> None:

@@ -22,6 +22,7 @@ from nuage.events import EventBus
 from nuage.events.memory import InProcessBus
 from nuage.events.redis_bus import RedisBus
 from nuage.media.engine import LocalMediaEngine
+from nuage.pbx.admin import Administration
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.call_engine import CallEngine
@@ -232,6 +233,7 @@ class NuageServer:
                 bus=bus,
                 feed=feed,
                 click_to_call=self.service.click_to_call,
+                admin=Administration(self.db, directory, location),
             ),
         )
         self.trunks = TrunkRegistrar(self.db, endpoint)

@@ -14,6 +14,7 @@ from nuage.api.app import ApiServices, create_app, serve_api
 from nuage.api.event_feed import EventFeed
 from nuage.events.memory import InProcessBus
 from nuage.media.engine import LocalMediaEngine
+from nuage.pbx.admin import Administration
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.call_log import CallLog
@@ -80,6 +81,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
             bus=bus,
             feed=feed,
             click_to_call=ClickToCall(calls, lambda company, user: [], no_call),
+            admin=Administration(database, directory, location),
         ),
     )
     transport = httpx.ASGITransport(app=app)

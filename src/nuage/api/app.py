@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
-from nuage.api import auth, calls, contacts, errors, events, me, statuses
+from nuage.api import admin, auth, calls, contacts, errors, events, me, statuses
 from nuage.api.event_feed import EventFeed
 from nuage.api.health import health_router
 from nuage.events import EventBus
+from nuage.pbx.admin import Administration
 from nuage.pbx.app_sessions import AppSessions
 from nuage.pbx.call_log import CallLog
 from nuage.pbx.click_to_call import ClickToCall
@@ -46,6 +47,7 @@ def create_app(
     api.include_router(calls.router)
     api.include_router(statuses.router)
     api.include_router(events.router)
+    api.include_router(admin.router)
     app.include_router(api)
     return app
 
@@ -65,6 +67,7 @@ class ApiServices:
     bus: EventBus
     feed: EventFeed
     click_to_call: ClickToCall
+    admin: Administration
 
 
 def serve_api(app: FastAPI, services: ApiServices) -> None:

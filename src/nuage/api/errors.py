@@ -3,7 +3,7 @@
     {"error": {"code": "invalid", "message": "...", "field": "email"}}
 
 ``code`` is stable and meant for programs, ``message`` for people; ``field`` names the
-request field at fault (validation errors only).
+request field at fault (validation errors, and conflicts such as an email in use).
 """
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+
+from nuage.pbx.admin.errors import (
+    AdminError,
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+)
 
 _CODES = {
     400: "bad_request",
@@ -29,13 +37,28 @@ class ApiError(Exception):
     """An error answered as is: its status, code and message."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.field = field
+
+    @classmethod
+    def of(cls, error: AdminError) -> ApiError:
+        """The answer to an administrative change the domain refused."""
+        if isinstance(error, ConflictError):
+            return cls(409, error.code, error.message, field=error.field)
+        status = {NotFoundError: 404, ForbiddenError: 403, InvalidError: 422}.get(type(error), 400)
+        return cls(status, _CODES[status], error.message, field=error.field)
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, object]:
@@ -51,8 +74,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
+            error_body(exc.code, exc.message, exc.field),
+            status_code=exc.status,
+            headers=exc.headers,
         )
+
+    @app.exception_handler(AdminError)
+    async def admin_error(request: Request, exc: AdminError) -> JSONResponse:
+        return await api_error(request, ApiError.of(exc))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

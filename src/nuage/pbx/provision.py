@@ -22,6 +22,7 @@ import phonenumbers
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -53,18 +54,36 @@ from nuage.store.models import (
 
 __all__ = [
     "CompanyNotFoundError",
+    "CompanyPlan",
     "IvrPlan",
     "KindReport",
+    "NumberPlan",
     "Plan",
     "PlanError",
+    "PolicyPlan",
     "ProvisionReport",
     "StatusPlan",
+    "TrunkPlan",
+    "TrunkSettings",
+    "UserPlan",
+    "UserProfile",
     "apply_plan",
+    "assign",
+    "company_values",
+    "default_policy",
+    "default_statuses",
     "find_company",
+    "forward_target",
     "list_calls",
     "list_recordings",
     "load_plan",
+    "password_hash",
+    "set_trunk_addresses",
     "sip_ha1",
+    "sip_secrets",
+    "status_values",
+    "trunk_values",
+    "user_values",
 ]
 
 _HASHER = PasswordHasher()
@@ -115,77 +134,160 @@ def _region(value: str) -> str:
     return region
 
 
+def _email(value: str) -> str:
+    if not _EMAIL.match(value) or len(value) > 254:
+        raise ValueError(f"{value!r} is not an email address")
+    return value.lower()
+
+
+def _domain(value: str) -> str:
+    domain = value.lower()
+    if not _is_domain(domain):
+        raise ValueError(f"{value!r} is not a domain name or IP address")
+    return domain
+
+
+def _host(value: str) -> str:
+    _split_host(value)
+    return value
+
+
+def _addresses(value: list[str]) -> list[str]:
+    normalised = []
+    for address in value:
+        try:
+            normalised.append(str(ipaddress.ip_address(address)))
+        except ValueError:
+            raise ValueError(f"{address!r} is not an IP address") from None
+    if len(set(normalised)) != len(normalised):
+        raise ValueError("an address is listed twice")
+    return sorted(normalised)
+
+
+def _status_key(value: str) -> str:
+    if not _STATUS_KEY.match(value):
+        raise ValueError(f"{value!r} is not a key: 1 to 32 lower-case letters, digits, '-' or '_'")
+    return value
+
+
+def _colour(value: str) -> str:
+    if not _COLOUR.match(value):
+        raise ValueError(f"{value!r} is not a colour like '#2e7d32'")
+    return value.lower()
+
+
+# Validation lives in the types rather than in validator methods, so that a patch of an
+# entry (nuage.pbx.admin.patches), made from the entry's fields, validates each field alike.
+Email = Annotated[str, AfterValidator(_email)]
+Domain = Annotated[str, AfterValidator(_domain)]
+Country = Annotated[str, AfterValidator(_region)]
+# "host:port" or "host" (port 5060); IPv6 as "[2001:db8::1]:5060".
+HostPort = Annotated[str, AfterValidator(_host)]
+IpAddresses = Annotated[list[str], AfterValidator(_addresses)]
+StatusKey = Annotated[str, AfterValidator(_status_key)]
+Colour = Annotated[str, AfterValidator(_colour)]
+Language = Literal["fr", "nl", "en"]
+Role = Literal["user", "admin", "engineer"]
+
+
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+# `frozen=True` on a field marks what identifies an entry: a patch cannot change it.
+
+
 class CompanyPlan(_Entry):
-    name: Name
-    domain: str
-    country: str
-    language: Literal["fr", "nl", "en"] = "fr"
-    recording_announcement: Literal["beep", "voice"] = "beep"
+    """A company: a customer of the provider."""
 
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        domain = value.lower()
-        if not _is_domain(domain):
-            raise ValueError(f"{value!r} is not a domain name or IP address")
-        return domain
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, value: str) -> str:
-        return _region(value)
-
-
-class UserPlan(_Entry):
-    name: Name
-    extension: Extension
-    email: str
-    password: Secret
-    sip_password: Secret
-    role: Literal["user", "admin"] = "user"
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if not _EMAIL.match(value) or len(value) > 254:
-            raise ValueError(f"{value!r} is not an email address")
-        return value.lower()
+    name: Name = Field(description="Display name.")
+    domain: Domain = Field(
+        frozen=True,
+        description="The company's SIP domain and digest realm (phones register as "
+        "EXTENSION@DOMAIN); stored lower-case. The users' SIP secrets are bound to it.",
+    )
+    country: Country = Field(
+        description="ISO 3166 alpha-2 code: numbers dialled in national form are read as "
+        "numbers of this country; also the default outbound policy."
+    )
+    language: Language = Field("fr", description="Language of prompts and of the app.")
+    recording_announcement: Literal["beep", "voice"] = Field(
+        "beep",
+        description='What both parties hear when a recording starts: "beep" (a tone) or '
+        '"voice" (a sentence in the company\'s language).',
+    )
 
 
-class TrunkPlan(_Entry):
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
-    # "host:port" or "host" (port 5060); IPv6 as "[2001:db8::1]:5060".
-    host: str
-    transport: Literal["udp", "tcp"] = "udp"
-    username: str | None = None
-    password: str | None = None
+class UserProfile(_Entry):
+    """A user, as shown: everything but the secrets."""
+
+    name: Name = Field(description="Full name, shown to colleagues and as caller name.")
+    extension: Extension = Field(
+        description="2 to 6 digits, not starting with 0; unique in the company (among users "
+        "and IVR menus); also the SIP user name."
+    )
+    email: Email = Field(
+        description="App login and where voicemail is sent; unique across all companies; "
+        "stored lower-case."
+    )
+    role: Role = Field(
+        "user",
+        description='"user", "admin" (administers the company) or "engineer" (the '
+        "provider's: administers every company).",
+    )
+
+
+class UserPlan(UserProfile):
+    """A user with the secrets that are set but never shown."""
+
+    password: Secret = Field(description="App password (stored argon2-hashed).")
+    sip_password: Secret = Field(
+        description="SIP digest password of the user's devices (stored as HA1 only)."
+    )
+
+
+class TrunkSettings(_Entry):
+    """A trunk, as shown: everything but its password."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] = Field(
+        description="Unique in the company; letters, digits, '_', '.', '-'."
+    )
+    host: HostPort = Field(
+        description='The carrier\'s SIP server, "host:port" or "host" (port 5060); IPv6 as '
+        '"[2001:db8::1]:5060".'
+    )
+    transport: Literal["udp", "tcp"] = Field("udp", description="SIP transport to the carrier.")
+    username: str | None = Field(
+        None, description="User name for the carrier's digest challenges (calls, registration)."
+    )
     # "register" would shadow a method pydantic models inherit from ABCMeta.
-    register_: bool = Field(default=False, alias="register")
-    inbound_addresses: list[str] = Field(default_factory=list)
-    caller_id: str | None = None
+    register_: bool = Field(
+        default=False,
+        alias="register",
+        description="Register to the carrier (needs username and password), so that it "
+        "sends inbound calls to this server.",
+    )
+    inbound_addresses: IpAddresses = Field(
+        default_factory=list,
+        description="IP addresses the carrier sends inbound calls from (accepted without a "
+        "challenge).",
+    )
+    caller_id: str | None = Field(
+        None,
+        description="Number presented on outbound calls, E.164 or national form (stored E.164).",
+    )
 
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        _split_host(value)
-        return value
+    @property
+    def address(self) -> tuple[str, int]:
+        return _split_host(self.host)
 
-    @field_validator("inbound_addresses")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        normalised = []
-        for address in value:
-            try:
-                normalised.append(str(ipaddress.ip_address(address)))
-            except ValueError:
-                raise ValueError(f"{address!r} is not an IP address") from None
-        if len(set(normalised)) != len(normalised):
-            raise ValueError("an address is listed twice")
-        return sorted(normalised)
+
+class TrunkPlan(TrunkSettings):
+    """A trunk with the password that is set but never shown."""
+
+    password: str | None = Field(
+        None, description="Password for the carrier's challenges (kept as written)."
+    )
 
     @model_validator(mode="after")
     def _registration(self) -> TrunkPlan:
@@ -193,14 +295,18 @@ class TrunkPlan(_Entry):
             raise ValueError("register = true needs username and password")
         return self
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return _split_host(self.host)
-
 
 class NumberPlan(_Entry):
-    number: str
-    route: Extension
+    """An inbound number (DID) of the company."""
+
+    number: str = Field(
+        description="E.164, or national form (read with the company's country); unique "
+        "across all companies."
+    )
+    route: Extension = Field(
+        description="The extension of a user (their phones ring) or of an IVR menu (it "
+        "answers) of the company."
+    )
 
 
 class IvrPlan(_Entry):
@@ -209,7 +315,7 @@ class IvrPlan(_Entry):
     # A prompt of nuage.media.prompts; checked against the package's recordings in _check.
     prompt: str = "ivr_language"
     # None: the company's language.
-    language: Literal["fr", "nl", "en"] | None = None
+    language: Language | None = None
     # Seconds to wait for a key once the prompt has played.
     timeout: float = Field(default=5.0, ge=1, le=60)
     # How many times the prompt plays (no key, or a wrong one) before the fallback.
@@ -223,35 +329,43 @@ class IvrPlan(_Entry):
 class StatusPlan(_Entry):
     """A status users can choose (F2) and what it does to calls to them (F3)."""
 
-    key: str
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    colour: str | None = None
-    behaviour: Behaviour = "ring"
+    key: StatusKey = Field(
+        frozen=True,
+        description="The status's name for the plan and the API: 1 to 32 lower-case letters, "
+        "digits, '-', '_'.",
+    )
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = (
+        Field(description="Shown in the app.")
+    )
+    colour: Colour | None = Field(None, description='"#rrggbb"; none: the app picks one.')
+    behaviour: Behaviour = Field(
+        "ring",
+        description='What a new call to a user in this status does: "ring" (their devices '
+        'ring), "voicemail", "forward" (to forward_to) or "busy" (486, do not disturb).',
+    )
     # A colleague's extension or a number; checked in _check, which knows the users.
-    forward_to: str | None = None
-    pause_acd: bool = False
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if not _STATUS_KEY.match(value):
-            raise ValueError(
-                f"{value!r} is not a key: 1 to 32 lower-case letters, digits, '-' or '_'"
-            )
-        return value
-
-    @field_validator("colour")
-    @classmethod
-    def _colour(cls, value: str | None) -> str | None:
-        if value is not None and not _COLOUR.match(value):
-            raise ValueError(f"{value!r} is not a colour like '#2e7d32'")
-        return value.lower() if value is not None else None
+    forward_to: str | None = Field(
+        None,
+        description='With "forward" only: the extension of a user of the company, or a number '
+        "(E.164 or national form) that the company's policy allows.",
+    )
+    pause_acd: bool = Field(
+        False, description="Pause the user in their ACD groups while in this status."
+    )
 
 
 class PolicyPlan(_Entry):
-    allowed_countries: list[str]
-    blocked_prefixes: list[str] = Field(default_factory=list)
-    max_external_calls: int = Field(default=10, ge=0)
+    """What external calls the company may make (against toll fraud)."""
+
+    allowed_countries: list[str] = Field(
+        description="ISO 3166 alpha-2 codes of the countries external calls may go to."
+    )
+    blocked_prefixes: list[str] = Field(
+        default_factory=list, description='E.164 prefixes never called, like "+3290".'
+    )
+    max_external_calls: int = Field(
+        default=10, ge=0, description="External calls in progress at once, at most."
+    )
 
     @field_validator("allowed_countries")
     @classmethod
@@ -267,6 +381,25 @@ class PolicyPlan(_Entry):
         return sorted(set(value))
 
 
+def default_policy(country: str) -> PolicyPlan:
+    """The policy of a company whose plan has no [policy]: calls to its own country only."""
+    return PolicyPlan(allowed_countries=[country])
+
+
+def default_statuses(language: str) -> list[StatusPlan]:
+    """The statuses of a company whose plan has no [[statuses]], named in its language."""
+    return [
+        StatusPlan(
+            key=default.key,
+            name=default.name(language),
+            colour=default.colour,
+            behaviour=default.behaviour,
+            pause_acd=default.pause_acd,
+        )
+        for default in DEFAULT_STATUSES
+    ]
+
+
 class Plan(_Entry):
     company: CompanyPlan
     users: list[UserPlan] = Field(default_factory=list)
@@ -279,22 +412,12 @@ class Plan(_Entry):
     policy: PolicyPlan | None = None
 
     def effective_policy(self) -> PolicyPlan:
-        return self.policy or PolicyPlan(allowed_countries=[self.company.country])
+        return self.policy or default_policy(self.company.country)
 
     def effective_statuses(self) -> list[StatusPlan]:
         if self.statuses is not None:
             return self.statuses
-        language = self.company.language
-        return [
-            StatusPlan(
-                key=default.key,
-                name=default.name(language),
-                colour=default.colour,
-                behaviour=default.behaviour,
-                pause_acd=default.pause_acd,
-            )
-            for default in DEFAULT_STATUSES
-        ]
+        return default_statuses(self.company.language)
 
 
 def _split_host(value: str) -> tuple[str, int]:
@@ -416,8 +539,7 @@ def _check(plan: Plan) -> _CheckedPlan:
 
 
 def _check_statuses(plan: Plan, own_numbers: list[str], errors: list[str]) -> list[str | None]:
-    """Check the plan's statuses, adding to ``errors``; each status's forward target, an
-    extension of a user of the plan or an E.164 number the company may call."""
+    """Check the plan's statuses, adding to ``errors``; each status's forward target."""
     statuses = plan.effective_statuses()
     errors += _duplicates([s.key for s in statuses], "statuses", "key")
     if not any(s.behaviour == "ring" for s in statuses):
@@ -429,37 +551,51 @@ def _check_statuses(plan: Plan, own_numbers: list[str], errors: list[str]) -> li
     )
     targets: list[str | None] = []
     for index, status in enumerate(statuses):
-        path = f"statuses[{index}].forward_to"
-        target = status.forward_to
-        targets.append(None)
-        if status.behaviour != "forward":
-            if target is not None:
-                errors.append(f'{path}: only with behaviour = "forward"')
-            continue
-        if target is None:
-            errors.append(f'{path}: required with behaviour = "forward"')
-            continue
-        if _EXTENSION.match(target):
-            if target in users:
-                targets[-1] = target
-            else:
-                errors.append(f"{path}: no user with extension {target!r}")
-            continue
         try:
-            number = normalize_number(target, plan.company.country)
-        except NumberError as exc:
-            errors.append(f"{path}: {exc}")
-            continue
-        if number not in own_numbers:
-            if outbound.max_external_calls == 0:
-                errors.append(f"{path}: {target!r}: policy.max_external_calls = 0 forbids it")
-                continue
-            decision = outbound.check(number, 0)
-            if not decision.allowed:
-                errors.append(f"{path}: {target!r}: {decision.reason}")
-                continue
-        targets[-1] = number
+            target = forward_target(
+                status,
+                country=plan.company.country,
+                users=users,
+                own_numbers=own_numbers,
+                outbound=outbound,
+            )
+        except ValueError as exc:
+            errors.append(f"statuses[{index}].forward_to: {exc}")
+            target = None
+        targets.append(target)
     return targets
+
+
+def forward_target(
+    status: StatusPlan,
+    *,
+    country: str,
+    users: Container[str],
+    own_numbers: Container[str],
+    outbound: OutboundPolicy,
+) -> str | None:
+    """Where a status forwards calls: the extension of one of ``users``, or an E.164
+    number, one of the company's ``own_numbers`` or one ``outbound`` allows; None when it
+    does not forward. ValueError says what is wrong with its ``forward_to``."""
+    target = status.forward_to
+    if status.behaviour != "forward":
+        if target is not None:
+            raise ValueError('only with behaviour = "forward"')
+        return None
+    if target is None:
+        raise ValueError('required with behaviour = "forward"')
+    if _EXTENSION.match(target):
+        if target not in users:
+            raise ValueError(f"no user with extension {target!r}")
+        return target
+    number = normalize_number(target, country)
+    if number not in own_numbers:
+        if outbound.max_external_calls == 0:
+            raise ValueError(f"{target!r}: policy.max_external_calls = 0 forbids it")
+        decision = outbound.check(number, 0)
+        if not decision.allowed:
+            raise ValueError(f"{target!r}: {decision.reason}")
+    return number
 
 
 def _prompt_error(name: str) -> str | None:
@@ -542,7 +678,15 @@ def sip_ha1(algorithm: Literal["md5", "sha256"], extension: str, domain: str, pa
     return hashlib.new(algorithm, f"{extension}:{domain}:{password}".encode()).hexdigest()
 
 
-def _password_hash(current: str | None, password: str) -> str | None:
+def sip_secrets(extension: str, domain: str, sip_password: str) -> dict[str, str]:
+    """A user's digest secrets (MD5 and SHA-256 HA1), the columns they are kept in."""
+    return {
+        "sip_ha1_md5": sip_ha1("md5", extension, domain, sip_password),
+        "sip_ha1_sha256": sip_ha1("sha256", extension, domain, sip_password),
+    }
+
+
+def password_hash(current: str | None, password: str) -> str | None:
     """A new argon2 hash, or None when `current` already matches and is up to date.
 
     Hashes are salted, so re-hashing an unchanged password would look like a change and
@@ -617,7 +761,7 @@ class ProvisionReport:
 _Row = TypeVar("_Row", bound=Base)
 
 
-def _assign(row: object, values: dict[str, Any]) -> bool:
+def assign(row: object, values: dict[str, Any]) -> bool:
     """Set the attributes that differ; True when any did."""
     changed = False
     for name, value in values.items():
@@ -625,6 +769,68 @@ def _assign(row: object, values: dict[str, Any]) -> bool:
             setattr(row, name, value)
             changed = True
     return changed
+
+
+def company_values(company: CompanyPlan, policy: PolicyPlan) -> dict[str, Any]:
+    """The columns of a company row."""
+    return {
+        "name": company.name,
+        "domain": company.domain,
+        "country": company.country,
+        "language": company.language,
+        "recording_announcement": company.recording_announcement,
+        "allowed_countries": policy.allowed_countries,
+        "blocked_prefixes": policy.blocked_prefixes,
+        "max_external_calls": policy.max_external_calls,
+    }
+
+
+def user_values(entry: UserProfile) -> dict[str, Any]:
+    """The columns of a user row but the secrets (password_hash, sip_secrets)."""
+    return {
+        "name": entry.name,
+        "extension": entry.extension,
+        "email": entry.email,
+        "role": entry.role,
+    }
+
+
+def trunk_values(entry: TrunkPlan, caller_id: str | None) -> dict[str, Any]:
+    """The columns of a trunk row but its name and addresses (set_trunk_addresses);
+    ``caller_id`` is the entry's, in E.164."""
+    host, port = entry.address
+    return {
+        "host": host,
+        "port": port,
+        "transport": entry.transport,
+        "username": entry.username,
+        "password": entry.password,
+        "register": entry.register_,
+        "caller_id": caller_id,
+    }
+
+
+def set_trunk_addresses(trunk: Trunk, addresses: list[str]) -> bool:
+    """Make the trunk's inbound addresses these; True when they changed."""
+    if trunk.inbound_addresses == addresses:
+        return False
+    # Keep the rows of addresses that stay: the flush inserts before it deletes, so
+    # re-creating one would hit the (trunk, address) unique constraint.
+    kept = {a.address: a for a in trunk.addresses}
+    trunk.addresses = [kept.get(a) or TrunkAddress(address=a) for a in addresses]
+    return True
+
+
+def status_values(entry: StatusPlan, position: int, target: str | None) -> dict[str, Any]:
+    """The columns of a status row but its key; ``target`` is forward_target's."""
+    return {
+        "name": entry.name,
+        "colour": entry.colour,
+        "position": position,
+        "behaviour": entry.behaviour,
+        "forward_to": target,
+        "pause_acd": entry.pause_acd,
+    }
 
 
 async def apply_plan(db: Database, plan_path: Path) -> ProvisionReport:
@@ -648,7 +854,7 @@ async def apply_plan(db: Database, plan_path: Path) -> ProvisionReport:
         hashes = await asyncio.gather(
             *(
                 asyncio.to_thread(
-                    _password_hash,
+                    password_hash,
                     current.password_hash if (current := current_users.get(u.extension)) else None,
                     u.password,
                 )
@@ -704,24 +910,14 @@ async def _check_conflicts(
 async def _apply_company(
     session: AsyncSession, plan: Plan, company: Company | None, report: ProvisionReport
 ) -> Company:
-    policy = plan.effective_policy()
-    values: dict[str, Any] = {
-        "name": plan.company.name,
-        "domain": plan.company.domain,
-        "country": plan.company.country,
-        "language": plan.company.language,
-        "recording_announcement": plan.company.recording_announcement,
-        "allowed_countries": policy.allowed_countries,
-        "blocked_prefixes": policy.blocked_prefixes,
-        "max_external_calls": policy.max_external_calls,
-    }
+    values = company_values(plan.company, plan.effective_policy())
     if company is None:
         company = Company(**values)
         session.add(company)
         await session.flush()
         report.company_created = True
     else:
-        report.company_updated = _assign(company, values)
+        report.company_updated = assign(company, values)
     return company
 
 
@@ -752,7 +948,7 @@ def _upsert(
     if row is None:
         session.add(make(key, values))
         report.created += 1
-    elif _assign(row, values):
+    elif assign(row, values):
         report.updated += 1
 
 
@@ -778,14 +974,7 @@ async def _apply_users(
         await session.flush()
     domain = company.domain
     for entry, new_hash in zip(plan.users, hashes, strict=True):
-        values: dict[str, Any] = {
-            "name": entry.name,
-            "extension": entry.extension,
-            "email": entry.email,
-            "role": entry.role,
-            "sip_ha1_md5": sip_ha1("md5", entry.extension, domain, entry.sip_password),
-            "sip_ha1_sha256": sip_ha1("sha256", entry.extension, domain, entry.sip_password),
-        }
+        values = user_values(entry) | sip_secrets(entry.extension, domain, entry.sip_password)
         if new_hash is not None:
             values["password_hash"] = new_hash
         _upsert(
@@ -805,16 +994,7 @@ async def _apply_trunks(
     current = {t.name: t for t in await repositories.trunks(session, company.id)}
     await _remove_unwanted(session, current, {t.name for t in checked.plan.trunks}, report)
     for entry, caller_id in zip(checked.plan.trunks, checked.caller_ids, strict=True):
-        host, port = entry.address
-        values: dict[str, Any] = {
-            "host": host,
-            "port": port,
-            "transport": entry.transport,
-            "username": entry.username,
-            "password": entry.password,
-            "register": entry.register_,
-            "caller_id": caller_id,
-        }
+        values = trunk_values(entry, caller_id)
         trunk = current.get(entry.name)
         if trunk is None:
             trunk = Trunk(company_id=company.id, name=entry.name, **values)
@@ -822,16 +1002,8 @@ async def _apply_trunks(
             session.add(trunk)
             report.created += 1
             continue
-        changed = _assign(trunk, values)
-        if trunk.inbound_addresses != entry.inbound_addresses:
-            # Keep the rows of addresses that stay: the flush inserts before it deletes,
-            # so re-creating one would hit the (trunk, address) unique constraint.
-            kept = {a.address: a for a in trunk.addresses}
-            trunk.addresses = [
-                kept.get(a) or TrunkAddress(address=a) for a in entry.inbound_addresses
-            ]
-            changed = True
-        if changed:
+        changed = assign(trunk, values)
+        if set_trunk_addresses(trunk, entry.inbound_addresses) or changed:
             report.updated += 1
     await session.flush()
 
@@ -891,19 +1063,11 @@ async def _apply_statuses(
     for position, (entry, target) in enumerate(
         zip(checked.statuses, checked.forward_targets, strict=True)
     ):
-        values: dict[str, Any] = {
-            "name": entry.name,
-            "colour": entry.colour,
-            "position": position,
-            "behaviour": entry.behaviour,
-            "forward_to": target,
-            "pause_acd": entry.pause_acd,
-        }
         _upsert(
             session,
             current,
             entry.key,
-            values,
+            status_values(entry, position, target),
             lambda key, values: Status(company_id=company.id, key=key, **values),
             report=report,
         )

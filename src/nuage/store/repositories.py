@@ -46,6 +46,7 @@ __all__ = [
     "add_recording",
     "bump_directory_revision",
     "call_records",
+    "companies",
     "company",
     "company_by_domain",
     "contacts_of",
@@ -121,6 +122,12 @@ async def _rowcount(session: AsyncSession, statement: Executable) -> int:
 
 
 # -- companies: identification -------------------------------------------------------------
+
+
+async def companies(session: AsyncSession) -> list[Company]:
+    """Every company, by name: for the provider's engineers."""
+    result = await session.execute(select(Company).order_by(Company.name, Company.id))
+    return list(result.scalars())
 
 
 async def company(session: AsyncSession, company_id: int) -> Company | None:

@@ -1,0 +1,16 @@
+"""The admin part of the API (issue 4), shaped after Wazo Platform's confd: engineers
+manage companies; a company's administrators, and engineers, its users, trunks, numbers
+and statuses. Lists answer {"total", "items"}; creation 201 with the new item; a change
+(PATCH, the fields sent) the changed item; deletion 204."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from nuage.api.admin import companies, numbers, statuses, trunks, users
+
+__all__ = ["router"]
+
+router = APIRouter()
+for module in (companies, users, statuses, numbers, trunks):
+    router.include_router(module.router)
