@@ -1,6 +1,6 @@
 """Statuses decide what a call to a user does (F3): a server in this process, baresip
-phones for Alice, Bob and Carol, the carrier simulator as the trunk; Bob's status is set
-through StatusService, as the API will."""
+phones for Alice, Bob and Carol, the carrier simulator as the trunk; Bob sets his status
+through the REST API, as the app does."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from api.test_events import base_url, token_of
 from e2e.server import CARRIER_HOST, DOMAIN, acme_plan
 from e2e.test_call_control import ids, in_process_server, three_phones
 from nuage.carrier import CarrierSimulator
@@ -71,27 +73,37 @@ async def test_bobs_status_decides_where_calls_to_him_go(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="nuage.carrier")
-    statuses, control, engine = server.statuses, server.control, server.service
-    assert statuses is not None and control is not None and engine is not None
+    control, engine = server.control, server.service
+    assert control is not None and engine is not None
     company, bob_id = ids(server, "1002")
     _, carol_id = ids(server, "1003")
     alice, bob, carol = three_phones(server, tmp_path)
-    async with alice, bob, carol:
+    api = httpx.AsyncClient(base_url=base_url(server))
+
+    async def set_bobs_status(key: str) -> None:
+        response = await api.put(
+            "/api/v1/me/status", headers={"Authorization": f"Bearer {bob_token}"}, json={"key": key}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["key"] == key
+
+    async with api, alice, bob, carol:
+        bob_token = await token_of(api, "1002")
         for phone in (alice, bob, carol):
             await phone.wait_event("REGISTER_OK", timeout=10)
 
         # Do not disturb: busy at once.
-        await statuses.set(company, bob_id, "dnd")
+        await set_bobs_status("dnd")
         await alice.dial(f"sip:1002@{DOMAIN}")
         await _refused(alice, "486")
 
         # In a meeting: voicemail, which does not exist yet.
-        await statuses.set(company, bob_id, "meeting")
+        await set_bobs_status("meeting")
         await alice.dial(f"sip:1002@{DOMAIN}")
         await _refused(alice, "480")
 
         # Forwarded to Carol, who sees Alice calling.
-        await statuses.set(company, bob_id, "colleague")
+        await set_bobs_status("colleague")
         await alice.dial(f"sip:1002@{DOMAIN}")
         answered = await carol.wait_event("CALL_ESTABLISHED", timeout=10)
         await alice.wait_event("CALL_ESTABLISHED", timeout=10)
@@ -99,13 +111,13 @@ async def test_bobs_status_decides_where_calls_to_him_go(
         [call] = control.calls(company, carol_id)
         assert call.other.number == "1001"
         # A transfer to Bob follows his status too.
-        await statuses.set(company, bob_id, "dnd")
+        await set_bobs_status("dnd")
         with pytest.raises(CallControlError, match="486 Do not disturb"):
             await control.transfer(company, carol_id, call.id, "1002")
         await _hang_up(alice, carol)
 
         # Forwarded to a mobile: out through the trunk, shown the company's number.
-        await statuses.set(company, bob_id, "mobile")
+        await set_bobs_status("mobile")
         await alice.dial(f"sip:1002@{DOMAIN}")
         await alice.wait_event("CALL_ESTABLISHED", timeout=10)
         [outside] = engine.calls.live_calls()
@@ -119,7 +131,7 @@ async def test_bobs_status_decides_where_calls_to_him_go(
         await _hang_up(alice)
 
         # Available again: Bob's phone rings (and answers by itself).
-        await statuses.set(company, bob_id, "available")
+        await set_bobs_status("available")
         await alice.dial(f"sip:1002@{DOMAIN}")
         await bob.wait_event("CALL_ESTABLISHED", timeout=10)
         await alice.wait_event("CALL_ESTABLISHED", timeout=10)
