@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from api.test_events import base_url, events_of, token_of
+from api.test_events import base_url, events_of, phones_bob_answering, token_of
 from e2e.test_call_control import ids, server, three_phones
 from e2e.test_transfer import ALICE_TONE, BOB_TONE, TONES
+from nuage.media.prompts import RINGBACK_FREQUENCY
 from nuage.server import NuageServer
 from peers import audio
 
@@ -18,7 +19,9 @@ __all__ = ["server"]
 
 
 async def test_my_phone_rings_then_calls_the_number(server: NuageServer, tmp_path: Path) -> None:
-    alice, bob, carol = three_phones(server, tmp_path)
+    """Élodie's phone rings and answers by itself; she hears the ringing tone while
+    Lucas's phone rings, then Lucas."""
+    alice, bob, carol = phones_bob_answering(server, tmp_path)
     company, alice_id = ids(server, "1001")
     async with httpx.AsyncClient(base_url=base_url(server)) as client:
         token = await token_of(client, "1001")
@@ -32,6 +35,10 @@ async def test_my_phone_rings_then_calls_the_number(server: NuageServer, tmp_pat
             # Élodie's phone rings first (it shows whom it will call), then Lucas's.
             answered = await alice.wait_event("CALL_ESTABLISHED", timeout=10)
             assert "1002" in answered.param
+            await bob.wait_event("CALL_INCOMING", timeout=10)
+            await mine.wait_for("call.ringing", id=call_id)
+            await asyncio.sleep(1.5)
+            await bob.accept()
             await bob.wait_event("CALL_ESTABLISHED", timeout=10)
             await mine.wait_for("call.answered", id=call_id, state="talking")
             [call] = (await client.get("/api/v1/me/calls", headers=auth)).json()
@@ -47,9 +54,13 @@ async def test_my_phone_rings_then_calls_the_number(server: NuageServer, tmp_pat
             await alice.wait_event("CALL_CLOSED", timeout=10)
             _, logged = await mine.wait_for("call_log.created")
             heard_by_bob = bob.received_audio(TONES)
-            heard_by_alice = alice.received_audio(TONES)
+            heard_by_alice = alice.received_audio([*TONES, RINGBACK_FREQUENCY])
     assert audio.share(heard_by_bob, ALICE_TONE) > 0.7, audio.describe(heard_by_bob)
-    assert audio.share(heard_by_alice, BOB_TONE) > 0.7, audio.describe(heard_by_alice)
+    heard = [s for s in audio.segments(heard_by_alice) if s.tone and s.seconds() > 0.2]
+    assert [s.tone for s in heard] == [RINGBACK_FREQUENCY, BOB_TONE], audio.describe(
+        heard_by_alice
+    )
+    assert heard[0].seconds() > 0.8 and heard[1].seconds() > 2.0
     assert (logged["data"]["direction"], logged["data"]["other"]["number"]) == (
         "outgoing",
         "1002",

@@ -107,6 +107,9 @@ class MediaEngine(Protocol):
     def beep(self) -> Sound: ...
 
     @property
+    def ringback(self) -> Sound: ...
+
+    @property
     def clock(self) -> FrameClock: ...
 
     @property
@@ -160,6 +163,10 @@ class LocalMediaEngine:
     @property
     def beep(self) -> Sound:
         return self.prompts.beep()
+
+    @property
+    def ringback(self) -> Sound:
+        return self.prompts.ringback()
 
     @property
     def music_on_hold(self) -> Sound:

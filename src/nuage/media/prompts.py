@@ -15,6 +15,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 import numpy as np
+import numpy.typing as npt
 
 from nuage.media.g711 import Pcm
 from nuage.media.player import Sound
@@ -40,6 +41,8 @@ BEEP_FREQUENCY = 1400.0
 BEEP_SECONDS = 0.4
 # -12 dBFS: plainly heard over speech levelled near -24 dBFS, far from clipping in G.711.
 _BEEP_LEVEL = 0.25
+RINGBACK_FREQUENCY = 425.0
+RINGBACK_SILENCE_SECONDS = 3.0
 # Raised-cosine edges: a tone switched on and off abruptly clicks.
 _BEEP_RAMP_SECONDS = 0.010
 
@@ -65,16 +68,30 @@ def read_wav(file: Traversable) -> Pcm:
     return np.frombuffer(data, dtype="<i2").astype(np.int16)
 
 
-def render_beep(rate: int = RATE) -> Pcm:
-    """The beep before a recording or a voicemail message, as 16-bit samples."""
-    t = np.arange(round(BEEP_SECONDS * rate)) / rate
+def _tone(frequency: float, seconds: float, rate: int) -> npt.NDArray[np.float64]:
+    """A sine at the beep's level, with raised-cosine edges."""
+    t = np.arange(round(seconds * rate)) / rate
     ramp = round(_BEEP_RAMP_SECONDS * rate)
     envelope = np.ones(len(t))
     edge = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
     envelope[:ramp] = edge
     envelope[-ramp:] = edge[::-1]
-    tone = _BEEP_LEVEL * envelope * np.sin(2 * math.pi * BEEP_FREQUENCY * t)
-    return np.round(tone * 32767).astype(np.int16)
+    return _BEEP_LEVEL * envelope * np.sin(2 * math.pi * frequency * t)
+
+
+def render_beep(rate: int = RATE) -> Pcm:
+    """The beep before a recording or a voicemail message, as 16-bit samples."""
+    return np.round(_tone(BEEP_FREQUENCY, BEEP_SECONDS, rate) * 32767).astype(np.int16)
+
+
+def render_ringback(rate: int = RATE) -> Pcm:
+    """One period of the ringing tone a caller hears while the callee rings: 425 Hz,
+    1 s on, 3 s off (the European tone of ETSI ES 201 970, Belgium's cadence)."""
+    silence = np.zeros(round(RINGBACK_SILENCE_SECONDS * rate))
+    period: npt.NDArray[np.float64] = np.concatenate(
+        (_tone(RINGBACK_FREQUENCY, 1.0, rate), silence)
+    )
+    return np.round(period * 32767).astype(np.int16)
 
 
 class Prompts:
@@ -85,6 +102,7 @@ class Prompts:
         self._root = root
         self._sounds: dict[tuple[str, str], Sound] = {}
         self._beep: Sound | None = None
+        self._ringback: Sound | None = None
 
     def sound(self, name: str, language: str) -> Sound:
         """Prompt ``name`` in ``language`` (an ISO 639-1 code such as "fr", or a tag such
@@ -103,6 +121,11 @@ class Prompts:
         if self._beep is None:
             self._beep = Sound("beep", render_beep())
         return self._beep
+
+    def ringback(self) -> Sound:
+        if self._ringback is None:
+            self._ringback = Sound("ringback", render_ringback())
+        return self._ringback
 
     def _directory(self) -> Traversable:
         if self._root is None:

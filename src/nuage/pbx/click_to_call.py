@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable
 
 from nuage.media import sdp
 from nuage.media.engine import MediaSession
+from nuage.media.player import can_encode
 from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.calls import CallerTransaction
 from nuage.pbx.dialing import ALLOW, Destination, Forking, Party
-from nuage.pbx.offer_answer import own_offer
+from nuage.pbx.offer_answer import audio_section, own_offer
 from nuage.pbx.originated import OriginatedInvite
 from nuage.sip.dialog import Dialog
 from nuage.sip.endpoint import ServerTransactionHandle
@@ -67,6 +68,7 @@ class ClickToCall:
                 _as_if_dialled(company, user, target, response, dialog),
                 dialog,
                 session,
+                on_ringing=lambda: self._ring_back(session, response.body),
                 on_settled=self._settled,
             )
             self._waiting[(dialog.call_id, dialog.local_tag)] = invite
@@ -113,6 +115,15 @@ class ClickToCall:
             self._settled(invite)
             if not invite.final_sent:
                 await session.close()
+
+    def _ring_back(self, session: MediaSession, device_sdp: bytes) -> None:
+        """The device hears the ringing tone while the target rings (until the call
+        connects them, or hangs up)."""
+        audio = audio_section(sdp.parse(device_sdp))
+        codecs = audio.codecs if audio is not None else []
+        codec = next((c for c in codecs if can_encode(c.encoding, c.clock_rate)), None)
+        if codec is not None:
+            session.a.play(self._engine.media.ringback, codec)
 
     def _settled(self, invite: OriginatedInvite) -> None:
         self._waiting.pop((invite.dialog.call_id, invite.dialog.local_tag), None)

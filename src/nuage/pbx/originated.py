@@ -36,6 +36,7 @@ class OriginatedInvite:
         dialog: Dialog,
         session: MediaSession,
         *,
+        on_ringing: Callable[[], None],
         on_settled: Callable[[OriginatedInvite], None],
     ) -> None:
         assert dialog.peer is not None
@@ -49,6 +50,8 @@ class OriginatedInvite:
         self.cancelled = asyncio.Event()
         self._cancel_callbacks: list[Callable[[], None]] = []
         self._final: Response | None = None
+        self._on_ringing = on_ringing
+        self._ringing = False
         self._on_settled = on_settled
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -85,9 +88,15 @@ class OriginatedInvite:
         for name, value in headers:
             response.headers.add(name, value)
         response.body = body
+        if 180 <= status < 200 and not self._ringing and self._final is None:
+            self._ringing = True
+            self._on_ringing()
         if status < 200 or self._final is not None:
             return response
         self._final = response
+        if self._ringing:
+            # The ringing tone gives way to the callee (or to silence before the hang-up).
+            self.session.a.relay()
         self._on_settled(self)
         if status >= 300 and not self.cancelled.is_set():
             log.info("click-to-call %s failed: %d %s", self.dialog.call_id, status, reason)
