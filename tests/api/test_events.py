@@ -293,3 +293,64 @@ async def test_a_stream_ends_once_its_session_is_logged_out(
             assert logout.status_code == 204
             await asyncio.wait_for(stream.connection.wait_closed(), 5)
             assert stream.connection.close_code == 4401
+
+
+async def test_a_blind_transfer_and_a_conference_show_in_each_partys_events(
+    server: NuageServer, tmp_path: Path
+) -> None:
+    """Élodie calls Lucas and transfers him to Camille: Élodie's call ends, Lucas's goes
+    on with Camille, Camille's rings and is answered. Then Camille, holding Lucas, calls
+    Élodie and merges both calls: each party's call becomes a conference."""
+    alice, bob, carol = three_phones(server, tmp_path)
+    async with httpx.AsyncClient(base_url=base_url(server)) as client:
+        tokens = {ext: await token_of(client, ext) for ext in ("1001", "1002", "1003")}
+        auth = {ext: {"Authorization": f"Bearer {token}"} for ext, token in tokens.items()}
+        async with (
+            events_of(server, tokens["1001"]) as alice_events,
+            events_of(server, tokens["1002"]) as bob_events,
+            events_of(server, tokens["1003"]) as carol_events,
+            alice,
+            bob,
+            carol,
+        ):
+            for phone in (alice, bob, carol):
+                await phone.wait_event("REGISTER_OK", timeout=10)
+            await alice.dial(f"sip:1002@{DOMAIN}")
+            _, answered = await alice_events.wait_for("call.answered")
+            call_id = answered["data"]["id"]
+            await bob_events.wait_for("call.answered", id=call_id)
+            moved = await client.post(
+                f"/api/v1/me/calls/{call_id}/transfer",
+                headers=auth["1001"],
+                json={"target": "1003"},
+            )
+            assert moved.status_code == 204, moved.text
+            await alice_events.wait_for("call.ended", id=call_id)
+            _, transferred = await bob_events.wait_for("call.transferred", id=call_id)
+            assert transferred["data"]["other"]["number"] == "1003"
+            # Camille's phone rang for it (Lucas calling), then she answered.
+            _, ringing = await carol_events.wait_for("call.ringing", id=call_id)
+            assert ringing["data"]["other"]["number"] == "1002"
+            _, carols = await carol_events.wait_for("call.answered", id=call_id)
+            assert carols["data"]["other"]["number"] == "1002"
+
+            # Camille holds Lucas and calls Élodie, then merges the two calls.
+            held = await client.post(f"/api/v1/me/calls/{call_id}/hold", headers=auth["1003"])
+            assert held.status_code == 204
+            await bob_events.wait_for("call.held", id=call_id, state="held")
+            await carol.dial(f"sip:1001@{DOMAIN}")
+            _, second = await carol_events.wait_for("call.answered", state="talking")
+            merged = await client.post(
+                f"/api/v1/me/calls/{second['data']['id']}/conference",
+                headers=auth["1003"],
+                json={"other_call_id": call_id},
+            )
+            assert merged.status_code == 204, merged.text
+            _, conference = await carol_events.wait_for("call.conference", state="conference")
+            others = {p["number"] for p in conference["data"]["participants"]}
+            assert others == {"1001", "1002"}
+            _, bobs = await bob_events.wait_for("call.conference")
+            assert {p["number"] for p in bobs["data"]["participants"]} == {"1001", "1003"}
+            await alice.hangup()
+            _, smaller = await carol_events.wait_for("call.conference")
+            assert {p["number"] for p in smaller["data"]["participants"]} == {"1002"}

@@ -125,11 +125,13 @@ class EventFeed:
                 )
             return
         data = LiveCallOut.of(view).model_dump(mode="json")
-        if self._calls.get(key) == data:
+        previous = self._calls.get(key)
+        if previous == data:
             return
         self._calls[key] = data
-        kind = "ringing" if change == "created" else change
-        self._bus.publish(call.company.id, f"call.{kind}", data, user_id=user_id)
+        self._bus.publish(
+            call.company.id, f"call.{_kind(change, previous, view.state)}", data, user_id=user_id
+        )
 
     async def _watch_quality(self) -> None:
         while True:
@@ -161,3 +163,13 @@ class EventFeed:
             for entry in entries:
                 data = LogEntryOut.of(entry).model_dump(mode="json")
                 self._bus.publish(company_id, "call_log.created", data, user_id=user_id)
+
+
+def _kind(change: str, previous: dict[str, Any] | None, state: str) -> str:
+    """The event type (after "call.") of a change of the call as a user sees it: it rings
+    for them, they answered (whatever brought it to them), or the change itself."""
+    if state == "ringing":
+        return "ringing"
+    if previous is None or previous["state"] == "ringing":
+        return "answered"
+    return change

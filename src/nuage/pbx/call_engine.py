@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 MAX_CALLS_IN_SETUP = 500
 
 # Told of each change of a live call: (the call, what changed). The changes: "created",
-# "answered", "held", "resumed", "transferred", "conference", "recording", "ended".
+# "answered", "held", "resumed", "transferring" (a blind transfer's target rings),
+# "transferred", "transfer_failed", "conference", "recording", "ended".
 CallObserver = Callable[[Call, str], None]
 
 

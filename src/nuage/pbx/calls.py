@@ -1042,9 +1042,26 @@ class Call:
     # -- call control on behalf of a party (the API's actions) ------------------------------
 
     def user_ids(self) -> set[int]:
-        """Every user this call concerns: caller, callee, and whoever joined or left it."""
+        """Every user this call concerns: caller, callee, whoever joined or left it, and
+        a transfer's target while it rings."""
         parties = [self.caller, self.callee, *(leg.party for leg in self.all_legs())]
+        if self._transfer is not None:
+            parties.append(self._transfer.target.callee)
         return {party.user_id for party in parties if party.user_id is not None}
+
+    def caller_shown_to(self, user_id: int) -> Party | None:
+        """Who calls ``user_id`` while their phones ring for this call (as the callee, or
+        as a blind transfer's target); None when they do not ring for it."""
+        if self.answered_at is None and self.callee.user_id == user_id:
+            return self.shown_caller
+        transfer = self._transfer
+        if (
+            transfer is not None
+            and transfer.forking is not None
+            and transfer.target.callee.user_id == user_id
+        ):
+            return transfer.target.caller or transfer.transferee.party
+        return None
 
     def leg_of(self, user_id: int) -> Leg | None:
         """The leg of the user ``user_id``, if they are a party of this answered call."""
@@ -1369,6 +1386,7 @@ class Call:
                 identity_header=target.direction == "outbound",
             )
             transfer.forking = forking
+            self.engine.changed(self, "transferring")
             outcome = await forking.run()
             transfer.forking = None
         self._transfer = None
@@ -1399,6 +1417,7 @@ class Call:
         # Back to the transferor, as it was (RFC 5589 6: it may retrieve the call).
         await self._notify_transferor(transfer, status, final=True)
         self.route_media()
+        self.engine.changed(self, "transfer_failed")
 
     def _transfer_answered(
         self,

@@ -177,7 +177,11 @@ class CallControl:
                 recording,
                 call.quality.current(),
             )
-        if call.answered_at is None and user_id in (call.caller.user_id, call.callee.user_id):
-            other = call.callee if call.caller.user_id == user_id else call.caller
-            return LiveCall(call.call_id, call.direction, other, "ringing", None, recording, None)
+        calling = call.caller_shown_to(user_id)
+        if calling is not None:
+            return LiveCall(call.call_id, call.direction, calling, "ringing", None, recording, None)
+        if call.answered_at is None and user_id == call.caller.user_id:
+            return LiveCall(
+                call.call_id, call.direction, call.callee, "ringing", None, recording, None
+            )
         return None

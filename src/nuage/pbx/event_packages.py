@@ -73,13 +73,12 @@ def _dialog_of(call: Call, user_id: int, domain: str) -> DialogInfo | None:
         return DialogInfo(
             _dialog_id(call, user_id), "confirmed", direction, _identity(other, domain)
         )
-    if call.answered_at is not None:
-        return None
-    if call.callee.user_id == user_id:
+    calling = call.caller_shown_to(user_id)
+    if calling is not None:
         return DialogInfo(
-            _dialog_id(call, user_id), "early", "recipient", _identity(call.shown_caller, domain)
+            _dialog_id(call, user_id), "early", "recipient", _identity(calling, domain)
         )
-    if call.caller.user_id == user_id:
+    if call.answered_at is None and call.caller.user_id == user_id:
         return DialogInfo(
             _dialog_id(call, user_id), "early", "initiator", _identity(call.callee, domain)
         )

@@ -51,7 +51,7 @@ class Presence:
             if leg is not None:
                 answered += 1
                 held += leg.name in call.holding
-            elif call.answered_at is None and call.callee.user_id == user_id:
+            elif call.caller_shown_to(user_id) is not None:
                 ringing += 1
         if answered:
             return "on hold" if held == answered else "in call"
