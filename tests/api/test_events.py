@@ -181,7 +181,11 @@ async def test_my_calls_call_log_status_and_favorites_arrive_live(
             await alice.dial(f"sip:1002@{DOMAIN}")
             _, ringing = await mine.wait_for("call.ringing")
             call = ringing["data"]
-            assert (call["other"]["number"], call["state"]) == ("1002", "ringing")
+            assert (call["other"]["number"], call["state"], call["incoming"]) == (
+                "1002",
+                "ringing",
+                False,
+            )
             await bob.wait_event("CALL_INCOMING", timeout=10)
             await bob.accept()
             await mine.wait_for("call.answered", state="talking")
@@ -330,7 +334,7 @@ async def test_a_blind_transfer_and_a_conference_show_in_each_partys_events(
             assert transferred["data"]["other"]["number"] == "1003"
             # Camille's phone rang for it (Lucas calling), then she answered.
             _, ringing = await carol_events.wait_for("call.ringing", id=call_id)
-            assert ringing["data"]["other"]["number"] == "1002"
+            assert ringing["data"]["other"]["number"] == "1002" and ringing["data"]["incoming"]
             _, carols = await carol_events.wait_for("call.answered", id=call_id)
             assert carols["data"]["other"]["number"] == "1002"
 

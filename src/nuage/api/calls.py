@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
+from nuage.api.ids import MAX_ID, RowId
 from nuage.media.ports import PortsExhaustedError
 from nuage.media.quality import QualitySample
 from nuage.pbx.call_log import CallLog, LogEntry
@@ -58,6 +59,7 @@ class QualityOut(BaseModel):
 class LiveCallOut(BaseModel):
     id: str
     direction: str
+    incoming: bool = Field(description="the user was called (else they placed the call)")
     other: PartyOut
     state: str  # ringing, talking, on hold, held, conference
     answered_at: datetime | None
@@ -70,6 +72,7 @@ class LiveCallOut(BaseModel):
         return cls(
             id=call.id,
             direction=call.direction,
+            incoming=call.incoming,
             other=PartyOut.of(call.other),
             state=call.state,
             answered_at=call.answered_at,
@@ -271,7 +274,9 @@ async def call_log(
     request: Request,
     filter: Annotated[Literal["all", "missed", "recordings"], Query()] = "all",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="last id of the page before")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="last id of the page before")
+    ] = None,
 ) -> list[LogEntryOut]:
     """The caller's own calls, newest first (F16)."""
     log: CallLog = request.app.state.call_log
@@ -281,8 +286,12 @@ async def call_log(
     return [LogEntryOut.of(entry) for entry in entries]
 
 
-@router.get("/recordings/{recording_id}", response_class=FileResponse)
-async def recording_audio(caller: Caller, request: Request, recording_id: int) -> FileResponse:
+@router.get(
+    "/recordings/{recording_id}",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def recording_audio(caller: Caller, request: Request, recording_id: RowId) -> FileResponse:
     """A recording's WAV, for its owner only (who started it)."""
     log: CallLog = request.app.state.call_log
     path = await log.recording_file(caller.company_id, caller.user_id, recording_id)

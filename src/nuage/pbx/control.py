@@ -32,6 +32,7 @@ class LiveCall:
 
     id: str
     direction: str  # internal, inbound, outbound
+    incoming: bool  # the user was called (else they placed the call)
     other: Party  # who the user is talking to (or calling); in a conference, the first other
     # "ringing" (not answered yet), "talking", "on hold" (the user holds),
     # "held" (the other party holds), "conference"
@@ -148,40 +149,50 @@ class CallControl:
         recordings = self._engine.recordings
         recording = recordings is not None and recordings.is_recording(call)
         leg = call.leg_of(user_id)
-        if leg is not None and call.conference is not None:
-            others = tuple(call.conference.others(leg))
-            return LiveCall(
-                call.call_id,
-                call.direction,
-                others[0] if others else leg.party,
-                "on hold" if leg.name in call.holding else "conference",
-                call.answered_at,
-                recording,
-                call.quality.current(),
-                others,
-            )
         if leg is not None:
-            assert leg.other is not None
+            # In a conference: the others in it, the first one standing for "the other".
+            others = tuple(call.conference.others(leg)) if call.conference is not None else ()
             if leg.name in call.holding:
                 state = "on hold"
-            elif leg.other.name in call.holding:
+            elif call.conference is not None:
+                state = "conference"
+            elif leg.other is not None and leg.other.name in call.holding:
                 state = "held"
             else:
                 state = "talking"
             return LiveCall(
-                call.call_id,
-                call.direction,
-                leg.other.party,
-                state,
-                call.answered_at,
-                recording,
-                call.quality.current(),
+                id=call.call_id,
+                direction=call.direction,
+                # Leg A is whoever placed the call (their phone, or click-to-call).
+                incoming=leg.name != "A",
+                other=others[0] if others else (leg.other or leg).party,
+                state=state,
+                answered_at=call.answered_at,
+                recording=recording,
+                quality=call.quality.current(),
+                participants=others,
             )
         calling = call.caller_shown_to(user_id)
-        if calling is not None:
-            return LiveCall(call.call_id, call.direction, calling, "ringing", None, recording, None)
-        if call.answered_at is None and user_id == call.caller.user_id:
+        if calling is None and call.answered_at is None and user_id == call.caller.user_id:
             return LiveCall(
-                call.call_id, call.direction, call.callee, "ringing", None, recording, None
+                id=call.call_id,
+                direction=call.direction,
+                incoming=False,
+                other=call.callee,
+                state="ringing",
+                answered_at=None,
+                recording=recording,
+                quality=None,
             )
-        return None
+        if calling is None:
+            return None
+        return LiveCall(
+            id=call.call_id,
+            direction=call.direction,
+            incoming=True,
+            other=calling,
+            state="ringing",
+            answered_at=None,
+            recording=recording,
+            quality=None,
+        )
