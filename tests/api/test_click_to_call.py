@@ -57,9 +57,7 @@ async def test_my_phone_rings_then_calls_the_number(server: NuageServer, tmp_pat
             heard_by_alice = alice.received_audio([*TONES, RINGBACK_FREQUENCY])
     assert audio.share(heard_by_bob, ALICE_TONE) > 0.7, audio.describe(heard_by_bob)
     heard = [s for s in audio.segments(heard_by_alice) if s.tone and s.seconds() > 0.2]
-    assert [s.tone for s in heard] == [RINGBACK_FREQUENCY, BOB_TONE], audio.describe(
-        heard_by_alice
-    )
+    assert [s.tone for s in heard] == [RINGBACK_FREQUENCY, BOB_TONE], audio.describe(heard_by_alice)
     assert heard[0].seconds() > 0.8 and heard[1].seconds() > 2.0
     assert (logged["data"]["direction"], logged["data"]["other"]["number"]) == (
         "outgoing",

@@ -40,7 +40,7 @@ def create_app(
     )
     errors.install(app)
     app.include_router(health_router(is_ready, counters))
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, responses=errors.RESPONSES)
     api.include_router(auth.router)
     api.include_router(me.router)
     api.include_router(contacts.router)

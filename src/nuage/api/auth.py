@@ -23,7 +23,8 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 class LoginRequest(BaseModel):
-    email: str = Field(min_length=3, max_length=254)
+    # No account's email has a control character, and PostgreSQL refuses NUL in a query.
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^\x00-\x1f\x7f]+$")
     password: str = Field(min_length=1, max_length=1024)
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
 from nuage.api.event_feed import EventFeed
+from nuage.api.ids import RowId
 from nuage.pbx.contacts import Favorites, search
 from nuage.pbx.directory import Directory
 from nuage.pbx.presence import Presence
@@ -79,7 +80,7 @@ async def directory_search(
 
 
 @router.get("/directory/{user_id}", response_model=ContactOut)
-async def contact_card(caller: Caller, request: Request, user_id: int) -> ContactOut:
+async def contact_card(caller: Caller, request: Request, user_id: RowId) -> ContactOut:
     return _contact(request, _colleague(request, caller, user_id))
 
 
@@ -91,7 +92,7 @@ async def favorites(caller: Caller, request: Request) -> list[ContactOut]:
 
 
 @router.put("/favorites/{user_id}", status_code=204)
-async def add_favorite(caller: Caller, request: Request, user_id: int) -> Response:
+async def add_favorite(caller: Caller, request: Request, user_id: RowId) -> Response:
     """Star a colleague (again: no change)."""
     user = _colleague(request, caller, user_id)
     if user.id == caller.user_id:
@@ -103,7 +104,7 @@ async def add_favorite(caller: Caller, request: Request, user_id: int) -> Respon
 
 
 @router.delete("/favorites/{user_id}", status_code=204)
-async def remove_favorite(caller: Caller, request: Request, user_id: int) -> Response:
+async def remove_favorite(caller: Caller, request: Request, user_id: RowId) -> Response:
     user = _colleague(request, caller, user_id)
     _, favorites_of, _ = _services(request)
     await favorites_of.remove(caller.user_id, user.id)

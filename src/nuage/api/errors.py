@@ -8,9 +8,12 @@ request field at fault (validation errors, and conflicts such as an email in use
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from nuage.pbx.admin.errors import (
@@ -30,6 +33,27 @@ _CODES = {
     409: "conflict",
     422: "invalid",
     429: "too_many_requests",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, for programs: not_found, invalid, conflict...")
+    message: str = Field(description="For people.")
+    field: str | None = Field(None, description="The request field at fault, if one is.")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+# The errors every API route may answer, for its OpenAPI description: given for "4XX",
+# they also replace FastAPI's default 422 (its own validation error body, which this API
+# never sends).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorOut, "description": "Refused: the error says why."},
+    503: {"model": ErrorOut, "description": "The server is starting, or overloaded."},
 }
 
 
@@ -94,7 +118,9 @@ def install(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         # ("body", "email") -> "email": the client knows where it put the field.
-        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+        location = [
+            str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")
+        ]
         message = str(first.get("msg", "Invalid request"))
         return JSONResponse(
             error_body("invalid", message, ".".join(location) or None), status_code=422

@@ -93,8 +93,9 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 # Deliberately loose: the address must only be recognisably an email, the mail server
-# decides the rest; no spaces, one @, a dot in the domain.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# decides the rest; no spaces nor control characters, one @, a dot in the domain.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _E164_PREFIX = re.compile(r"^\+[0-9]{1,15}$")
 _STATUS_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -106,7 +107,23 @@ IVR_KEYS = frozenset("0123456789*#")
 # international external numbers (0475..., 0033...), and the router must tell them apart.
 Extension = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{1,5}$")]
 Secret = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _printable(value: str) -> str:
+    # No name or stored credential needs a control character, and PostgreSQL refuses NUL
+    # in text: the database would fail where the entry should be refused.
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_printable),
+]
+# A trunk's user name or password, kept as written (in columns of 200).
+Credential = Annotated[str, StringConstraints(max_length=200), AfterValidator(_printable)]
 
 
 class PlanError(Exception):
@@ -257,7 +274,7 @@ class TrunkSettings(_Entry):
         '"[2001:db8::1]:5060".'
     )
     transport: Literal["udp", "tcp"] = Field("udp", description="SIP transport to the carrier.")
-    username: str | None = Field(
+    username: Credential | None = Field(
         None, description="User name for the carrier's digest challenges (calls, registration)."
     )
     # "register" would shadow a method pydantic models inherit from ABCMeta.
@@ -285,7 +302,7 @@ class TrunkSettings(_Entry):
 class TrunkPlan(TrunkSettings):
     """A trunk with the password that is set but never shown."""
 
-    password: str | None = Field(
+    password: Credential | None = Field(
         None, description="Password for the carrier's challenges (kept as written)."
     )
 
@@ -334,9 +351,11 @@ class StatusPlan(_Entry):
         description="The status's name for the plan and the API: 1 to 32 lower-case letters, "
         "digits, '-', '_'.",
     )
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] = (
-        Field(description="Shown in the app.")
-    )
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+        AfterValidator(_printable),
+    ] = Field(description="Shown in the app.")
     colour: Colour | None = Field(None, description='"#rrggbb"; none: the app picks one.')
     behaviour: Behaviour = Field(
         "ring",

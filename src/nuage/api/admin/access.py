@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
+from nuage.api.ids import RowId
 from nuage.pbx.admin import Administration
 from nuage.pbx.app_sessions import Principal
 
@@ -34,7 +35,7 @@ async def _engineer(caller: Caller) -> Principal:
     return caller
 
 
-async def _engineer_of(company_id: int, caller: Caller) -> Principal:
+async def _engineer_of(company_id: RowId, caller: Caller) -> Principal:
     if caller.role == "engineer":
         return caller
     if caller.company_id != company_id:
@@ -42,7 +43,7 @@ async def _engineer_of(company_id: int, caller: Caller) -> Principal:
     raise ApiError(403, "forbidden", "For the provider's engineers only")
 
 
-async def _company_admin(company_id: int, caller: Caller) -> Principal:
+async def _company_admin(company_id: RowId, caller: Caller) -> Principal:
     if caller.role == "engineer":
         return caller
     if caller.company_id != company_id:

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from nuage.api.admin.access import Engineer, EngineerOf, administration
 from nuage.api.admin.listing import Listing
+from nuage.api.ids import RowId
 from nuage.pbx.admin.companies import CompanyEntry, company_entry
 from nuage.pbx.admin.patches import Patch
 from nuage.pbx.provision import PolicyPlan
@@ -39,13 +40,13 @@ async def create_company(caller: Engineer, request: Request, body: CompanyEntry)
 
 
 @router.get("/{company_id}", response_model=AdminCompanyOut)
-async def get_company(company_id: int, caller: EngineerOf, request: Request) -> AdminCompanyOut:
+async def get_company(company_id: RowId, caller: EngineerOf, request: Request) -> AdminCompanyOut:
     return _out(await administration(request).companies.get(company_id))
 
 
 @router.patch("/{company_id}", response_model=AdminCompanyOut)
 async def update_company(
-    company_id: int, caller: EngineerOf, request: Request, body: Patch[CompanyEntry]
+    company_id: RowId, caller: EngineerOf, request: Request, body: Patch[CompanyEntry]
 ) -> AdminCompanyOut:
     """Change the fields sent; the domain is fixed. 409 `in_use` when a status would
     forward where the new policy forbids."""
@@ -53,7 +54,7 @@ async def update_company(
 
 
 @router.delete("/{company_id}", status_code=204)
-async def delete_company(company_id: int, caller: EngineerOf, request: Request) -> Response:
+async def delete_company(company_id: RowId, caller: EngineerOf, request: Request) -> Response:
     """Delete the company with its statuses, trunks, voice menus and call history; 409
     `in_use` while it has users or numbers."""
     await administration(request).companies.delete(company_id)

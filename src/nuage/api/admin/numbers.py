@@ -7,6 +7,7 @@ from pydantic import Field
 
 from nuage.api.admin.access import CompanyAdmin, administration
 from nuage.api.admin.listing import Listing
+from nuage.api.ids import RowId
 from nuage.pbx.admin.patches import Patch
 from nuage.pbx.provision import NumberPlan
 from nuage.store.models import Number
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/companies/{company_id}/numbers", tags=["admin: numbe
 
 @router.get("", response_model=Listing[NumberOut])
 async def list_numbers(
-    company_id: int, caller: CompanyAdmin, request: Request
+    company_id: RowId, caller: CompanyAdmin, request: Request
 ) -> Listing[NumberOut]:
     """The company's numbers, in E.164, in order."""
     numbers = await administration(request).numbers.list(company_id)
@@ -34,7 +35,7 @@ async def list_numbers(
 
 @router.post("", status_code=201, response_model=NumberOut)
 async def create_number(
-    company_id: int, caller: CompanyAdmin, request: Request, body: NumberPlan
+    company_id: RowId, caller: CompanyAdmin, request: Request, body: NumberPlan
 ) -> NumberOut:
     """A new number, routed at once; 409 `number_taken`, 422 for a route to no user or
     voice menu."""
@@ -43,15 +44,15 @@ async def create_number(
 
 @router.get("/{number_id}", response_model=NumberOut)
 async def get_number(
-    company_id: int, number_id: int, caller: CompanyAdmin, request: Request
+    company_id: RowId, number_id: RowId, caller: CompanyAdmin, request: Request
 ) -> NumberOut:
     return _out(await administration(request).numbers.get(company_id, number_id))
 
 
 @router.patch("/{number_id}", response_model=NumberOut)
 async def update_number(
-    company_id: int,
-    number_id: int,
+    company_id: RowId,
+    number_id: RowId,
     caller: CompanyAdmin,
     request: Request,
     body: Patch[NumberPlan],
@@ -62,7 +63,7 @@ async def update_number(
 
 @router.delete("/{number_id}", status_code=204)
 async def delete_number(
-    company_id: int, number_id: int, caller: CompanyAdmin, request: Request
+    company_id: RowId, number_id: RowId, caller: CompanyAdmin, request: Request
 ) -> Response:
     """Delete the number; 409 `in_use` when a status forwards to it and the policy does
     not allow calling it as an outside number."""

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from nuage.api.admin.access import CompanyAdmin, administration
 from nuage.api.admin.listing import Listing
+from nuage.api.ids import RowId
 from nuage.pbx.admin.patches import Patch
 from nuage.pbx.admin.statuses import status_entry
 from nuage.pbx.provision import StatusPlan
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/companies/{company_id}/statuses", tags=["admin: stat
 
 @router.get("", response_model=Listing[StatusPlan])
 async def list_statuses(
-    company_id: int, caller: CompanyAdmin, request: Request
+    company_id: RowId, caller: CompanyAdmin, request: Request
 ) -> Listing[StatusPlan]:
     """The company's statuses, in the order of the app's menu."""
     statuses = await administration(request).statuses.list(company_id)
@@ -31,7 +32,7 @@ async def list_statuses(
 
 @router.post("", status_code=201, response_model=StatusPlan)
 async def create_status(
-    company_id: int, caller: CompanyAdmin, request: Request, body: StatusPlan
+    company_id: RowId, caller: CompanyAdmin, request: Request, body: StatusPlan
 ) -> StatusPlan:
     """A new status, last in the menu; 409 `key_taken`, 422 for a forward target that
     is neither a user nor a number the policy allows."""
@@ -40,14 +41,14 @@ async def create_status(
 
 @router.get("/{key}", response_model=StatusPlan)
 async def get_status(
-    company_id: int, key: str, caller: CompanyAdmin, request: Request
+    company_id: RowId, key: str, caller: CompanyAdmin, request: Request
 ) -> StatusPlan:
     return _out(await administration(request).statuses.get(company_id, key))
 
 
 @router.patch("/{key}", response_model=StatusPlan)
 async def update_status(
-    company_id: int, key: str, caller: CompanyAdmin, request: Request, body: Patch[StatusPlan]
+    company_id: RowId, key: str, caller: CompanyAdmin, request: Request, body: Patch[StatusPlan]
 ) -> StatusPlan:
     """Change the fields sent (not the key); in effect for the next call to its users.
     409 `conflict` when no status would ring any more."""
@@ -56,7 +57,7 @@ async def update_status(
 
 @router.delete("/{key}", status_code=204)
 async def delete_status(
-    company_id: int, key: str, caller: CompanyAdmin, request: Request
+    company_id: RowId, key: str, caller: CompanyAdmin, request: Request
 ) -> Response:
     """Delete the status: its users are back on the default. 409 `conflict` for the last
     status that rings."""

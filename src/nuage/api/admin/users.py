@@ -8,6 +8,7 @@ from pydantic import Field
 
 from nuage.api.admin.access import CompanyAdmin, administration
 from nuage.api.admin.listing import Listing
+from nuage.api.ids import RowId
 from nuage.pbx.admin.patches import Patch
 from nuage.pbx.admin.users import user_profile
 from nuage.pbx.provision import UserPlan, UserProfile
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/companies/{company_id}/users", tags=["admin: users"]
 
 
 @router.get("", response_model=Listing[UserOut])
-async def list_users(company_id: int, caller: CompanyAdmin, request: Request) -> Listing[UserOut]:
+async def list_users(company_id: RowId, caller: CompanyAdmin, request: Request) -> Listing[UserOut]:
     """The company's users, by extension."""
     users = await administration(request).users.list(company_id)
     return Listing.of([_out(user) for user in users])
@@ -34,7 +35,7 @@ async def list_users(company_id: int, caller: CompanyAdmin, request: Request) ->
 
 @router.post("", status_code=201, response_model=UserOut)
 async def create_user(
-    company_id: int, caller: CompanyAdmin, request: Request, body: UserPlan
+    company_id: RowId, caller: CompanyAdmin, request: Request, body: UserPlan
 ) -> UserOut:
     """A new user, who can log in and register phones at once. 409 `extension_taken`,
     `email_taken`; 403 for an engineer account unless the caller is an engineer."""
@@ -45,14 +46,14 @@ async def create_user(
 
 @router.get("/{user_id}", response_model=UserOut)
 async def get_user(
-    company_id: int, user_id: int, caller: CompanyAdmin, request: Request
+    company_id: RowId, user_id: RowId, caller: CompanyAdmin, request: Request
 ) -> UserOut:
     return _out(await administration(request).users.get(company_id, user_id))
 
 
 @router.patch("/{user_id}", response_model=UserOut)
 async def update_user(
-    company_id: int, user_id: int, caller: CompanyAdmin, request: Request, body: Patch[UserPlan]
+    company_id: RowId, user_id: RowId, caller: CompanyAdmin, request: Request, body: Patch[UserPlan]
 ) -> UserOut:
     """Change the fields sent. A new extension needs `sip_password` too, and takes along
     the numbers, status forwards and menu keys that went to the old one."""
@@ -63,7 +64,7 @@ async def update_user(
 
 @router.delete("/{user_id}", status_code=204)
 async def delete_user(
-    company_id: int, user_id: int, caller: CompanyAdmin, request: Request
+    company_id: RowId, user_id: RowId, caller: CompanyAdmin, request: Request
 ) -> Response:
     """Delete the user with their phones' registrations, app sessions and favorites;
     409 `in_use` while a number, a status or a voice menu sends calls to them."""
