@@ -11,11 +11,11 @@ from sqlalchemy import select
 from nuage.pbx.directory import Directory
 from nuage.pbx.provision import PlanError, apply_plan, load_plan
 from nuage.pbx.statuses import (
-    VOICEMAIL_REASON,
     ForwardOutside,
     RefuseCall,
     RingUser,
     StatusService,
+    ToVoicemail,
     UnknownStatusError,
     UnknownUserError,
     call_target,
@@ -370,7 +370,7 @@ async def test_call_targets_follow_the_callees_status(database: Database, tmp_pa
     await service.set(company.id, jan.id, "dnd")
     assert call_target(directory, company, jan) == RefuseCall(486, "Do not disturb", "busy", jan)
     await service.set(company.id, jan.id, "meeting")
-    assert call_target(directory, company, jan) == RefuseCall(480, VOICEMAIL_REASON, "missed", jan)
+    assert call_target(directory, company, jan) == ToVoicemail(jan)
     await service.set(company.id, jan.id, "mobile")
     assert call_target(directory, company, jan) == ForwardOutside("+32475123456", jan)
 

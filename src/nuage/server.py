@@ -41,6 +41,8 @@ from nuage.pbx.statuses import StatusService
 from nuage.pbx.subscriptions import SubscriptionManager
 from nuage.pbx.throttle import FailureThrottle
 from nuage.pbx.trunk_registration import TrunkRegistrar
+from nuage.pbx.voicemail.service import Voicemail
+from nuage.pbx.voicemail.store import VoicemailStore
 from nuage.sip.digest import DigestAuthenticator
 from nuage.sip.endpoint import SipEndpoint
 from nuage.sip.transport import primary_ip
@@ -105,6 +107,7 @@ class NuageServer:
         self.statuses: StatusService | None = None
         self.bus: EventBus | None = None
         self.feed: EventFeed | None = None
+        self.voicemail: Voicemail | None = None
         self._http: uvicorn.Server | None = None
         # Answers /healthz from the start; the API once storage is up (serve_api).
         self.app = create_app(self.readiness, self.counters)
@@ -173,6 +176,7 @@ class NuageServer:
         presence = Presence(location, calls)
         statuses.listeners.add(presence.may_have_changed)
         call_log = CallLog(self.db, server.data_dir)
+        self.voicemail = voicemail = Voicemail(VoicemailStore(self.db, server.data_dir), self.media)
         self.bus = bus = (
             RedisBus(self.config.redis.url, prefix=self.config.redis.key_prefix)
             if self.config.redis.url
@@ -188,6 +192,7 @@ class NuageServer:
             statuses=statuses,
             recorder=recorder,
             call_log=call_log,
+            voicemail=voicemail,
         )
         feed.start()
         subscriptions = SubscriptionManager(
@@ -205,6 +210,7 @@ class NuageServer:
             calls=calls,
             recorder=recorder,
             subscriptions=subscriptions,
+            voicemail=voicemail,
         )
         public = (server.public_address, None) if server.public_address else None
         endpoint = SipEndpoint(
@@ -233,6 +239,7 @@ class NuageServer:
                 bus=bus,
                 feed=feed,
                 click_to_call=self.service.click_to_call,
+                voicemail=voicemail,
                 admin=Administration(self.db, directory, location),
             ),
         )

@@ -29,6 +29,8 @@ from nuage.pbx.provision import apply_plan
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.statuses import StatusService
 from nuage.pbx.throttle import FailureThrottle
+from nuage.pbx.voicemail.service import Voicemail
+from nuage.pbx.voicemail.store import VoicemailStore
 from nuage.store.database import Database
 from nuage.store.models import Company, User
 from nuage.store.writer import BatchWriter
@@ -57,6 +59,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
     statuses = StatusService(database, directory)
     call_log = CallLog(database, tmp_path)
     bus = InProcessBus()
+    voicemail = Voicemail(VoicemailStore(database, tmp_path), media)
     feed = EventFeed(
         bus,
         engine=calls,
@@ -66,6 +69,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
         statuses=statuses,
         recorder=recorder,
         call_log=call_log,
+        voicemail=voicemail,
     )
     serve_api(
         app,
@@ -81,6 +85,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
             bus=bus,
             feed=feed,
             click_to_call=ClickToCall(calls, lambda company, user: [], no_call),
+            voicemail=voicemail,
             admin=Administration(database, directory, location),
         ),
     )

@@ -35,7 +35,7 @@ from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.store import repositories
 from nuage.store.database import Database
-from nuage.store.models import CallRecord, Recording, User
+from nuage.store.models import CallRecord, Recording, User, VoicemailBox, VoicemailMessage
 from peers.ports import free_port
 
 pytestmark = pytest.mark.db
@@ -141,12 +141,14 @@ def _user(directory: Directory, company_id: int, extension: str) -> User:
 
 async def _add_calls(
     database: Database, tmp_path: Path, acme: list[User], globex: list[User]
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """A call between Globex's users, recorded by its caller (the WAV in the call log's
-    data directory, as the recorder leaves it), and one between Acme's users: the ids of
-    Globex's record and recording."""
+    data directory, as the recorder leaves it), a voicemail message in Globex's first
+    user's box, and a call between Acme's users: the ids of Globex's record, recording
+    and message."""
     now = datetime.now(UTC)
     (tmp_path / "globex.wav").write_bytes(b"RIFF Globex recording")
+    (tmp_path / "globex-message.wav").write_bytes(b"RIFF Globex message")
     async with database.transaction() as session:
         records = [
             CallRecord(
@@ -180,8 +182,28 @@ async def _add_calls(
             stopped_by="user",
         )
         session.add(recording)
+        box = VoicemailBox(
+            company_id=globex[0].company_id,
+            user_id=globex[0].id,
+            enabled=True,
+            max_seconds=180,
+            send_email=True,
+            attach_audio=True,
+        )
+        session.add(box)
         await session.flush()
-        return records[0].id, recording.id
+        message = VoicemailMessage(
+            company_id=globex[0].company_id,
+            box_id=box.id,
+            caller=globex[1].extension,
+            caller_name=globex[1].name,
+            path="globex-message.wav",
+            created_at=now,
+            duration_ms=5_000,
+        )
+        session.add(message)
+        await session.flush()
+        return records[0].id, recording.id, message.id
 
 
 def _bodies(hank: User) -> dict[str, dict[str, Any]]:
@@ -238,7 +260,7 @@ async def isolation(api: httpx.AsyncClient, database: Database, tmp_path: Path) 
     location: LocationService = api._transport.app.state.location  # type: ignore[attr-defined]
     await location.load(now)
     acme_users = [_user(directory, acme.id, extension) for extension in ("1001", "1002")]
-    globex_call, recording = await _add_calls(
+    globex_call, recording, message = await _add_calls(
         database, tmp_path, acme_users, [hank_user, mindy_user]
     )
     secrets = [globex.name, globex.domain, "198.51.100.48", GLOBEX_PHONE["user_agent"]]
@@ -267,6 +289,7 @@ async def isolation(api: httpx.AsyncClient, database: Database, tmp_path: Path) 
             "key": PathValue(GLOBEX_STATUS["key"], "no-such-status"),
             "call_id": PathValue(GLOBEX_CALL_ID, "no-such-call"),
             "recording_id": PathValue(str(recording), missing),
+            "message_id": PathValue(str(message), missing),
         },
         bodies=_bodies(hank_user),
         secrets=[secret for secret in secrets if secret],

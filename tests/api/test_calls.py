@@ -75,8 +75,10 @@ async def test_a_call_driven_and_logged_through_the_api(
         assert (await http.post(f"{base}/hangup", headers=alice_api)).status_code == 204
         await bob.wait_event("CALL_CLOSED", timeout=10)
         await alice.wait_event("CALL_CLOSED", timeout=10)
-        # A call to Carol, whose phone is off: missed, for her.
+        # A call to Carol, whose phone is off: her voicemail answers; missed, for her.
         await alice.dial(f"sip:1003@{DOMAIN}")
+        await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+        await alice.hangup()
         await alice.wait_event("CALL_CLOSED", timeout=10)
 
     await asyncio.sleep(0.5)  # the records are written by the batch writer

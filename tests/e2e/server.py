@@ -32,6 +32,17 @@ USERS = {
 }
 
 
+# For the tests of how calls fail (busy, no answer, no device): no voicemail takes them.
+NO_VOICEMAIL = "".join(
+    f"""
+[[voicemail]]
+extension = "{extension}"
+enabled = false
+"""
+    for extension in USERS
+)
+
+
 def acme_plan(carrier_port: int, *, extra: str = "", trunk_options: str = "") -> str:
     """The issue's example plan, with three users and the trunk on the carrier's address;
     ``trunk_options`` are more TOML lines for the trunk (credentials, register)."""

@@ -26,9 +26,12 @@ from peers.ports import free_port, free_ports
 
 
 @contextlib.asynccontextmanager
-async def in_process_server(tmp_path: Path, plan_text: str) -> AsyncIterator[NuageServer]:
+async def in_process_server(
+    tmp_path: Path, plan_text: str, **server: object
+) -> AsyncIterator[NuageServer]:
     """A server in this process on loopback ports, its company provisioned from
-    ``plan_text`` (on PostgreSQL when the tests run against it)."""
+    ``plan_text`` (on PostgreSQL when the tests run against it); ``server``: more
+    ``[server]`` settings."""
     async with e2e_database() as url:
         rtp = free_ports(64)
         rtp += rtp % 2
@@ -41,6 +44,7 @@ async def in_process_server(tmp_path: Path, plan_text: str) -> AsyncIterator[Nua
                 "rtp_port_min": rtp,
                 "rtp_port_max": rtp + 60,
                 "data_dir": str(tmp_path / "data"),
+                **server,
             }
         }
         if url is not None:

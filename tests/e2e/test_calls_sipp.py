@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from e2e.server import CARRIER_HOST, DOMAIN, USERS, NuageProcess, acme_plan, running_nuage
+from e2e.server import (
+    CARRIER_HOST,
+    DOMAIN,
+    NO_VOICEMAIL,
+    USERS,
+    NuageProcess,
+    acme_plan,
+    running_nuage,
+)
 from peers.ports import free_port
 from peers.sipp import SippServer, account_row, run_sipp
 
@@ -59,7 +67,8 @@ async def _records(nuage: NuageProcess) -> list[str]:
 
 @pytest.fixture
 async def nuage(tmp_path: Path):  # type: ignore[no-untyped-def]
-    async with running_nuage(tmp_path / "nuage", acme_plan(carrier_port=5999), ring_timeout=4) as n:
+    plan = acme_plan(carrier_port=5999, extra=NO_VOICEMAIL)
+    async with running_nuage(tmp_path / "nuage", plan, ring_timeout=4) as n:
         yield n
         # However each call ended, nothing of it may stay behind: calls, relays, ports.
         await n.assert_idle()

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e2e.server import CARRIER_HOST, DOMAIN, USERS, NuageProcess, acme_plan, running_nuage
+from e2e.server import (
+    CARRIER_HOST,
+    DOMAIN,
+    NO_VOICEMAIL,
+    USERS,
+    NuageProcess,
+    acme_plan,
+    running_nuage,
+)
 from peers.ports import free_port
 from peers.sipp import SippServer, account_row, run_sipp
 
@@ -60,7 +68,8 @@ async def test_callee_answers_while_the_cancel_crosses(tmp_path: Path) -> None:
 async def test_silent_callee_answers_after_the_ring_timeout(tmp_path: Path) -> None:
     """No provisional, so no CANCEL can go: the call ends on the ring timeout, and the
     callee's late 200 (sent once) is acknowledged and hung up."""
-    async with running_nuage(tmp_path / "nuage", acme_plan(5999), ring_timeout=2) as nuage:
+    plan = acme_plan(5999, extra=NO_VOICEMAIL)
+    async with running_nuage(tmp_path / "nuage", plan, ring_timeout=2) as nuage:
         port = free_port()
         await _register_1001(nuage, port, tmp_path)
         async with SippServer(

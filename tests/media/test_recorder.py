@@ -1,4 +1,5 @@
-"""Stereo call recordings, read back with the standard library's ``wave``."""
+"""Call recordings (stereo) and voicemail messages (mono), read back with the standard
+library's ``wave``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 
 from nuage.media.engine import LocalMediaEngine
 from nuage.media.g711 import Pcm
-from nuage.media.recorder import StereoRecorder
+from nuage.media.recorder import WavRecorder
 from nuage.media.recording import CallRecording
 from nuage.media.sdp import RtpMap
 
@@ -82,7 +83,7 @@ class FullDisk(io.FileIO):
 def test_each_party_comes_back_in_its_own_channel(tmp_path: Path) -> None:
     left, right = tone(1000, 2.0), tone(1500, 2.0)
     path = tmp_path / "call.wav"
-    recorder = StereoRecorder(path)
+    recorder = WavRecorder(path)
     for a, b in zip(ticks(left), ticks(right), strict=True):
         assert recorder.write(a, b)
     recorder.close_sync()
@@ -95,7 +96,7 @@ def test_each_party_comes_back_in_its_own_channel(tmp_path: Path) -> None:
 
 def test_the_header_is_a_canonical_pcm_wav_after_close(tmp_path: Path) -> None:
     path = tmp_path / "call.wav"
-    recorder = StereoRecorder(path)
+    recorder = WavRecorder(path)
     for _ in range(75):
         recorder.write(None, None)
     recorder.close_sync()
@@ -117,7 +118,7 @@ def test_silent_ticks_keep_both_sides_aligned(tmp_path: Path) -> None:
     # A speaks in even ticks, B in odd ticks, and sometimes neither does.
     frames = ticks(tone(1000, 0.4))
     path = tmp_path / "call.wav"
-    recorder = StereoRecorder(path)
+    recorder = WavRecorder(path)
     for index, frame in enumerate(frames):
         if index % 5 == 4:
             recorder.write(None, None)
@@ -138,7 +139,7 @@ def test_silent_ticks_keep_both_sides_aligned(tmp_path: Path) -> None:
 
 def test_a_short_frame_is_padded_with_silence(tmp_path: Path) -> None:
     path = tmp_path / "call.wav"
-    recorder = StereoRecorder(path)
+    recorder = WavRecorder(path)
     recorder.write(tone(1000, 0.02), tone(1000, 0.01))
     recorder.close_sync()
     left, right = read(path)
@@ -148,7 +149,7 @@ def test_a_short_frame_is_padded_with_silence(tmp_path: Path) -> None:
 
 def test_it_stops_by_itself_at_the_limit(tmp_path: Path) -> None:
     path = tmp_path / "call.wav"
-    recorder = StereoRecorder(path, max_seconds=0.5)
+    recorder = WavRecorder(path, max_seconds=0.5)
     left, right = tone(1000, 1.0), tone(1500, 1.0)
     kept = [recorder.write(a, b) for a, b in zip(ticks(left), ticks(right), strict=True)]
     # 25 ticks make half a second: the 25th fills it and says so.
@@ -160,7 +161,7 @@ def test_it_stops_by_itself_at_the_limit(tmp_path: Path) -> None:
 
 
 def test_the_default_limit_is_five_minutes(tmp_path: Path) -> None:
-    recorder = StereoRecorder(tmp_path / "call.wav")
+    recorder = WavRecorder(tmp_path / "call.wav")
     silence = np.zeros(TICK_SAMPLES, dtype=np.int16)
     writes = 0
     while recorder.write(silence, None):
@@ -175,7 +176,7 @@ def test_the_default_limit_is_five_minutes(tmp_path: Path) -> None:
 def test_audio_goes_to_the_file_about_once_a_second(tmp_path: Path) -> None:
     CountingFile.writes = 0
     path = tmp_path / "call.wav"
-    recorder = StereoRecorder(path, opener=lambda p: CountingFile(p, "xb"))
+    recorder = WavRecorder(path, opener=lambda p: CountingFile(p, "xb"))
     frame = tone(1000, 0.02)
     for _ in range(49):
         recorder.write(frame, frame)
@@ -194,7 +195,7 @@ def test_a_full_disk_stops_it_and_leaves_a_valid_file(tmp_path: Path) -> None:
     # Room for the header, 1.5 s of audio and half a sample frame.
     FullDisk.room = 44 + 12_000 * 4 + 2
     path = tmp_path / "call.wav"
-    recorder = StereoRecorder(path, opener=lambda p: FullDisk(p, "xb"))
+    recorder = WavRecorder(path, opener=lambda p: FullDisk(p, "xb"))
     left, right = tone(1000, 3.0), tone(1500, 3.0)
     results = [recorder.write(a, b) for a, b in zip(ticks(left), ticks(right), strict=True)]
     # The second flush (two seconds in) finds the disk full: no exception in the tick.
@@ -212,7 +213,7 @@ def test_an_existing_recording_is_not_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "call.wav"
     path.write_bytes(b"precious")
     with pytest.raises(FileExistsError):
-        StereoRecorder(path)
+        WavRecorder(path)
     assert path.read_bytes() == b"precious"
 
 
@@ -228,7 +229,7 @@ async def test_close_fsyncs_the_file_and_its_directory_off_the_loop(
 
     monkeypatch.setattr(os, "fsync", fsync)
     path = tmp_path / "call.wav"
-    recorder = StereoRecorder(path)
+    recorder = WavRecorder(path)
     frame = tone(1000, 0.02)
     for _ in range(30):
         recorder.write(frame, None)
@@ -249,7 +250,7 @@ def test_a_recording_that_cannot_be_made_durable_says_so_every_time(
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
     monkeypatch.setattr(os, "fsync", fsync)
-    recorder = StereoRecorder(tmp_path / "call.wav")
+    recorder = WavRecorder(tmp_path / "call.wav")
     recorder.write(None, None)
     for _ in range(2):
         with pytest.raises(OSError) as raised:
@@ -288,3 +289,20 @@ async def test_a_starved_clock_skips_ticks_but_the_recording_keeps_the_calls_len
     with wave.open(str(path)) as written:
         seconds = written.getnframes() / written.getframerate()
     assert abs(seconds - elapsed) < 0.1, (seconds, elapsed)
+
+
+async def test_a_mono_recorder_writes_one_channel(tmp_path: Path) -> None:
+    """Voicemail messages are mono: one frame per tick, the file's sizes match."""
+    path = tmp_path / "message.wav"
+    recorder = WavRecorder(path, channels=1, max_seconds=1.0)
+    for frame in ticks(tone(440, 0.5)):
+        assert recorder.write(frame)
+    assert recorder.write(None)
+    with pytest.raises(ValueError, match="2 frames for 1 channels"):
+        recorder.write(None, None)
+    await recorder.close()
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, RATE)
+        assert wav.getnframes() == round(0.52 * RATE)
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    assert abs(peak_frequency(samples[:4000].astype(np.int16)) - 440) < 5

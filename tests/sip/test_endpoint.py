@@ -229,8 +229,10 @@ async def test_408_when_the_far_end_never_answers() -> None:
             except BlockingIOError:
                 break
             received += 1
-        # Timer A: the INVITE at 0, then at 0.05, 0.15, 0.35, 0.75, 1.55, 3.15 s.
-        assert received == 7
+        # Timer A: the INVITE at 0, then at 0.05, 0.15, 0.35, 0.75, 1.55, 3.15 s. On a
+        # loaded machine each late timer delays the next: the last one, 50 ms before
+        # Timer B, may come too late to go.
+        assert received in (6, 7)
         assert uac.transaction_count == 0
     finally:
         silent.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
-from nuage.api import admin, auth, calls, contacts, errors, events, me, statuses
+from nuage.api import admin, auth, calls, contacts, errors, events, me, statuses, voicemail
 from nuage.api.event_feed import EventFeed
 from nuage.api.health import health_router
 from nuage.events import EventBus
@@ -22,6 +22,7 @@ from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.presence import Presence
 from nuage.pbx.statuses import StatusService
+from nuage.pbx.voicemail.service import Voicemail
 
 API_PREFIX = "/api/v1"
 
@@ -47,6 +48,7 @@ def create_app(
     api.include_router(calls.router)
     api.include_router(statuses.router)
     api.include_router(events.router)
+    api.include_router(voicemail.router)
     api.include_router(admin.router)
     app.include_router(api)
     return app
@@ -67,6 +69,7 @@ class ApiServices:
     bus: EventBus
     feed: EventFeed
     click_to_call: ClickToCall
+    voicemail: Voicemail
     admin: Administration
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from nuage.api.calls import LiveCallOut, LogEntryOut
 from nuage.api.statuses import StatusOut
+from nuage.api.voicemail import VoicemailOut
 from nuage.events import EventBus
 from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.call_log import CallLog
@@ -33,6 +34,8 @@ from nuage.pbx.location import LocationService
 from nuage.pbx.presence import Presence
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.statuses import StatusError, StatusService
+from nuage.pbx.voicemail.service import Voicemail
+from nuage.store.models import Company, User, VoicemailMessage
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class EventFeed:
         statuses: StatusService,
         recorder: CallRecorder,
         call_log: CallLog,
+        voicemail: Voicemail,
     ) -> None:
         self._bus = bus
         self._control = control
@@ -67,6 +71,8 @@ class EventFeed:
         location.listeners.add(self._line_may_have_changed)
         statuses.listeners.add(self._status_changed)
         recorder.add_listener(self._record_completed)
+        voicemail.add_listener(self._message_left)
+        voicemail.add_box_listener(self._box_changed)
 
     def start(self) -> None:
         self._quality_task = asyncio.get_running_loop().create_task(self._watch_quality())
@@ -141,6 +147,15 @@ class EventFeed:
                     self._tell(call, user_id, "quality")
                 except Exception:
                     log.exception("quality of call %s not published", call.call_id)
+
+    # -- voicemail -------------------------------------------------------------------------
+
+    def _message_left(self, company: Company, owner: User, message: VoicemailMessage) -> None:
+        data = VoicemailOut.of(message).model_dump(mode="json")
+        self._bus.publish(company.id, "voicemail.created", data, user_id=owner.id)
+
+    def _box_changed(self, company_id: int, user_id: int, change: str, message_id: int) -> None:
+        self._bus.publish(company_id, f"voicemail.{change}", {"id": message_id}, user_id=user_id)
 
     # -- call log ---------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Call recordings: the two directions of a call as one stereo WAV (RIFF, PCM 16-bit),
-party A on the left and party B on the right, so each side can be listened to alone.
+"""Recordings as WAV files (RIFF, PCM 16-bit): a call's two directions as one stereo
+file, party A on the left and party B on the right, so each side can be listened to
+alone; a voicemail message as a mono one.
 
 The file is written as the call goes, never held whole in memory: ticks append to a
 buffer that goes to the file once per second of audio, so a tick costs no system call
@@ -26,9 +27,7 @@ FRAME_SECONDS = 0.020
 MAX_SECONDS = 300.0
 """The product's limit on one recording (five minutes)."""
 
-_CHANNELS = 2
 _SAMPLE_BYTES = 2
-_BLOCK = _CHANNELS * _SAMPLE_BYTES
 # The canonical 44-byte header: RIFF chunk, a 16-byte "fmt " chunk, then "data".
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 _RIFF_SIZE_AT = 4
@@ -45,7 +44,8 @@ def _open_new(path: Path) -> BinaryIO:
     return open(path, "xb", buffering=0)
 
 
-def _header(rate: int, data_bytes: int) -> bytes:
+def _header(rate: int, channels: int, data_bytes: int) -> bytes:
+    block = channels * _SAMPLE_BYTES
     return _HEADER.pack(
         b"RIFF",
         _HEADER.size - 8 + data_bytes,
@@ -53,18 +53,18 @@ def _header(rate: int, data_bytes: int) -> bytes:
         b"fmt ",
         16,
         1,  # PCM
-        _CHANNELS,
+        channels,
         rate,
-        rate * _BLOCK,
-        _BLOCK,
+        rate * block,
+        block,
         8 * _SAMPLE_BYTES,
         b"data",
         data_bytes,
     )
 
 
-class StereoRecorder:
-    """Records one call, one ``write`` per 20 ms tick, until ``max_seconds`` of audio.
+class WavRecorder:
+    """Records ``channels`` of audio, one ``write`` per 20 ms tick, until ``max_seconds``.
 
     Stops by itself at the limit, or when the file cannot be written (disk full):
     ``write`` then returns False, ``finished`` is true and ``error`` says what failed,
@@ -77,16 +77,19 @@ class StereoRecorder:
         path: str | os.PathLike[str],
         rate: int = 8000,
         *,
+        channels: int = 2,
         max_seconds: float = MAX_SECONDS,
         opener: Opener = _open_new,
     ) -> None:
         self.path = Path(path)
         self.rate = rate
+        self.channels = channels
+        self._block = channels * _SAMPLE_BYTES
         self._frame_samples = round(rate * FRAME_SECONDS)
         self._max_frames = round(max_seconds * rate)
-        if _HEADER.size + self._max_frames * _BLOCK > 0xFFFFFFFF:
+        if _HEADER.size + self._max_frames * self._block > 0xFFFFFFFF:
             raise ValueError("a WAV file cannot hold that much audio")
-        self._flush_bytes = round(rate * _FLUSH_SECONDS) * _BLOCK
+        self._flush_bytes = round(rate * _FLUSH_SECONDS) * self._block
         self._buffer = bytearray()
         self._accepted = 0  # frames taken by write(), buffered or written
         self._written = 0  # data bytes that reached the file
@@ -99,7 +102,7 @@ class StereoRecorder:
         # raises here, and there is then nothing to record into.
         self._file = opener(self.path)
         try:
-            self._write_all(_header(rate, 0))
+            self._write_all(_header(rate, channels, 0))
         except BaseException:
             self._file.close()
             raise
@@ -124,21 +127,21 @@ class StereoRecorder:
         """Audio recorded so far (after a failed write: what the file keeps)."""
         return self._accepted / self.rate
 
-    def write(self, left: Pcm | None, right: Pcm | None) -> bool:
-        """Add one tick: ``left`` as party A heard it, ``right`` for party B; ``None`` is
-        silence on that side, so both sides stay aligned in time. The tick lasts as long
-        as the longer frame (20 ms when both are ``None``); the shorter is padded with
-        silence. Returns whether the recorder still takes audio after this tick."""
+    def write(self, *frames: Pcm | None) -> bool:
+        """Add one tick: a frame per channel (in a call: what party A said, then party
+        B); ``None`` is silence on that channel, so the channels stay aligned in time.
+        The tick lasts as long as the longest frame (20 ms when all are ``None``); the
+        shorter are padded with silence. Returns whether the recorder still takes audio
+        after this tick."""
+        if len(frames) != self.channels:
+            raise ValueError(f"{len(frames)} frames for {self.channels} channels")
         if self._finished:
             return False
-        samples = max(
-            self._frame_samples if left is None and right is None else 0,
-            0 if left is None else len(left),
-            0 if right is None else len(right),
-        )
+        heard = [len(pcm) for pcm in frames if pcm is not None]
+        samples = max(heard) if heard else self._frame_samples
         samples = min(samples, self._max_frames - self._accepted)
-        block = np.zeros((samples, _CHANNELS), dtype="<i2")
-        for channel, pcm in enumerate((left, right)):
+        block = np.zeros((samples, self.channels), dtype="<i2")
+        for channel, pcm in enumerate(frames):
             if pcm is not None:
                 used = min(len(pcm), samples)
                 block[:used, channel] = pcm[:used]
@@ -173,8 +176,8 @@ class StereoRecorder:
                 self._flush()
             # A failed write may have left part of a sample frame: the header counts
             # whole frames and the file is cut to match.
-            data_bytes = self._written - self._written % _BLOCK
-            header = _header(self.rate, data_bytes)
+            data_bytes = self._written - self._written % self._block
+            header = _header(self.rate, self.channels, data_bytes)
             self._file.seek(_RIFF_SIZE_AT)
             self._write_all(header[_RIFF_SIZE_AT : _RIFF_SIZE_AT + 4])
             self._file.seek(_DATA_SIZE_AT)
@@ -214,7 +217,7 @@ class StereoRecorder:
             # reached it, and the owner reads ``error``.
             self._error = error
             self._finished = True
-            self._accepted = self._written // _BLOCK
+            self._accepted = self._written // self._block
 
     def _write_all(self, data: bytes, *, audio: bool = False) -> None:
         """Write all of ``data``, through short writes; with ``audio``, count in

@@ -1,6 +1,6 @@
-"""Recording a relayed call: both parties' RTP, tapped from the relay, buffered, decoded
-(inbound.py) and written as one stereo file (party A left, party B right) on the 20 ms
-clock."""
+"""Recording from the relay: parties' RTP, tapped from their relay sides, buffered,
+decoded (inbound.py) and written on the 20 ms clock, one channel per party: a call as
+one stereo file (party A left, party B right), a voicemail message as a mono one."""
 
 from __future__ import annotations
 
@@ -10,14 +10,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
+from nuage.media.g711 import Pcm
 from nuage.media.inbound import InboundAudio
 from nuage.media.player import FrameClock
-from nuage.media.recorder import StereoRecorder
+from nuage.media.recorder import WavRecorder
 from nuage.media.sdp import RtpMap
 
 log = logging.getLogger(__name__)
 
 _MAX_CATCH_UP = 250  # frames (5 s) written at most for one tick after a stall
+# A frame louder than this (RMS, about -40 dBFS) is sound, not line noise.
+_SOUND_RMS = 330.0
 
 
 class Tappable(Protocol):
@@ -29,9 +34,9 @@ class Tappable(Protocol):
 
 
 class CallRecording:
-    """Taps two relay sides and writes what their parties say to ``path``.
+    """Taps relay sides and writes what their parties say to ``path``.
 
-    ``left`` and ``right`` are a side and the codecs its party sends, by payload type.
+    ``sources`` are, per channel, a side and the codecs its party sends, by payload type.
     ``on_limit`` is called when the recorder stops by itself (its maximum length, a full
     disk); ``stop`` must still be awaited then.
     """
@@ -40,25 +45,23 @@ class CallRecording:
         self,
         path: Path,
         clock: FrameClock,
-        left: tuple[Tappable, Mapping[int, RtpMap]],
-        right: tuple[Tappable, Mapping[int, RtpMap]],
-        *,
+        *sources: tuple[Tappable, Mapping[int, RtpMap]],
         max_seconds: float,
         on_limit: Callable[[], None],
     ) -> None:
         self.path = path
         self._clock = clock
-        self._recorder = StereoRecorder(path, max_seconds=max_seconds)
-        self._sides = (left[0], right[0])
-        self._left = InboundAudio(left[1])
-        self._right = InboundAudio(right[1])
+        self._recorder = WavRecorder(path, channels=len(sources), max_seconds=max_seconds)
+        self._taps = [(side, InboundAudio(codecs)) for side, codecs in sources]
         self._on_limit = on_limit
         self._loop = asyncio.get_running_loop()
         self.started_at = self._loop.time()
         self._last_tick: int | None = None
         self._stopped = False
-        left[0].add_listener(self._left.packet)
-        right[0].add_listener(self._right.packet)
+        # When a party was last heard (loop time): voicemail ends a silent message.
+        self.last_sound_at = self.started_at
+        for side, inbound in self._taps:
+            side.add_listener(inbound.packet)
         clock.add(self)
 
     @property
@@ -78,7 +81,10 @@ class CallRecording:
         frames = 1 if self._last_tick is None else min(tick - self._last_tick, _MAX_CATCH_UP)
         self._last_tick = tick
         for _ in range(max(frames, 1)):
-            if not self._recorder.write(self._left.frame(now), self._right.frame(now)):
+            heard = [inbound.frame(now) for _, inbound in self._taps]
+            if any(frame is not None and _loud(frame) for frame in heard):
+                self.last_sound_at = now
+            if not self._recorder.write(*heard):
                 if self._recorder.error is not None:
                     log.error("recording %s stopped: %s", self.path, self._recorder.error)
                 self._clock.remove(self)
@@ -88,8 +94,12 @@ class CallRecording:
 
     async def stop(self) -> None:
         """Stop listening and make the file durable (fsynced, with its directory)."""
-        self._sides[0].remove_listener(self._left.packet)
-        self._sides[1].remove_listener(self._right.packet)
+        for side, inbound in self._taps:
+            side.remove_listener(inbound.packet)
         self._clock.remove(self)
         self._stopped = True
         await self._recorder.close()
+
+
+def _loud(frame: Pcm) -> bool:
+    return float(np.sqrt(np.mean(np.square(frame, dtype=np.float64)))) > _SOUND_RMS

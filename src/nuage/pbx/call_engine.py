@@ -21,6 +21,7 @@ from nuage.pbx.calls import (
     Application,
     Call,
     CallerTransaction,
+    Fallback,
     Leg,
     TransferResolver,
 )
@@ -144,10 +145,11 @@ class CallEngine:
         *,
         direction: str,
         shown_caller: Party | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         """Run a call from the INVITE in ``tx`` to ``destinations``, or answered here and
         handed to an application, until it ends; ``shown_caller`` is who the callee sees
-        calling when not ``caller``."""
+        calling when not ``caller``; ``fallback`` takes the call if the callee cannot."""
         if len(self._setting_up) >= MAX_CALLS_IN_SETUP:
             log.warning("too many calls in set-up: call %s refused", tx.request.call_id)
             tx.respond(503, "Too many calls in set-up", headers=[RETRY_AFTER])
@@ -155,6 +157,7 @@ class CallEngine:
         call = Call(
             self, tx, company, caller, callee, direction=direction, shown_caller=shown_caller
         )
+        call.fallback = fallback
         self._calls.add(call)
         self._setting_up.add(call)
         if direction == "outbound":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -123,6 +123,12 @@ class Application(Protocol):
         """Who the caller reached (the menu's extension and name)."""
         ...
 
+    @property
+    def outcome(self) -> str:
+        """What the call's record says of a call it took: "answered" (a menu), or
+        "voicemail" (the callee was not reached: a missed call with a message)."""
+        ...
+
     async def run(self, call: Call, caller: Leg) -> None: ...
 
     def on_digit(self, digit: str) -> None: ...
@@ -136,6 +142,9 @@ RecordingSource = tuple[MediaSide, dict[int, sdp.RtpMap]]
 """A party's relay side and the codecs it sends, by payload type."""
 
 TransferResolver = Callable[[Company, Party, str], "TransferTarget | Refused"]
+
+# What takes a call the callee cannot (voicemail), looked up only then; None: nothing.
+Fallback = Callable[[], Awaitable[Application | None]]
 
 
 @dataclass(slots=True)
@@ -217,6 +226,8 @@ class Call:
         self._transcoders: list[tuple[MediaSide, TranscodedDirection]] = []
         # Once merged (F15): the legs hear the mixer, each leaves on its own.
         self.conference: Conference | None = None
+        # Takes the call when the callee cannot (no answer, busy, no device): voicemail.
+        self.fallback: Fallback | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def _anchor(
@@ -255,6 +266,8 @@ class Call:
             if outcome == "answered":
                 await self._ended.wait()
                 reason = self._end_reason
+            elif outcome == "voicemail":
+                await self._ended.wait()
         except Exception:
             log.exception("call %s failed", self.call_id)
             if not self.tx.final_sent:
@@ -289,10 +302,16 @@ class Call:
         finally:
             self.engine.set_up_over(self)
 
-    async def _answer_for(self, application: Application) -> tuple[str, str]:
+    @property
+    def over(self) -> asyncio.Event:
+        """Set once the call has ended, whoever ended it."""
+        return self._ended
+
+    async def _answer_for(self, application: Application, reason: str = "") -> tuple[str, str]:
         """Answer the caller here, then let ``application`` run the call. Its side of the
         call is leg B, a leg with no SIP peer (nothing is ever sent to it); a transfer
-        puts a real party in its place."""
+        puts a real party in its place. ``reason``: why the application took the call,
+        for its record."""
         tx = self.tx
         if not tx.request.body:
             tx.respond(488, "An SDP offer is needed to reach this number")
@@ -345,7 +364,7 @@ class Call:
         if self.engine.media_timeout > 0:
             self._background(loop.create_task(self._watch_media(self.engine.media_timeout)))
         self._spawn(self._run_application(application))
-        return "answered", ""
+        return application.outcome, reason
 
     def _caller_dialog(self, sent: Response) -> Dialog:
         """The caller's dialog, once ``sent`` (our 2xx) answered its INVITE."""
@@ -380,6 +399,9 @@ class Call:
     async def _set_up(self, destinations: list[Destination]) -> tuple[str, str]:
         tx = self.tx
         if not destinations:
+            fallback = await self.fallback() if self.fallback is not None else None
+            if fallback is not None:
+                return await self._answer_for(fallback, "offline")
             tx.respond(480, "Not registered")
             return "failed", "offline"
         try:
@@ -408,6 +430,11 @@ class Call:
         if outcome.kind == "cancelled":
             tx.respond(487)
             return "cancelled", "caller hung up"
+        if self.fallback is not None and outcome.kind in ("timeout", "failed"):
+            fallback = await self.fallback()
+            if fallback is not None:
+                why = "no answer" if outcome.kind == "timeout" else _fallback_reason(outcome)
+                return await self._answer_for(fallback, why)
         if outcome.kind == "timeout":
             tx.respond(480, "No answer")
             return "missed", "no answer"
@@ -429,6 +456,9 @@ class Call:
         except sdp.SdpError as exc:
             tx.respond(488, f"Bad SDP: {exc}"[:100])
             raise _SetUpFailed("failed", "bad SDP") from None
+        if self.session is not None:
+            # The callee could not be reached: the fallback answers on the same ports.
+            return offer, self.session
         if isinstance(tx, OriginatedInvite):
             # The device's SDP answered an offer of this session's ports already.
             self.session = tx.session
@@ -1030,14 +1060,20 @@ class Call:
         decoded."""
         if self.a is None or self.b is None:
             return None
-        sources = []
-        for leg in (self.a, self.b):
-            audio = audio_section(self._sent.get(leg.media))
-            codecs = audio.rtpmaps if audio is not None else {}
-            if not any(can_decode(codec) for codec in codecs.values()):
-                return None
-            sources.append((leg.media, codecs))
-        return sources[0], sources[1]
+        a, b = self.source_of(self.a), self.source_of(self.b)
+        if a is None or b is None:
+            return None
+        return a, b
+
+    def source_of(self, leg: Leg) -> tuple[MediaSide, dict[int, sdp.RtpMap]] | None:
+        """``leg``'s relay side with the codecs its party sends (our numbering: a party
+        sends with the payload types of the SDP it received from us); None if they
+        cannot be decoded."""
+        audio = audio_section(self._sent.get(leg.media))
+        codecs = audio.rtpmaps if audio is not None else {}
+        if not any(can_decode(codec) for codec in codecs.values()):
+            return None
+        return leg.media, codecs
 
     # -- call control on behalf of a party (the API's actions) ------------------------------
 
@@ -1563,6 +1599,12 @@ def _no_common_codec(outcome: ForkOutcome) -> bool:
     return bool(outcome.failures) and all(
         response.status in (415, 488, 606) for response in outcome.failures
     )
+
+
+def _fallback_reason(outcome: ForkOutcome) -> str:
+    """Why the callee could not take the call, for the record of a call voicemail took."""
+    _, reason, busy = most_telling(outcome.failures)
+    return "busy" if busy else f"unavailable ({reason})"
 
 
 def _transfer_failure(outcome: ForkOutcome) -> str:

@@ -51,6 +51,10 @@ class IvrApplication:
     def party(self) -> Party:
         return Party(self._entry.extension, self._entry.name)
 
+    @property
+    def outcome(self) -> str:
+        return "answered"
+
     def on_digit(self, digit: str) -> None:
         self._keys.put_nowait(digit)
         self._keyed.set()

@@ -50,6 +50,7 @@ from nuage.store.models import (
     Trunk,
     TrunkAddress,
     User,
+    VoicemailBox,
 )
 
 __all__ = [
@@ -419,6 +420,23 @@ def default_statuses(language: str) -> list[StatusPlan]:
     ]
 
 
+class VoicemailPlan(_Entry):
+    """A user's voicemail box where it differs from the defaults: on, no PIN, each message
+    mailed to the user with its audio, up to three minutes."""
+
+    extension: Extension = Field(description="The user whose box this is.")
+    enabled: bool = Field(
+        True, description="Takes the calls the user cannot (else those calls get 480)."
+    )
+    pin: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,8}$")] | None = Field(
+        None, description="4 to 8 digits asked when listening from a phone (stored argon2-hashed)."
+    )
+    send_email: bool = Field(True, description="Mail each new message.")
+    email: Email | None = Field(None, description="Where to; default: the user's own address.")
+    attach_audio: bool = Field(True, description="Attach the message's audio to the mail.")
+    max_seconds: int = Field(180, ge=10, le=600, description="Longest message, in seconds.")
+
+
 class Plan(_Entry):
     company: CompanyPlan
     users: list[UserPlan] = Field(default_factory=list)
@@ -427,6 +445,8 @@ class Plan(_Entry):
     ivrs: list[IvrPlan] = Field(default_factory=list)
     # None: the default statuses (DEFAULT_STATUSES), named in the company's language.
     statuses: list[StatusPlan] | None = None
+    # Users without an entry have the default box.
+    voicemail: list[VoicemailPlan] = Field(default_factory=list)
     # Without a [policy], external calls may only go to the company's own country.
     policy: PolicyPlan | None = None
 
@@ -546,6 +566,11 @@ def _check(plan: Plan) -> _CheckedPlan:
             errors.append(f"trunks[{index}].caller_id: {exc}")
             caller_ids.append(None)
     forward_targets = _check_statuses(plan, numbers, errors)
+    errors += _duplicates([v.extension for v in plan.voicemail], "voicemail", "extension")
+    users = {u.extension for u in plan.users}
+    for index, box in enumerate(plan.voicemail):
+        if box.extension not in users:
+            errors.append(f"voicemail[{index}].extension: no user with extension {box.extension!r}")
     if errors:
         raise PlanError("\n".join(errors))
     return _CheckedPlan(
@@ -745,6 +770,7 @@ class ProvisionReport:
     numbers: KindReport = field(default_factory=KindReport)
     ivrs: KindReport = field(default_factory=KindReport)
     statuses: KindReport = field(default_factory=KindReport)
+    voicemail: KindReport = field(default_factory=KindReport)
 
     @property
     def changed(self) -> bool:
@@ -756,6 +782,7 @@ class ProvisionReport:
             or self.numbers.changed
             or self.ivrs.changed
             or self.statuses.changed
+            or self.voicemail.changed
         )
 
     def __str__(self) -> str:
@@ -767,7 +794,7 @@ class ProvisionReport:
             else "unchanged"
         )
         lines = [f"company {self.company} ({self.domain}): {state}"]
-        for kind in ("users", "trunks", "numbers", "ivrs", "statuses"):
+        for kind in ("users", "trunks", "numbers", "ivrs", "statuses", "voicemail"):
             report: KindReport = getattr(self, kind)
             lines.append(
                 f"{kind}: {report.created} created, {report.updated} updated, "
@@ -888,6 +915,7 @@ async def apply_plan(db: Database, plan_path: Path) -> ProvisionReport:
         await _apply_numbers(session, checked, company, report.numbers)
         await _apply_ivrs(session, plan, company, report.ivrs)
         await _apply_statuses(session, checked, company, report.statuses)
+        await _apply_voicemail(session, plan, company, report.voicemail)
         if report.changed:
             # Running servers reload their in-memory directory when this moves.
             await repositories.bump_directory_revision(session)
@@ -1090,6 +1118,45 @@ async def _apply_statuses(
             lambda key, values: Status(company_id=company.id, key=key, **values),
             report=report,
         )
+    await session.flush()
+
+
+async def _apply_voicemail(
+    session: AsyncSession, plan: Plan, company: Company, report: KindReport
+) -> None:
+    """Box settings by user. A box is never removed (it holds messages): a user without
+    an entry gets the defaults back."""
+    users = {u.extension: u for u in await repositories.users(session, company.id)}
+    boxes = {
+        box.user_id: box
+        for box in await session.scalars(
+            select(VoicemailBox).where(VoicemailBox.company_id == company.id)
+        )
+    }
+    entries = {v.extension: v for v in plan.voicemail}
+    for extension, user in users.items():
+        entry = entries.get(extension) or VoicemailPlan(extension=extension)
+        box = boxes.get(user.id)
+        if box is None and extension not in entries:
+            continue
+        current_pin = box.pin_hash if box is not None else None
+        # An unchanged PIN keeps its hash (hashes are salted: re-hashing is a change).
+        pin_hash = (
+            None if entry.pin is None else password_hash(current_pin, entry.pin) or current_pin
+        )
+        values = {
+            "enabled": entry.enabled,
+            "pin_hash": pin_hash,
+            "send_email": entry.send_email,
+            "email": entry.email,
+            "attach_audio": entry.attach_audio,
+            "max_seconds": entry.max_seconds,
+        }
+        if box is None:
+            session.add(VoicemailBox(company_id=company.id, user_id=user.id, **values))
+            report.created += 1
+        elif assign(box, values):
+            report.updated += 1
     await session.flush()
 
 

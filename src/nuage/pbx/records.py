@@ -69,7 +69,8 @@ class CallRecorder:
         """Queue the record's closing, once its creation is written; never waits, so an
         ended call is gone at once even when the database is slow."""
         ended_at = datetime.now(UTC)
-        answered_at = call.answered_at
+        # A call voicemail took was not answered by anyone: a missed call.
+        answered_at = call.answered_at if outcome == "answered" else None
         company_id = call.company.id
         call_id = call.tx.request.call_id
         average, worst = call.quality.average(), call.quality.worst()

@@ -25,8 +25,16 @@ from nuage.pbx.routing import (
     route_from_trunk,
     route_from_user,
 )
-from nuage.pbx.statuses import ForwardOutside, RefuseCall, RingUser, call_target
+from nuage.pbx.statuses import (
+    VOICEMAIL_REASON,
+    ForwardOutside,
+    RefuseCall,
+    RingUser,
+    ToVoicemail,
+    call_target,
+)
 from nuage.pbx.subscriptions import SubscriptionManager
+from nuage.pbx.voicemail.service import Voicemail
 from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.message import URI, Address
 from nuage.store.models import Company, IvrMenu, Trunk, User
@@ -45,6 +53,7 @@ class PbxService:
         calls: CallEngine,
         recorder: CallRecorder,
         subscriptions: SubscriptionManager,
+        voicemail: Voicemail,
     ) -> None:
         self._directory = directory
         self._location = location
@@ -52,6 +61,7 @@ class PbxService:
         self._registrar = registrar
         self.calls = calls
         self.subscriptions = subscriptions
+        self._voicemail = voicemail
         self._recorder = recorder
         calls.transfer_targets = self._transfer_target
         self.click_to_call = ClickToCall(calls, self._devices, self.call_from_user)
@@ -195,9 +205,18 @@ class PbxService:
         *,
         direction: str,
     ) -> None:
-        """A new call to ``callee``, as their status says: their devices ring, or it is
-        refused (do not disturb, voicemail), or it goes where they forward their calls."""
+        """A new call to ``callee``, as their status says: their devices ring (and their
+        voicemail takes it if they cannot), or it goes to their voicemail, or it is
+        refused (do not disturb), or it goes where they forward their calls."""
         target = call_target(self._directory, company, callee)
+        if isinstance(target, ToVoicemail):
+            deposit = await self._voicemail.deposit_for(company, target.user)
+            if deposit is not None:
+                await self.calls.place(
+                    tx, company, caller, _party(target.user), deposit, direction=direction
+                )
+                return
+            target = RefuseCall(480, VOICEMAIL_REASON, "missed", target.user)
         if isinstance(target, RefuseCall):
             user = target.user
             log.info(
@@ -236,14 +255,16 @@ class PbxService:
         *,
         direction: str,
     ) -> None:
-        """Ring every device of ``callee``."""
+        """Ring every device of ``callee``; their voicemail takes the call if none
+        answers, all are busy, or none is registered."""
         await self.calls.place(
             tx,
             company,
             caller,
-            Party(callee.extension, callee.name, callee.id),
+            _party(callee),
             self._devices(company, callee),
             direction=direction,
+            fallback=lambda: self._voicemail.deposit_for(company, callee),
         )
 
     async def _forward_outside(
@@ -370,6 +391,8 @@ class PbxService:
         target = call_target(self._directory, company, user)
         if isinstance(target, RefuseCall):
             return Refused(target.status, target.reason)
+        if isinstance(target, ToVoicemail):
+            return Refused(480, "Not available")
         if isinstance(target, RingUser):
             reached = target.user
         else:
@@ -398,3 +421,7 @@ class PbxService:
             "outbound",
             caller=Party(caller_id, user.name, user.id),
         )
+
+
+def _party(user: User) -> Party:
+    return Party(user.extension, user.name, user.id)

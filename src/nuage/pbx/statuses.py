@@ -29,6 +29,7 @@ __all__ = [
     "RingUser",
     "StatusError",
     "StatusService",
+    "ToVoicemail",
     "UnknownStatusError",
     "UnknownUserError",
     "call_target",
@@ -37,8 +38,8 @@ __all__ = [
 Behaviour = Literal["ring", "voicemail", "forward", "busy"]
 BEHAVIOURS: tuple[Behaviour, ...] = ("ring", "voicemail", "forward", "busy")
 
-# The reason phrase of the 480 a "voicemail" status gives until voicemail exists.
-VOICEMAIL_REASON = "Forwarded to voicemail (not available yet)"
+# The reason phrase of the 480 a "voicemail" status gives when the user's box is off.
+VOICEMAIL_REASON = "Not available (voicemail off)"
 DND_REASON = "Do not disturb"
 # A forward to a colleague follows their own status, up to this many colleagues.
 MAX_FORWARDS = 5
@@ -181,7 +182,14 @@ class RefuseCall:
     user: User
 
 
-CallTarget = RingUser | ForwardOutside | RefuseCall
+@dataclass(frozen=True, slots=True)
+class ToVoicemail:
+    """The call goes to ``user``'s voicemail (refused with 480 when their box is off)."""
+
+    user: User
+
+
+CallTarget = RingUser | ForwardOutside | RefuseCall | ToVoicemail
 
 
 def call_target(directory: Directory, company: Company, callee: User) -> CallTarget:
@@ -196,7 +204,7 @@ def call_target(directory: Directory, company: Company, callee: User) -> CallTar
         if behaviour == "busy":
             return RefuseCall(486, DND_REASON, "busy", user)
         if behaviour == "voicemail":
-            return RefuseCall(480, VOICEMAIL_REASON, "missed", user)
+            return ToVoicemail(user)
         if behaviour != "forward" or status is None or not status.forward_to:
             return RingUser(user)
         colleague = directory.user(company.id, status.forward_to)

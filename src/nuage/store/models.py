@@ -138,7 +138,7 @@ class Status(Base):
     colour: Mapped[str | None] = mapped_column(String(7))
     position: Mapped[int] = mapped_column(Integer)
     # What a new call to a user in this status does: "ring" (their devices ring),
-    # "voicemail" (480 until voicemail exists), "forward" (to forward_to) or "busy" (486).
+    # "voicemail" (to their voicemail box), "forward" (to forward_to) or "busy" (486).
     behaviour: Mapped[str] = mapped_column(String(16))
     # With "forward": a colleague's extension or an E.164 number.
     forward_to: Mapped[str | None] = mapped_column(String(16))
@@ -337,3 +337,50 @@ class Favorite(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     favorite_user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime]
+
+
+class VoicemailBox(Base):
+    """A voicemail box (F17, P5): a user's own (`user_id` set), or a group's. A user
+    without a row has a box with the defaults below; the row is made when a message is
+    first left or a setting changes. Its messages are WAV files in the data directory."""
+
+    __tablename__ = "voicemail_boxes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    # The owner of a personal box; None for a group's box.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    # Takes messages; a disabled box is as if there were none (calls are refused, 480).
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # argon2 hash of the PIN asked when listening from another phone; None: no PIN.
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
+    # The owner's own greeting (relative to the data directory); None: the default one.
+    greeting_path: Mapped[str | None] = mapped_column(String(500))
+    max_seconds: Mapped[int] = mapped_column(Integer, default=180)
+    # Each new message is mailed to `email`, None: the owner's own address.
+    send_email: Mapped[bool] = mapped_column(Boolean, default=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    attach_audio: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class VoicemailMessage(Base):
+    """A message left in a box: a mono 8 kHz WAV fsynced before this row is written."""
+
+    __tablename__ = "voicemail_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    box_id: Mapped[int] = mapped_column(
+        ForeignKey("voicemail_boxes.id", ondelete="CASCADE"), index=True
+    )
+    # Who called (number as shown, and name when known).
+    caller: Mapped[str] = mapped_column(String(64))
+    caller_name: Mapped[str] = mapped_column(String(200), default="")
+    # Relative to the data directory.
+    path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    # When it was first listened to (through the app or a phone); None: new.
+    heard_at: Mapped[datetime | None]

@@ -1,0 +1,70 @@
+"""Voicemail for the call engine and the API: the deposit that takes a call to a user,
+and the listeners told of every new message (events, message waiting, email)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from nuage.media.engine import MediaEngine
+from nuage.pbx.voicemail.deposit import VoicemailDeposit
+from nuage.pbx.voicemail.store import VoicemailStore
+from nuage.store.models import Company, User, VoicemailMessage
+
+log = logging.getLogger(__name__)
+
+# Told of each new message, once it is durable: (the box owner's company, the owner, it).
+NewMessageListener = Callable[[Company, User, VoicemailMessage], None]
+# Told when a message of a user's box is heard or deleted: (company id, user id, what
+# happened: "heard" or "deleted", the message's id).
+BoxListener = Callable[[int, int, str, int], None]
+
+
+class Voicemail:
+    def __init__(self, store: VoicemailStore, media: MediaEngine) -> None:
+        self.store = store
+        self._media = media
+        self._listeners: list[NewMessageListener] = []
+        self._box_listeners: list[BoxListener] = []
+
+    def add_listener(self, listener: NewMessageListener) -> None:
+        self._listeners.append(listener)
+
+    def add_box_listener(self, listener: BoxListener) -> None:
+        self._box_listeners.append(listener)
+
+    async def mark_heard(self, company_id: int, user_id: int, message_id: int) -> bool:
+        """False when the user has no such message."""
+        if not await self.store.mark_heard(company_id, user_id, message_id):
+            return False
+        self._box_changed(company_id, user_id, "heard", message_id)
+        return True
+
+    async def delete(self, company_id: int, user_id: int, message_id: int) -> bool:
+        """False when the user has no such message."""
+        if not await self.store.delete(company_id, user_id, message_id):
+            return False
+        self._box_changed(company_id, user_id, "deleted", message_id)
+        return True
+
+    def _box_changed(self, company_id: int, user_id: int, change: str, message_id: int) -> None:
+        for listener in self._box_listeners:
+            try:
+                listener(company_id, user_id, change, message_id)
+            except Exception:
+                log.exception("voicemail listener failed on message %d", message_id)
+
+    async def deposit_for(self, company: Company, owner: User) -> VoicemailDeposit | None:
+        """What takes a call to ``owner`` that they cannot take; None if their box is off."""
+        settings = await self.store.settings(company.id, owner.id)
+        if not settings.enabled:
+            return None
+
+        def left(message: VoicemailMessage) -> None:
+            for listener in self._listeners:
+                try:
+                    listener(company, owner, message)
+                except Exception:
+                    log.exception("voicemail listener failed on message %d", message.id)
+
+        return VoicemailDeposit(company, owner, settings, self.store, self._media, on_message=left)

@@ -1,0 +1,184 @@
+"""Voicemail boxes and messages in the database; the messages' audio in the data
+directory (``voicemail/<company id>/<date>-<random>.wav``), always written and fsynced
+before its row, and removed only after its row.
+
+A user without a box row has a box with the defaults of the model; the row is made with
+the first message or setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nuage.store.database import Database
+from nuage.store.models import VoicemailBox, VoicemailMessage
+
+# The box a user has before any row says otherwise.
+DEFAULT_MAX_SECONDS = 180
+
+
+@dataclass(frozen=True, slots=True)
+class BoxSettings:
+    enabled: bool
+    max_seconds: int
+    greeting_path: str | None
+    pin_hash: str | None
+    send_email: bool
+    email: str | None  # None: the owner's own address
+    attach_audio: bool
+
+    @classmethod
+    def of(cls, box: VoicemailBox | None) -> BoxSettings:
+        if box is None:
+            return cls(True, DEFAULT_MAX_SECONDS, None, None, True, None, True)
+        return cls(
+            box.enabled,
+            box.max_seconds,
+            box.greeting_path,
+            box.pin_hash,
+            box.send_email,
+            box.email,
+            box.attach_audio,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageCounts:
+    new: int
+    old: int
+
+
+class VoicemailStore:
+    def __init__(self, db: Database, data_dir: Path) -> None:
+        self._db = db
+        self.data_dir = data_dir
+
+    def new_message_path(self, company_id: int) -> Path:
+        """Where a new message's file goes."""
+        now = datetime.now(UTC)
+        name = f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex}.wav"
+        return self.data_dir / "voicemail" / str(company_id) / name
+
+    async def settings(self, company_id: int, user_id: int) -> BoxSettings:
+        async with self._db.session() as session:
+            return BoxSettings.of(await _box(session, company_id, user_id))
+
+    async def add_message(
+        self,
+        company_id: int,
+        user_id: int,
+        *,
+        caller: str,
+        caller_name: str,
+        path: Path,
+        duration_ms: int,
+    ) -> VoicemailMessage:
+        """Register a message whose file is durable already."""
+        async with self._db.transaction() as session:
+            box = await _box(session, company_id, user_id)
+            if box is None:
+                box = VoicemailBox(
+                    company_id=company_id,
+                    user_id=user_id,
+                    enabled=True,
+                    max_seconds=DEFAULT_MAX_SECONDS,
+                    send_email=True,
+                    attach_audio=True,
+                )
+                session.add(box)
+                await session.flush()
+            message = VoicemailMessage(
+                company_id=company_id,
+                box_id=box.id,
+                caller=caller[:64],
+                caller_name=caller_name[:200],
+                path=str(path.relative_to(self.data_dir)),
+                created_at=datetime.now(UTC),
+                duration_ms=duration_ms,
+            )
+            session.add(message)
+        return message
+
+    async def messages(self, company_id: int, user_id: int) -> list[VoicemailMessage]:
+        """The user's messages, new ones first, each group newest first."""
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                _of_user(company_id, user_id).order_by(
+                    VoicemailMessage.heard_at.is_not(None),
+                    VoicemailMessage.created_at.desc(),
+                    VoicemailMessage.id.desc(),
+                )
+            )
+            return list(rows)
+
+    async def counts(self, company_id: int, user_id: int) -> MessageCounts:
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(VoicemailMessage.heard_at.is_(None), func.count())
+                .join(VoicemailBox, VoicemailBox.id == VoicemailMessage.box_id)
+                .where(VoicemailBox.company_id == company_id, VoicemailBox.user_id == user_id)
+                .group_by(VoicemailMessage.heard_at.is_(None))
+            )
+            by_state = {bool(new): count for new, count in rows.all()}
+        return MessageCounts(by_state.get(True, 0), by_state.get(False, 0))
+
+    async def message(
+        self, company_id: int, user_id: int, message_id: int
+    ) -> VoicemailMessage | None:
+        """One of the user's messages; None for anyone else's."""
+        async with self._db.session() as session:
+            found: VoicemailMessage | None = await session.scalar(
+                _of_user(company_id, user_id).where(VoicemailMessage.id == message_id)
+            )
+            return found
+
+    async def mark_heard(self, company_id: int, user_id: int, message_id: int) -> bool:
+        async with self._db.transaction() as session:
+            message = await session.scalar(
+                _of_user(company_id, user_id).where(VoicemailMessage.id == message_id)
+            )
+            if message is None:
+                return False
+            if message.heard_at is None:
+                message.heard_at = datetime.now(UTC)
+            return True
+
+    async def delete(self, company_id: int, user_id: int, message_id: int) -> bool:
+        """Remove the message: its row, then its file."""
+        async with self._db.transaction() as session:
+            message = await session.scalar(
+                _of_user(company_id, user_id).where(VoicemailMessage.id == message_id)
+            )
+            if message is None:
+                return False
+            path = self.data_dir / message.path
+            await session.delete(message)
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(path.unlink)
+        return True
+
+
+def _of_user(company_id: int, user_id: int) -> Select[VoicemailMessage]:
+    """The user's messages (their personal box's)."""
+    return (
+        select(VoicemailMessage)
+        .join(VoicemailBox, VoicemailBox.id == VoicemailMessage.box_id)
+        .where(VoicemailBox.company_id == company_id, VoicemailBox.user_id == user_id)
+    )
+
+
+async def _box(session: AsyncSession, company_id: int, user_id: int) -> VoicemailBox | None:
+    box: VoicemailBox | None = await session.scalar(
+        select(VoicemailBox).where(
+            VoicemailBox.company_id == company_id, VoicemailBox.user_id == user_id
+        )
+    )
+    return box
