@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run                       # everything (`make bench`)
     .venv/bin/python -m bench.run --only setup --seconds 20 --output /tmp/setup.md
     .venv/bin/python -m bench.run --only hold --only record --runs 1 --output /tmp/in_call.md
+    .venv/bin/python -m bench.run --only api --only fanout --profile --output /tmp/issue4.md
 
 Every benchmark starts its own server(s) on loopback, bounds itself in time, and stops
 every process it started. See bench/README.md for what each one measures.
@@ -24,6 +25,10 @@ from pathlib import Path
 
 import uvloop
 
+from bench.api import KINDS as API_KINDS
+from bench.api import ApiResult, measure_api
+from bench.fanout import TARGET_MS as FANOUT_TARGET_MS
+from bench.fanout import FanoutResult, measure_fanout
 from bench.in_call import (
     HoldResult,
     HoldRun,
@@ -33,8 +38,9 @@ from bench.in_call import (
     measure_record,
 )
 from bench.media import MediaResult, MediaRun, measure_media
+from bench.profile import Hotspot
 from bench.signalling import Step, Stepped, measure_registrations, measure_setup_rate
-from bench.stats import median
+from bench.stats import median, percentile
 
 BENCH = Path(__file__).resolve().parent
 SETUP_RATES = [50.0, 70.0, 90.0, 110.0, 150.0, 200.0, 300.0, 400.0, 500.0]
@@ -49,7 +55,7 @@ HOLD_TARGET = 500
 RECORD_TARGET = 200
 LOSS_TARGET = 0.5
 RELAY_TIMEOUT = 300
-CHOICES = ["setup", "register", "media", "relay", "hold", "record"]
+CHOICES = ["setup", "register", "media", "relay", "hold", "record", "api", "fanout"]
 
 
 def _machine() -> list[str]:
@@ -446,6 +452,164 @@ def _record_section(result: RecordResult) -> tuple[list[str], str]:
     return lines, summary
 
 
+def _hotspot_lines(spots: list[Hotspot] | None, what: str) -> list[str]:
+    if not spots:
+        return []
+    lines = [what, "", "| function | own % | total % |", "|---|---:|---:|"]
+    lines += [f"| `{s.function}` | {s.self_percent:.1f} | {s.total_percent:.1f} |" for s in spots]
+    return [*lines, ""]
+
+
+def _api_section(result: ApiResult) -> tuple[list[str], list[str]]:
+    lines = [
+        f"## 9. REST API latency at {result.rate:g} requests/s",
+        "",
+        "bench/api.py against a `nuage serve` of a generated 300-user company "
+        "(bench/company.py: Belgian names with accents; each user logged in, one session "
+        "each, and 8 favorites): requests go out open-loop from this process "
+        "(bench/http_load.py, keep-alive connections) at a steady "
+        f"{result.rate:g}/s, and each latency runs from the request's *scheduled* time "
+        "to the end of its response, so that a queue in the server shows. Per run, "
+        f"{result.seconds:g} s of each: `GET /healthz` (the baseline: uvicorn, FastAPI, "
+        "a JSON answer, no token, no database), `GET /api/v1/directory?q=...&limit=50` "
+        "(60 typed queries: name starts, fragments, extensions, e-mails, misses), "
+        "`GET /api/v1/favorites` (8 contacts), `PUT` and `DELETE /api/v1/favorites/{id}` "
+        "alternately (half each of the phase's rate); requests rotate over the 300 "
+        f"sessions. {result.runs} runs, the phases in turn in each; medians of the "
+        "runs' percentiles (max: over all runs). CPU % is of one core over the phase "
+        "(for PUT and DELETE: their phase together); µs/request = server CPU per "
+        "request; 'late p99' is the generator's own delay in sending.",
+        "",
+        f"Command: `{result.command}`",
+        "",
+    ]
+    summary: list[str] = []
+    for backend in result.backends:
+        lines += [
+            f"{backend.name}:",
+            "",
+            "| request | requests | errors | p50 ms | p99 ms | max ms | p50 / healthz "
+            "| p99 / healthz | server CPU % | server µs/request | CPU / healthz "
+            "| generator CPU % | others' CPU % | late p99 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        base_p50 = backend.median("healthz", "p50_ms")
+        base_p99 = backend.median("healthz", "p99_ms")
+        base_cpu = backend.median("healthz", "server_cpu_percent")
+        for kind in API_KINDS:
+            runs = backend.runs[kind]
+            if not runs:
+                continue
+            p50, p99 = backend.median(kind, "p50_ms"), backend.median(kind, "p99_ms")
+            cpu = backend.median(kind, "server_cpu_percent")
+            lines.append(
+                f"| {kind} | {sum(r.samples for r in runs)} | {sum(r.errors for r in runs)} "
+                f"| {p50:.1f} | {p99:.1f} | {max(r.max_ms for r in runs):.1f} "
+                f"| {p50 / base_p50:.2f} | {p99 / base_p99:.2f} | {cpu:.0f} "
+                f"| {backend.median(kind, 'server_us_per_request'):.0f} | {cpu / base_cpu:.2f} "
+                f"| {backend.median(kind, 'generator_cpu_percent'):.0f} "
+                f"| {backend.median(kind, 'others_cpu_percent'):.0f} "
+                f"| {backend.median(kind, 'lateness_p99_ms'):.1f} |"
+            )
+        lines.append("")
+        failures: dict[int, int] = {}
+        for runs in backend.runs.values():
+            for run in runs:
+                for status, count in run.failures.items():
+                    failures[status] = failures.get(status, 0) + count
+        if failures:
+            shown = ", ".join(
+                f"{count} x {status or 'no answer'}" for status, count in sorted(failures.items())
+            )
+            lines += [f"Errors by status: {shown}.", ""]
+        lines += _hotspot_lines(
+            backend.profile,
+            f"py-spy on the {backend.name} server during one more {backend.profile_phase} "
+            "phase (% of the samples where its loop thread ran Python):",
+        )
+        figures = "; ".join(
+            f"{kind} {backend.median(kind, 'p50_ms'):.1f} / {backend.median(kind, 'p99_ms'):.1f}"
+            for kind in API_KINDS[1:]
+        )
+        summary.append(
+            f"| 9. API at {result.rate:g} req/s, {backend.name}: p50 / p99 ms | {figures} "
+            f"| healthz {base_p50:.1f} / {base_p99:.1f} "
+            f"| search p99 / healthz p99 {backend.median('search', 'p99_ms') / base_p99:.2f} "
+            "| none given (p50/p99 at 200/s) | measured |"
+        )
+    return lines, summary
+
+
+def _fanout_section(result: FanoutResult) -> tuple[list[str], list[str]]:
+    lines = [
+        f"## 10. Presence fan-out to {result.clients} WebSocket clients",
+        "",
+        "bench/fanout.py: a company of 1,000 users (bench/company.py), each with its own "
+        "session and its own WebSocket on /api/v1/events, all in one client process "
+        "(bench/ws_clients.py: a hand-written asyncio client, uvloop, a few µs per "
+        "message; offering permessage-deflate as browsers do unless said). This process "
+        f"makes {result.changes} status changes per run, {result.spacing:g} s apart "
+        "(open loop), each by another user (PUT /api/v1/me/status); a delivery's latency "
+        "is the arrival of its `presence.status` in the client process minus the time "
+        "the PUT was written (CLOCK_MONOTONIC in both). Server(s), clients and this "
+        "process share the machine's 2 cores: the CPU columns (% of one core over the "
+        "runs) show who had them; 'others' is every other process on the (shared) "
+        "machine. Baseline: the same clients on a bare uvloop broadcaster "
+        "(bench/ws_baseline.py: no framework, no database, no compression, one frame "
+        "written to every socket). p50 / p99: medians of the runs; max: over all "
+        "deliveries; first / last: per change, the median over changes of its first and "
+        "last delivery; PUT: its own response time.",
+        "",
+        f"Command: `{result.command}`",
+        "",
+        "| variant | clients | runs | delivered / expected | p50 ms | p99 ms | p99 per run ms "
+        "| max ms | PUT answered ms | first / last delivery ms | server CPU % | clients CPU % "
+        "| others' CPU % | closed by the server |",
+        "|---|---:|---:|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for v in result.variants:
+        delivered, expected = v.delivered
+        lines.append(
+            f"| {v.name} | {v.connected} ({v.failed} failed) | {len(v.runs)} "
+            f"| {delivered} / {expected} | {v.median('p50'):.1f} | {v.median('p99'):.1f} "
+            f"| {', '.join(f'{r.p(0.99):.0f}' for r in v.runs)} "
+            f"| {v.max_ms:.1f} | {v.median('put'):.1f} "
+            f"| {v.median('first'):.1f} / {v.median('last'):.1f} "
+            f"| {v.median('server_cpu'):.0f} | {v.median('client_cpu'):.0f} "
+            f"| {v.median('others_cpu'):.0f} | {len(v.closed)} |"
+        )
+    lines.append("")
+    for v in result.variants:
+        if v.nodes > 1 and v.runs:
+            parts = []
+            for node in sorted(v.runs[0].by_node):
+                values = [x for r in v.runs for x in r.by_node.get(node, [])]
+                parts.append(
+                    f"clients of node {node + 1}: p50 {percentile(values, 0.5):.1f} ms, "
+                    f"p99 {percentile(values, 0.99):.1f} ms"
+                )
+            lines += [f"{v.name}: " + "; ".join(parts) + " (all runs pooled).", ""]
+        lines += _hotspot_lines(
+            v.profile,
+            f"py-spy on the server ({v.name}) during one more run of {result.changes} "
+            f"changes (it used {v.profile_cpu_percent:.0f} % of a core; % of the samples "
+            "where its loop thread ran Python):",
+        )
+    summary = []
+    baseline = result.variants[0]
+    for v in result.variants[1:]:
+        p99 = v.median("p99")
+        verdict = "met" if p99 < FANOUT_TARGET_MS else f"not met ({p99 / FANOUT_TARGET_MS:.1f}x)"
+        summary.append(
+            f"| 10. Presence fan-out to {v.connected} clients, {v.name}: p50 / p99 / max "
+            f"| {v.median('p50'):.0f} / {p99:.0f} / {v.max_ms:.0f} ms "
+            f"| bare broadcaster: {baseline.median('p50'):.0f} / {baseline.median('p99'):.0f} ms "
+            f"| p99 {p99 / baseline.median('p99'):.1f} | p99 < {FANOUT_TARGET_MS:g} ms "
+            f"| {verdict} |"
+        )
+    return lines, summary
+
+
 def _relay(seconds: float, runs: int) -> tuple[list[str], str]:
     argv = [sys.executable, str(BENCH / "relay_bench.py")]
     argv += ["--seconds", f"{min(seconds, 10):g}", "--rounds", str(runs)]
@@ -567,6 +731,30 @@ async def _main(args: argparse.Namespace) -> None:
         lines, row = _record_section(record)
         sections += lines
         summary.append(row)
+    if "api" in only:
+        log("REST API latency at 200 requests/s")
+        api = await measure_api(
+            workdir / "api",
+            args.runs,
+            min(args.seconds, 10.0),
+            f"{command} --only api",
+            profile=args.profile,
+        )
+        lines, rows = _api_section(api)
+        sections += lines
+        summary += rows
+    if "fanout" in only:
+        log("presence fan-out to 1000 WebSocket clients")
+        fanout = await measure_fanout(
+            workdir / "fanout",
+            args.runs,
+            f"{command} --only fanout",
+            profile=args.profile,
+            log=log,
+        )
+        lines, rows = _fanout_section(fanout)
+        sections += lines
+        summary += rows
     log("done")
     header = [
         "# Nuage benchmark results",
@@ -600,6 +788,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
     parser.add_argument("--runs", type=int, default=3, help="runs per point (medians)")
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="api, fanout: one more phase under py-spy (if installed), its hot spots",
+    )
     args = parser.parse_args()
     uvloop.run(_main(args))
 

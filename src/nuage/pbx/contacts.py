@@ -4,9 +4,11 @@ extension, accent- and case-insensitively ("ele" finds "Élodie"), and favorites
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from nuage.pbx.directory import Directory
 from nuage.store.database import Database
@@ -19,16 +21,45 @@ def folded(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def _spelled_in(wanted: str, name: str) -> bool:
+def _spelled_in(wanted: str, name: str, starts: tuple[int, ...] | None = None) -> bool:
     """Whether the letters of ``wanted`` appear in that order in ``name``, from the start
-    of one of its words: a hurried "ele" still finds "Élodie"."""
-    for start, letter in enumerate(name):
-        if letter != wanted[0] or (start and name[start - 1] != " "):
+    of one of its words: a hurried "ele" still finds "Élodie". ``starts``: where the
+    name's words start (_word_starts), when known."""
+    for start in _word_starts(name) if starts is None else starts:
+        if name[start] != wanted[0]:
             continue
         rest = iter(name[start + 1 :])
         if all(letter in rest for letter in wanted[1:]):
             return True
     return False
+
+
+def _word_starts(name: str) -> tuple[int, ...]:
+    """The first position and every one that follows a space."""
+    return tuple(i for i in range(len(name)) if i == 0 or name[i - 1] == " ")
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    name: str  # folded
+    words: tuple[str, ...]
+    starts: tuple[int, ...]  # where its words start
+    extension: str
+    email: str
+    user: User
+
+
+def _searchable(directory: Directory, company_id: int) -> list[_Entry]:
+    """The company's users with their folded names, made once per loaded directory:
+    folding every name on every search was most of its cost."""
+    return directory.derived(
+        ("contacts.search", company_id),
+        lambda: [
+            _Entry(name, tuple(name.split()), _word_starts(name), user.extension, user.email, user)
+            for user in directory.users_of(company_id)
+            for name in (folded(user.name),)
+        ],
+    )
 
 
 def search(directory: Directory, company_id: int, query: str, limit: int) -> list[User]:
@@ -39,19 +70,19 @@ def search(directory: Directory, company_id: int, query: str, limit: int) -> lis
     if not wanted:
         return directory.users_of(company_id)[:limit]
     ranked: list[tuple[int, str, User]] = []
-    for user in directory.users_of(company_id):
-        name = folded(user.name)
-        if name.startswith(wanted) or user.extension.startswith(wanted):
+    for entry in _searchable(directory, company_id):
+        name = entry.name
+        if name.startswith(wanted) or entry.extension.startswith(wanted):
             rank = 0
-        elif any(word.startswith(wanted) for word in name.split()):
+        elif any(word.startswith(wanted) for word in entry.words):
             rank = 1
-        elif wanted in name or user.email.startswith(wanted):
+        elif wanted in name or entry.email.startswith(wanted):
             rank = 2
-        elif _spelled_in(wanted, name):
+        elif _spelled_in(wanted, name, entry.starts):
             rank = 3
         else:
             continue
-        ranked.append((rank, name, user))
+        ranked.append((rank, name, entry.user))
     ranked.sort(key=lambda entry: (entry[0], entry[1]))
     return [user for _, _, user in ranked[:limit]]
 
@@ -75,20 +106,24 @@ class Favorites:
 
     async def add(self, user_id: int, favorite_user_id: int) -> None:
         """Idempotent: a favorite already there stays where it is."""
-        async with self._db.transaction() as session:
-            exists = await session.scalar(
-                select(Favorite.id).where(
-                    Favorite.user_id == user_id, Favorite.favorite_user_id == favorite_user_id
-                )
-            )
-            if exists is None:
-                session.add(
-                    Favorite(
-                        user_id=user_id,
-                        favorite_user_id=favorite_user_id,
-                        created_at=datetime.now(UTC),
+        try:
+            async with self._db.transaction() as session:
+                exists = await session.scalar(
+                    select(Favorite.id).where(
+                        Favorite.user_id == user_id, Favorite.favorite_user_id == favorite_user_id
                     )
                 )
+                if exists is None:
+                    session.add(
+                        Favorite(
+                            user_id=user_id,
+                            favorite_user_id=favorite_user_id,
+                            created_at=datetime.now(UTC),
+                        )
+                    )
+        except IntegrityError:
+            # The same star from another device at the same moment: it is there now.
+            pass
 
     async def remove(self, user_id: int, favorite_user_id: int) -> None:
         async with self._db.transaction() as session:

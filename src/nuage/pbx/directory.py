@@ -12,13 +12,17 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from nuage.store import repositories
 from nuage.store.database import Database
 from nuage.store.models import Company, IvrMenu, Number, Status, Trunk, User
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,8 @@ class Snapshot:
     companies_by_domain: dict[str, Company] = field(default_factory=dict)
     users: dict[tuple[int, str], User] = field(default_factory=dict)
     users_by_id: dict[int, User] = field(default_factory=dict)
+    # Each company's users by extension.
+    users_by_company: dict[int, list[User]] = field(default_factory=dict)
     trunks: dict[int, list[Trunk]] = field(default_factory=dict)
     trunks_by_address: dict[str, list[Trunk]] = field(default_factory=dict)
     numbers: dict[str, Number] = field(default_factory=dict)
@@ -38,6 +44,8 @@ class Snapshot:
     # Each company's statuses in menu order, and every status by id.
     statuses: dict[int, list[Status]] = field(default_factory=dict)
     statuses_by_id: dict[int, Status] = field(default_factory=dict)
+    # What other modules compute from this snapshot (Directory.derived), dropped with it.
+    derived: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -62,6 +70,9 @@ class Snapshot:
         numbers_by_company: defaultdict[int, list[Number]] = defaultdict(list)
         for number in sorted(numbers, key=lambda n: n.number):
             numbers_by_company[number.company_id].append(number)
+        users_by_company: defaultdict[int, list[User]] = defaultdict(list)
+        for user in sorted(users, key=lambda u: u.extension):
+            users_by_company[user.company_id].append(user)
         statuses_by_company: defaultdict[int, list[Status]] = defaultdict(list)
         for status in sorted(statuses or [], key=lambda s: s.position):
             statuses_by_company[status.company_id].append(status)
@@ -71,6 +82,7 @@ class Snapshot:
             companies_by_domain={company.domain: company for company in companies},
             users={(user.company_id, user.extension): user for user in users},
             users_by_id={user.id: user for user in users},
+            users_by_company=dict(users_by_company),
             trunks=dict(trunks_by_company),
             trunks_by_address=dict(trunks_by_address),
             numbers={number.number: number for number in numbers},
@@ -142,10 +154,15 @@ class Directory:
 
     def users_of(self, company_id: int) -> list[User]:
         """The company's users, by extension."""
-        return sorted(
-            (user for user in self._snapshot.users_by_id.values() if user.company_id == company_id),
-            key=lambda user: user.extension,
-        )
+        return list(self._snapshot.users_by_company.get(company_id, ()))
+
+    def derived(self, key: object, make: Callable[[], T]) -> T:
+        """``make()``, computed once per loaded directory under ``key``: for what is
+        costly to derive on every request (the directory search's folded names)."""
+        cache = self._snapshot.derived
+        if key not in cache:
+            cache[key] = make()
+        return cast(T, cache[key])
 
     def user_by_id(self, company_id: int, user_id: int) -> User | None:
         user = self._snapshot.users_by_id.get(user_id)
