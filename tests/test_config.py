@@ -133,3 +133,67 @@ def test_digest_algorithms_default_and_choice() -> None:
         Config.from_mapping({"server": {"digest_algorithms": ["SHA-1"]}})
     with pytest.raises(ConfigError, match=r"server\.digest_algorithms"):
         Config.from_mapping({"server": {"digest_algorithms": []}})
+
+
+def test_smtp_section() -> None:
+    assert Config.default().smtp is None
+    smtp = Config.from_mapping(
+        {"smtp": {"host": "mail.example.net", "from_address": "Nuage <vm@example.net>"}}
+    ).smtp
+    assert smtp is not None
+    assert (smtp.tls, smtp.server_port, smtp.username, smtp.password, smtp.timeout) == (
+        "starttls",
+        587,
+        None,
+        None,
+        30.0,
+    )
+    for tls, port in (("tls", 465), ("none", 25)):
+        config = Config.from_mapping(
+            {"smtp": {"host": "192.0.2.25", "tls": tls, "from_address": "vm@example.net"}}
+        )
+        assert config.smtp is not None and config.smtp.server_port == port
+    full = Config.from_mapping(
+        {
+            "smtp": {
+                "host": "smtp.example.net",
+                "port": 2525,
+                "username": "nuage",
+                "password": "s3cret",
+                "from_address": "vm@example.net",
+                "timeout": 10,
+            }
+        }
+    ).smtp
+    assert full is not None and full.server_port == 2525
+    assert full.password is not None and full.password.get_secret_value() == "s3cret"
+    # The password never shows in a log line or an error.
+    assert "s3cret" not in repr(full)
+
+
+@pytest.mark.parametrize(
+    ("smtp", "message"),
+    [
+        ({"from_address": "vm@example.net"}, "smtp.host: Field required"),
+        ({"host": "mail.example.net"}, "smtp.from_address: Field required"),
+        ({"host": "a b", "from_address": "vm@example.net"}, "smtp.host: 'a b' is not an IP"),
+        ({"host": "m", "from_address": "vm"}, "smtp.from_address: 'vm' is not one mail address"),
+        (
+            {"host": "m", "from_address": "a@example.net, b@example.net"},
+            "smtp.from_address: 'a@example.net, b@example.net' is not one mail address",
+        ),
+        (
+            {"host": "m", "from_address": "vm@example.net\r\nBcc: x@example.net"},
+            "smtp.from_address:",
+        ),
+        ({"host": "m", "from_address": "vm@x", "tls": "ssl"}, "smtp.tls: Input should be 'none'"),
+        ({"host": "m", "from_address": "vm@x", "port": 0}, "smtp.port: must be between 1"),
+        ({"host": "m", "from_address": "vm@x", "timeout": 0}, "smtp.timeout: Input should be"),
+        ({"host": "m", "from_address": "vm@x", "user": "u"}, "smtp.user: unknown key"),
+        ({"host": "m", "from_address": "vm@x", "username": "u"}, "smtp: username and password"),
+    ],
+)
+def test_smtp_errors_name_the_key(smtp: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_mapping({"smtp": smtp})
+    assert str(info.value).startswith(message)

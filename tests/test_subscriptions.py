@@ -59,7 +59,10 @@ class FakePackage:
     def __init__(self) -> None:
         self.states: dict[int, str] = {}
 
-    def state(self, company: Company, user: User) -> str:
+    def may_watch(self, subscriber: User, target: User) -> bool:
+        return True
+
+    async def state(self, company: Company, user: User) -> str:
         return self.states.get(user.id, "idle")
 
     def body(self, entity: str, version: int, state: str, previous: str | None) -> bytes:

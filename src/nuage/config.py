@@ -12,7 +12,18 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from nuage.mail.address import mail_address
 
 __all__ = [
     "Config",
@@ -21,6 +32,7 @@ __all__ = [
     "LogConfig",
     "RedisConfig",
     "ServerConfig",
+    "SmtpConfig",
     "load_config",
 ]
 
@@ -168,6 +180,53 @@ class RedisConfig(_Section):
         return value
 
 
+# The usual port of each way of securing SMTP: implicit TLS (RFC 8314), submission with
+# STARTTLS (RFC 6409), plain relay.
+_SMTP_PORTS = {"tls": 465, "starttls": 587, "none": 25}
+
+
+class SmtpConfig(_Section):
+    """The mail server voicemail notifications go through; no section: no mail."""
+
+    host: str
+    # None: the usual port of `tls`.
+    port: int | None = None
+    tls: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str
+    timeout: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not _is_host(value):
+            raise ValueError(f"{value!r} is not an IP address or host name")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        return None if value is None else _check_port(value)
+
+    @field_validator("from_address")
+    @classmethod
+    def _from_address(cls, value: str) -> str:
+        if not _is_host(mail_address(value).domain):
+            raise ValueError(f"{value!r} is not one mail address")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SmtpConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+    @property
+    def server_port(self) -> int:
+        return self.port if self.port is not None else _SMTP_PORTS[self.tls]
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
@@ -181,6 +240,7 @@ class Config(_Section):
     server: ServerConfig = ServerConfig()
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
+    smtp: SmtpConfig | None = None
     log: LogConfig = LogConfig()
 
     def model_post_init(self, context: Any, /) -> None:

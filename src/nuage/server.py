@@ -11,6 +11,7 @@ import secrets
 import socket
 from collections.abc import Generator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -21,6 +22,7 @@ from nuage.config import Config
 from nuage.events import EventBus
 from nuage.events.memory import InProcessBus
 from nuage.events.redis_bus import RedisBus
+from nuage.mail.smtp import SmtpClient
 from nuage.media.engine import LocalMediaEngine
 from nuage.pbx.admin import Administration
 from nuage.pbx.app_sessions import AppSessions
@@ -30,8 +32,9 @@ from nuage.pbx.call_log import CallLog
 from nuage.pbx.contacts import Favorites
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
-from nuage.pbx.event_packages import DialogPackage, PresencePackage
+from nuage.pbx.event_packages import DialogPackage, MessageSummaryPackage, PresencePackage
 from nuage.pbx.location import LocationService
+from nuage.pbx.message_waiting import MessageWaiting
 from nuage.pbx.presence import Presence
 from nuage.pbx.recordings import RecordingService
 from nuage.pbx.records import CallRecorder
@@ -41,6 +44,9 @@ from nuage.pbx.statuses import StatusService
 from nuage.pbx.subscriptions import SubscriptionManager
 from nuage.pbx.throttle import FailureThrottle
 from nuage.pbx.trunk_registration import TrunkRegistrar
+from nuage.pbx.unsolicited_mwi import UnsolicitedMwi
+from nuage.pbx.voicemail.mailer import VoicemailMailer
+from nuage.pbx.voicemail.outbox import MailOutbox
 from nuage.pbx.voicemail.service import Voicemail
 from nuage.pbx.voicemail.store import VoicemailStore
 from nuage.sip.digest import DigestAuthenticator
@@ -108,6 +114,9 @@ class NuageServer:
         self.bus: EventBus | None = None
         self.feed: EventFeed | None = None
         self.voicemail: Voicemail | None = None
+        self.mailer: VoicemailMailer | None = None
+        self.message_waiting: MessageWaiting | None = None
+        self.mwi: UnsolicitedMwi | None = None
         self._http: uvicorn.Server | None = None
         # Answers /healthz from the start; the API once storage is up (serve_api).
         self.app = create_app(self.readiness, self.counters)
@@ -139,6 +148,9 @@ class NuageServer:
             figures["sip_dropped"] = stats.dropped
         if self.directory is not None:
             figures["directory_revision"] = self.directory.revision
+        if self.mailer is not None:
+            figures["voicemail_mails_pending"] = self.mailer.pending
+            figures["voicemail_mails_failed"] = self.mailer.failed
         return figures
 
     async def start(self) -> None:
@@ -176,7 +188,25 @@ class NuageServer:
         presence = Presence(location, calls)
         statuses.listeners.add(presence.may_have_changed)
         call_log = CallLog(self.db, server.data_dir)
-        self.voicemail = voicemail = Voicemail(VoicemailStore(self.db, server.data_dir), self.media)
+        smtp = self.config.smtp
+        voicemail_store = VoicemailStore(self.db, server.data_dir, mail=smtp is not None)
+        self.voicemail = voicemail = Voicemail(voicemail_store, self.media)
+        if smtp is None:
+            log.info("no [smtp] in the configuration: voicemail messages are not mailed")
+        else:
+            client = SmtpClient(
+                smtp.host,
+                smtp.server_port,
+                tls=smtp.tls,
+                username=smtp.username,
+                password=None if smtp.password is None else smtp.password.get_secret_value(),
+                timeout=smtp.timeout,
+            )
+            self.mailer = mailer = VoicemailMailer(
+                MailOutbox(self.db), client, data_dir=server.data_dir, sender=smtp.from_address
+            )
+            voicemail.add_listener(mailer.message_left)
+            mailer.start()
         self.bus = bus = (
             RedisBus(self.config.redis.url, prefix=self.config.redis.key_prefix)
             if self.config.redis.url
@@ -195,18 +225,24 @@ class NuageServer:
             voicemail=voicemail,
         )
         feed.start()
+        self.message_waiting = waiting = MessageWaiting(voicemail)
+        summaries = MessageSummaryPackage(waiting)
         subscriptions = SubscriptionManager(
             directory,
             auth,
-            [DialogPackage(calls), PresencePackage(presence, directory)],
+            [DialogPackage(calls), PresencePackage(presence, directory), summaries],
             contact_for=calls.contact_for,
         )
         presence.add_listener(subscriptions.resource_changed)
+        waiting.listeners.add(partial(subscriptions.resource_changed, event=summaries.event))
+        self.mwi = mwi = UnsolicitedMwi(
+            directory, location, waiting, subscriptions, contact_for=calls.contact_for
+        )
         self.service = PbxService(
             directory=directory,
             location=location,
             auth=auth,
-            registrar=Registrar(location, auth),
+            registrar=Registrar(location, auth, on_new_binding=mwi.registered),
             calls=calls,
             recorder=recorder,
             subscriptions=subscriptions,
@@ -221,6 +257,7 @@ class NuageServer:
         )
         calls.attach(endpoint)
         subscriptions.attach(endpoint)
+        mwi.attach(endpoint)
         await endpoint.listen_udp(server.sip_host, server.sip_port)
         await endpoint.listen_tcp(server.sip_host, server.sip_port)
         self.endpoint = endpoint
@@ -264,6 +301,9 @@ class NuageServer:
             port=server.http_port,
             log_level="warning",
             lifespan="off",
+            # Events are small JSON: compressing each one costs more CPU per delivery than
+            # it saves (bench/RESULTS.md section 10), and memory per stream.
+            ws_per_message_deflate=False,
         )
         self._http = _EmbeddedHttpServer(config)
         task = asyncio.create_task(self._http.serve())
@@ -291,6 +331,10 @@ class NuageServer:
             await self.trunks.stop()
         if self.service is not None:
             self.service.subscriptions.close()
+        if self.mwi is not None:
+            self.mwi.close()
+        if self.message_waiting is not None:
+            self.message_waiting.close()
         if self.endpoint is not None:
             await self.endpoint.close()
         if self.media is not None:
@@ -304,6 +348,8 @@ class NuageServer:
         if self.writer is not None:
             # Calls just ended: their records are in the queue.
             await self.writer.close()
+        if self.mailer is not None:
+            await self.mailer.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -27,11 +27,15 @@ from peers.ports import free_port, free_ports
 
 @contextlib.asynccontextmanager
 async def in_process_server(
-    tmp_path: Path, plan_text: str, **server: object
+    tmp_path: Path,
+    plan_text: str,
+    *,
+    sections: dict[str, dict[str, object]] | None = None,
+    **server: object,
 ) -> AsyncIterator[NuageServer]:
     """A server in this process on loopback ports, its company provisioned from
     ``plan_text`` (on PostgreSQL when the tests run against it); ``server``: more
-    ``[server]`` settings."""
+    ``[server]`` settings; ``sections``: other sections of the configuration."""
     async with e2e_database() as url:
         rtp = free_ports(64)
         rtp += rtp % 2
@@ -45,7 +49,8 @@ async def in_process_server(
                 "rtp_port_max": rtp + 60,
                 "data_dir": str(tmp_path / "data"),
                 **server,
-            }
+            },
+            **(sections or {}),
         }
         if url is not None:
             settings["database"] = {"url": url}

@@ -1,6 +1,7 @@
 """What a user looks like to the phones that subscribe to them: the dialog package (RFC
-4235, what busy-lamp-field keys show) from the live calls, and presence (RFC 3856, PIDF)
-from their line state and the status they chose, as the app shows them.
+4235, what busy-lamp-field keys show) from the live calls, presence (RFC 3856, PIDF)
+from their line state and the status they chose, as the app shows them, and the
+message summary (RFC 3842, the message-waiting lamp) of their voicemail box.
 
 Each package computes a comparable state (the subscription manager sends a NOTIFY only
 when it changes) and renders it as the document the phone asked for.
@@ -15,14 +16,18 @@ from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.calls import Call
 from nuage.pbx.dialing import Party
 from nuage.pbx.directory import Directory
+from nuage.pbx.message_waiting import MessageWaiting
 from nuage.pbx.presence import Presence
+from nuage.pbx.voicemail.store import MessageCounts
 from nuage.sip.event_bodies import (
     DIALOG_INFO,
+    MESSAGE_SUMMARY,
     PIDF,
     DialogInfo,
     Direction,
     Identity,
     dialog_info,
+    message_summary,
     pidf,
 )
 from nuage.store.models import Company, Status, User
@@ -42,7 +47,10 @@ class DialogPackage:
     def __init__(self, calls: CallEngine) -> None:
         self._calls = calls
 
-    def state(self, company: Company, user: User) -> DialogState:
+    def may_watch(self, subscriber: User, target: User) -> bool:
+        return True
+
+    async def state(self, company: Company, user: User) -> DialogState:
         dialogs = [
             dialog
             for call in self._calls.live_calls()
@@ -145,7 +153,10 @@ class PresencePackage:
         self._presence = presence
         self._directory = directory
 
-    def state(self, company: Company, user: User) -> PresenceState:
+    def may_watch(self, subscriber: User, target: User) -> bool:
+        return True
+
+    async def state(self, company: Company, user: User) -> PresenceState:
         return presence_state(
             self._presence.line_state(company.id, user.id),
             self._directory.user_status(company.id, user.id),
@@ -155,3 +166,25 @@ class PresencePackage:
         self, entity: str, version: int, state: PresenceState, previous: PresenceState | None
     ) -> bytes:
         return pidf(entity, is_open=state.is_open, note=state.note, activities=state.activities)
+
+
+class MessageSummaryPackage:
+    """The message-summary package: how many voice messages of the user's box are new
+    and old. Only for the box's owner: a phone watches its own user's lamp."""
+
+    event = "message-summary"
+    content_type = MESSAGE_SUMMARY
+
+    def __init__(self, waiting: MessageWaiting) -> None:
+        self._waiting = waiting
+
+    def may_watch(self, subscriber: User, target: User) -> bool:
+        return subscriber.id == target.id
+
+    async def state(self, company: Company, user: User) -> MessageCounts:
+        return await self._waiting.counts(company.id, user.id)
+
+    def body(
+        self, entity: str, version: int, state: MessageCounts, previous: MessageCounts | None
+    ) -> bytes:
+        return message_summary(entity, state.new, state.old)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -18,11 +19,21 @@ MAX_EXPIRES = 7200
 # a desk phone, a softphone or two, a mobile.
 MAX_CONTACTS = 10
 
+# Told of a device that registered afresh: (company id, user id, its binding).
+NewBindingListener = Callable[[int, int, Binding], None]
+
 
 class Registrar:
-    def __init__(self, location: LocationService, auth: UserAuthenticator) -> None:
+    def __init__(
+        self,
+        location: LocationService,
+        auth: UserAuthenticator,
+        *,
+        on_new_binding: NewBindingListener | None = None,
+    ) -> None:
         self._location = location
         self._auth = auth
+        self._on_new_binding = on_new_binding
 
     async def handle(self, tx: ServerTransactionHandle, company: Company) -> None:
         request = tx.request
@@ -79,6 +90,10 @@ class Registrar:
         ]
         await self._location.change(company.id, user.id, changes, remove_all=wildcard)
         tx.respond(200, headers=self._contact_headers(company.id, user.id, now))
+        if self._on_new_binding is not None:
+            for change in changes:
+                if change.binding is not None and _is_fresh(change.binding, current):
+                    self._on_new_binding(company.id, user.id, change.binding)
 
     @staticmethod
     def _refusal(
@@ -107,3 +122,11 @@ class Registrar:
             remaining = max(0, int((binding.expires_at - now).total_seconds()))
             headers.append(("Contact", f"<{binding.contact}>;expires={remaining}"))
         return headers
+
+
+def _is_fresh(binding: Binding, current: dict[str, Binding]) -> bool:
+    """Whether ``binding`` is a new registration rather than a refresh: a UA keeps its
+    Call-ID across the refreshes of one boot (RFC 3261 10.2.4), so a new Call-ID for a
+    contact already bound is a device that restarted."""
+    before = current.get(binding.contact)
+    return before is None or before.call_id != binding.call_id

@@ -1,11 +1,13 @@
 """Subscriptions (RFC 6665): phones SUBSCRIBE to a colleague's state and get a NOTIFY
-each time it changes. Generic over event packages (event_packages.py: dialog, presence).
+each time it changes. Generic over event packages (event_packages.py: dialog, presence,
+message-summary).
 
 A user's SUBSCRIBE is authenticated by digest as their calls are, and may only name a
-user of their own company. It is answered 200 with the granted Expires, then a NOTIFY
-carries the full state at once; later NOTIFYs go only when the package's state really
-changed (a listener says when it may have), one at a time per subscription: changes
-that come while one is in flight are folded into the next. A refresh (SUBSCRIBE in the
+user of their own company whom its package lets them watch (a voicemail box is its
+owner's only). It is answered 200 with the granted Expires, then a NOTIFY carries the
+full state at once; later NOTIFYs go only when the package's state really changed (a
+listener says when it may have), one at a time per subscription: changes that come
+while one is in flight are folded into the next. A refresh (SUBSCRIBE in the
 subscription's dialog) extends it and is answered with the current state; Expires: 0,
 or no refresh in time, ends it with a last NOTIFY ``terminated;reason=timeout``. A
 NOTIFY refused in a way that says the subscriber is gone ends it without one.
@@ -71,7 +73,11 @@ class EventPackage(Protocol[S]):
     @property
     def content_type(self) -> str: ...
 
-    def state(self, company: Company, user: User) -> S: ...
+    def may_watch(self, subscriber: User, target: User) -> bool:
+        """Whether ``subscriber`` may watch ``target``, a user of their company."""
+        ...
+
+    async def state(self, company: Company, user: User) -> S: ...
 
     def body(self, entity: str, version: int, state: S, previous: S | None) -> bytes:
         """The document of ``state``, the ``version``-th of its subscription;
@@ -168,6 +174,9 @@ class SubscriptionManager:
         target = self._target(company, request.uri)
         if target is None:
             tx.respond(404, "No such user")
+            return
+        if not package.may_watch(subscriber, target):
+            tx.respond(403, f"Not allowed to watch this user's {package.event}")
             return
         if expires and self._per_subscriber[(company.id, subscriber.id)] >= MAX_PER_SUBSCRIBER:
             tx.respond(403, f"Too many subscriptions (at most {MAX_PER_SUBSCRIBER})")
@@ -331,10 +340,21 @@ class SubscriptionManager:
 
     # -- NOTIFY ------------------------------------------------------------------------------
 
-    def resource_changed(self, company_id: int, user_id: int) -> None:
-        """The state of ``user_id`` may have changed (a presence listener)."""
+    def resource_changed(self, company_id: int, user_id: int, event: str | None = None) -> None:
+        """The state of ``user_id`` in the package ``event`` (None: in every package) may
+        have changed (a presence or message-waiting listener)."""
         for subscription in list(self._by_target.get((company_id, user_id), ())):
-            self._notify_soon(subscription)
+            if event is None or subscription.package.event == event:
+                self._notify_soon(subscription)
+
+    def watching(self, company_id: int, user_id: int, event: str) -> list[Dialog]:
+        """The dialogs of the live subscriptions to ``event`` of ``user_id``: where their
+        subscribers are."""
+        return [
+            subscription.dialog
+            for subscription in self._by_target.get((company_id, user_id), ())
+            if subscription.package.event == event
+        ]
 
     def _notify_soon(self, subscription: Subscription, *, forced: bool = False) -> None:
         subscription.forced = subscription.forced or forced
@@ -371,7 +391,7 @@ class SubscriptionManager:
                 subscription.ending = TerminationReason.NORESOURCE
             return await self._send(subscription, None, b"")
         package = subscription.package
-        state = package.state(company, target)
+        state = await package.state(company, target)
         unchanged = subscription.notified and state == subscription.last_state
         if subscription.ending is None and not subscription.forced and unchanged:
             return True

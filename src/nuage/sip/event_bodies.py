@@ -1,10 +1,11 @@
-"""The documents NOTIFYs carry: dialog-info (RFC 4235, the busy-lamp field) and PIDF
-presence (RFC 3863, with RFC 4480 activities).
+"""The documents NOTIFYs carry: dialog-info (RFC 4235, the busy-lamp field), PIDF
+presence (RFC 3863, with RFC 4480 activities) and message summaries (RFC 3842, the
+message-waiting lamp).
 
-Both are full-state documents built from plain values; the caller decides what the
-dialogs and the presence are. Text that reaches the XML (display names come from
-callers, hence from the network) is escaped, and characters XML 1.0 cannot carry at all
-are dropped.
+All are full-state documents built from plain values; the caller decides what the
+dialogs, the presence and the counts are. Text that reaches the XML (display names come
+from callers, hence from the network) is escaped, and characters XML 1.0 cannot carry at
+all are dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 DIALOG_INFO = "application/dialog-info+xml"
 PIDF = "application/pidf+xml"
+MESSAGE_SUMMARY = "application/simple-message-summary"
 
 DialogState = Literal["trying", "proceeding", "early", "confirmed", "terminated"]
 Direction = Literal["initiator", "recipient"]
@@ -134,3 +136,21 @@ def pidf(
         lines.append("  </dm:person>")
     lines.append("</presence>")
     return ("\n".join(lines) + "\n").encode()
+
+
+def message_summary(
+    account: str, new: int, old: int, *, urgent_new: int = 0, urgent_old: int = 0
+) -> bytes:
+    """A message summary (RFC 3842 5.2) of the voice messages of ``account`` (a SIP
+    URI): ``new`` and ``old`` messages, of which ``urgent_new`` and ``urgent_old`` are
+    urgent. Messages are waiting while any is new."""
+    if min(new, old, urgent_new, urgent_old) < 0 or urgent_new > new or urgent_old > old:
+        raise ValueError(f"bad message counts {new}/{old} ({urgent_new}/{urgent_old})")
+    if any(character in account for character in "\r\n"):
+        raise ValueError(f"bad message account {account!r}")
+    lines = [
+        f"Messages-Waiting: {'yes' if new else 'no'}",
+        f"Message-Account: {account}",
+        f"Voice-Message: {new}/{old} ({urgent_new}/{urgent_old})",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode()

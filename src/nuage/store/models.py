@@ -384,3 +384,31 @@ class VoicemailMessage(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
     # When it was first listened to (through the app or a phone); None: new.
     heard_at: Mapped[datetime | None]
+
+
+class VoicemailNotification(Base):
+    """The mail telling of a message (an outbox row): written in the message's own
+    transaction, so no message misses its mail, and kept until the message is deleted.
+    Pending while `next_attempt_at` is set; then either `sent_at` or `failed_at` is."""
+
+    __tablename__ = "voicemail_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    # A deleted message needs no mail any more: its notification goes with it.
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("voicemail_messages.id", ondelete="CASCADE"), unique=True
+    )
+    # The box's settings when the message was left.
+    recipient: Mapped[str] = mapped_column(String(254))
+    attach_audio: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    # Tries so far, counted when one starts (a crash mid-send counts too).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When to try next; a sender that takes the row moves it on by its lease, so that
+    # nodes sharing the database do not send it twice. None once sent or failed.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    sent_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    # The last failure, as the mail server put it.
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -1,2 +1,3 @@
 """Voicemail (F17, P5): boxes and their messages (store.py), leaving a message
-(deposit.py)."""
+(deposit.py), mailing new messages: the mail (mail.py), its outbox (outbox.py) and the
+sender that empties it (mailer.py)."""

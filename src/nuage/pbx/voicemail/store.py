@@ -3,7 +3,8 @@ directory (``voicemail/<company id>/<date>-<random>.wav``), always written and f
 before its row, and removed only after its row.
 
 A user without a box row has a box with the defaults of the model; the row is made with
-the first message or setting.
+the first message or setting. When mail is on, a message whose box says ``send_email``
+gets its notification row (outbox.py) in the transaction that writes it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nuage.pbx.voicemail import outbox
 from nuage.store.database import Database
-from nuage.store.models import VoicemailBox, VoicemailMessage
+from nuage.store.models import User, VoicemailBox, VoicemailMessage
 
 # The box a user has before any row says otherwise.
 DEFAULT_MAX_SECONDS = 180
@@ -57,15 +59,29 @@ class MessageCounts:
 
 
 class VoicemailStore:
-    def __init__(self, db: Database, data_dir: Path) -> None:
+    def __init__(self, db: Database, data_dir: Path, *, mail: bool = False) -> None:
+        """``mail``: an SMTP server is configured, new messages are to be mailed."""
         self._db = db
         self.data_dir = data_dir
+        self._mail = mail
 
     def new_message_path(self, company_id: int) -> Path:
         """Where a new message's file goes."""
         now = datetime.now(UTC)
         name = f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex}.wav"
         return self.data_dir / "voicemail" / str(company_id) / name
+
+    def greeting_path(self, company_id: int, user_id: int) -> Path:
+        """Where a user's own greeting is kept."""
+        return self.data_dir / "voicemail" / str(company_id) / "greetings" / f"{user_id}.wav"
+
+    async def set_greeting(self, company_id: int, user_id: int, path: Path) -> None:
+        """Make ``path`` (durable already) the user's greeting."""
+        async with self._db.transaction() as session:
+            box = await _box(session, company_id, user_id) or await _new_box(
+                session, company_id, user_id
+            )
+            box.greeting_path = str(path.relative_to(self.data_dir))
 
     async def settings(self, company_id: int, user_id: int) -> BoxSettings:
         async with self._db.session() as session:
@@ -83,18 +99,9 @@ class VoicemailStore:
     ) -> VoicemailMessage:
         """Register a message whose file is durable already."""
         async with self._db.transaction() as session:
-            box = await _box(session, company_id, user_id)
-            if box is None:
-                box = VoicemailBox(
-                    company_id=company_id,
-                    user_id=user_id,
-                    enabled=True,
-                    max_seconds=DEFAULT_MAX_SECONDS,
-                    send_email=True,
-                    attach_audio=True,
-                )
-                session.add(box)
-                await session.flush()
+            box = await _box(session, company_id, user_id) or await _new_box(
+                session, company_id, user_id
+            )
             message = VoicemailMessage(
                 company_id=company_id,
                 box_id=box.id,
@@ -105,6 +112,13 @@ class VoicemailStore:
                 duration_ms=duration_ms,
             )
             session.add(message)
+            if self._mail and box.send_email:
+                await session.flush()
+                recipient = box.email or await session.scalar(
+                    select(User.email).where(User.company_id == company_id, User.id == user_id)
+                )
+                if recipient is not None:
+                    outbox.enqueue(session, message, recipient, attach_audio=box.attach_audio)
         return message
 
     async def messages(self, company_id: int, user_id: int) -> list[VoicemailMessage]:
@@ -181,4 +195,19 @@ async def _box(session: AsyncSession, company_id: int, user_id: int) -> Voicemai
             VoicemailBox.company_id == company_id, VoicemailBox.user_id == user_id
         )
     )
+    return box
+
+
+async def _new_box(session: AsyncSession, company_id: int, user_id: int) -> VoicemailBox:
+    """The row of a box that had the defaults so far (flushed: it has its id)."""
+    box = VoicemailBox(
+        company_id=company_id,
+        user_id=user_id,
+        enabled=True,
+        max_seconds=DEFAULT_MAX_SECONDS,
+        send_email=True,
+        attach_audio=True,
+    )
+    session.add(box)
+    await session.flush()
     return box

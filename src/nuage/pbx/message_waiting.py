@@ -1,0 +1,83 @@
+"""How many new and old voicemail messages each user has: what message-waiting lamps
+show (RFC 3842). Counts change only through the voicemail service, whose listeners say
+when a box changed; the counts are then read again from the database, and the
+listeners here are told when they really changed. Between changes they come from
+memory, so that a NOTIFY never waits for the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nuage.pbx.listeners import UserListeners
+from nuage.pbx.voicemail.service import Voicemail
+from nuage.pbx.voicemail.store import MessageCounts
+from nuage.store.models import Company, User, VoicemailMessage
+
+log = logging.getLogger(__name__)
+
+
+class MessageWaiting:
+    def __init__(self, voicemail: Voicemail) -> None:
+        self._store = voicemail.store
+        self._counts: dict[tuple[int, int], MessageCounts] = {}
+        # Users whose counts are being read again; True: a change came during the read,
+        # which may have missed it, so read once more.
+        self._reading: dict[tuple[int, int], bool] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Told when a user's counts changed; they read them with counts().
+        self.listeners = UserListeners()
+        voicemail.add_listener(self._message_left)
+        voicemail.add_box_listener(self._message_changed)
+
+    async def counts(self, company_id: int, user_id: int) -> MessageCounts:
+        """The user's counts, read from the database the first time only."""
+        key = (company_id, user_id)
+        known = self._counts.get(key)
+        if known is None:
+            read = await self._store.counts(company_id, user_id)
+            # A change read meanwhile is newer than this read: it wins.
+            known = self._counts.setdefault(key, read)
+        return known
+
+    def _message_left(self, company: Company, owner: User, message: VoicemailMessage) -> None:
+        self.box_changed(company.id, owner.id)
+
+    def _message_changed(self, company_id: int, user_id: int, change: str, message_id: int) -> None:
+        # Heard or deleted.
+        self.box_changed(company_id, user_id)
+
+    def box_changed(self, company_id: int, user_id: int) -> None:
+        """Read the user's counts again, once at a time per user."""
+        key = (company_id, user_id)
+        if key in self._reading:
+            self._reading[key] = True
+            return
+        self._reading[key] = False
+        task = asyncio.get_running_loop().create_task(self._read_again(key))
+        # Keep a reference: the loop only holds tasks weakly.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_again(self, key: tuple[int, int]) -> None:
+        try:
+            while True:
+                self._reading[key] = False
+                counts = await self._store.counts(*key)
+                previous = self._counts.get(key)
+                self._counts[key] = counts
+                if counts != previous:
+                    self.listeners.notify(*key)
+                if not self._reading[key]:
+                    return
+        except Exception:
+            log.exception("message counts of user %d of company %d unreadable", key[1], key[0])
+            # Not kept from before the change: the next NOTIFY reads them again.
+            self._counts.pop(key, None)
+        finally:
+            del self._reading[key]
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
