@@ -35,6 +35,25 @@ VOICES = {"fr": "fr-fr", "nl": "nl", "en": "en-us"}
 # Words per minute; espeak-ng's default (175) is hurried for a phone line.
 SPEED = 160
 
+# Counts of new messages with a recording of their own (nuage.media.prompts).
+NEW_COUNT_PROMPTS = 9
+
+
+def _new_messages(count: int) -> dict[str, str]:
+    """ "You have N new messages": the singular is worded apart in every language."""
+    if count == 1:
+        return {
+            "fr": "Vous avez un nouveau message.",
+            "nl": "U hebt één nieuw bericht.",
+            "en": "You have one new message.",
+        }
+    return {
+        "fr": f"Vous avez {count} nouveaux messages.",
+        "nl": f"U hebt {count} nieuwe berichten.",
+        "en": f"You have {count} new messages.",
+    }
+
+
 # Every prompt, by name then language. A tuple of (language, sentence) pairs instead of a
 # mapping is one prompt for every language, each sentence spoken by its own voice.
 PROMPTS: dict[str, dict[str, str] | tuple[tuple[str, str], ...]] = {
@@ -63,18 +82,18 @@ PROMPTS: dict[str, dict[str, str] | tuple[tuple[str, str], ...]] = {
     },
     "voicemail_menu": {
         "fr": (
-            "Vous avez de nouveaux messages. Tapez 1 pour écouter, 2 pour conserver, "
-            "3 pour supprimer, 4 pour le message suivant, "
-            "5 pour enregistrer votre annonce d'accueil."
+            "Tapez 1 pour réécouter, 2 pour conserver, 3 pour supprimer, "
+            "4 pour le message suivant, 5 pour enregistrer votre annonce d'accueil, "
+            "dièse pour raccrocher."
         ),
         "nl": (
-            "U hebt nieuwe berichten. Druk op 1 om te beluisteren, 2 om te bewaren, "
-            "3 om te wissen, 4 voor het volgende bericht, "
-            "5 om uw begroeting in te spreken."
+            "Druk op 1 om opnieuw te beluisteren, 2 om te bewaren, 3 om te wissen, "
+            "4 voor het volgende bericht, 5 om uw begroeting in te spreken, "
+            "hekje om op te hangen."
         ),
         "en": (
-            "You have new messages. Press 1 to listen, 2 to save, 3 to delete, "
-            "4 for the next message, 5 to record your greeting."
+            "Press 1 to listen again, 2 to save, 3 to delete, 4 for the next message, "
+            "5 to record your greeting, pound to hang up."
         ),
     },
     "voicemail_no_messages": {
@@ -87,6 +106,32 @@ PROMPTS: dict[str, dict[str, str] | tuple[tuple[str, str], ...]] = {
         "nl": "Voer uw pincode in, gevolgd door het hekje.",
         # Lower case: espeak-ng spells "PIN" out letter by letter.
         "en": "Please enter your pin, followed by the pound key.",
+    },
+    "voicemail_pin_wrong": {
+        "fr": "Code secret incorrect.",
+        "nl": "Onjuiste pincode.",
+        "en": "Wrong pin.",
+    },
+    **{f"voicemail_new_{count}": _new_messages(count) for count in range(1, NEW_COUNT_PROMPTS + 1)},
+    "voicemail_new_many": {
+        "fr": "Vous avez plus de neuf nouveaux messages.",
+        "nl": "U hebt meer dan negen nieuwe berichten.",
+        "en": "You have more than nine new messages.",
+    },
+    "voicemail_end_menu": {
+        "fr": "Pour enregistrer votre annonce d'accueil, tapez 5.",
+        "nl": "Druk op 5 om uw begroeting in te spreken.",
+        "en": "To record your greeting, press 5.",
+    },
+    "voicemail_record_greeting": {
+        "fr": "Enregistrez votre annonce après le signal sonore, puis tapez la touche dièse.",
+        "nl": "Spreek uw begroeting in na de toon en druk dan op het hekje.",
+        "en": "Record your greeting after the tone, then press the pound key.",
+    },
+    "voicemail_greeting_saved": {
+        "fr": "Votre annonce est enregistrée.",
+        "nl": "Uw begroeting is opgeslagen.",
+        "en": "Your greeting is saved.",
     },
     "invalid_choice": {
         "fr": "Choix non valide.",

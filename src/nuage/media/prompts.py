@@ -20,6 +20,8 @@ import numpy.typing as npt
 from nuage.media.g711 import Pcm
 from nuage.media.player import Sound
 
+# Counts of new messages with their own recording; more is "more than nine".
+NEW_COUNT_PROMPTS = 9
 PROMPT_NAMES = (
     "recording_started",
     "recording_stopped",
@@ -28,6 +30,14 @@ PROMPT_NAMES = (
     "voicemail_menu",
     "voicemail_no_messages",
     "voicemail_pin",
+    "voicemail_pin_wrong",
+    # "You have N new messages", one recording per count: each language words the
+    # singular and the plural differently, which joined pieces could not.
+    *(f"voicemail_new_{count}" for count in range(1, NEW_COUNT_PROMPTS + 1)),
+    "voicemail_new_many",
+    "voicemail_end_menu",
+    "voicemail_record_greeting",
+    "voicemail_greeting_saved",
     "invalid_choice",
     "goodbye",
     "ivr_language",

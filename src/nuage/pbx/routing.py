@@ -17,6 +17,9 @@ from nuage.store.models import Company, IvrMenu, Trunk, User
 # Dialled strings this short that are not an extension are a mistyped extension, not a
 # number to send to the carrier (no E.164 number has fewer than 7 digits in practice).
 MAX_EXTENSION_LENGTH = 6
+# The feature code a user dials from their own phone to listen to their voicemail. Not a
+# route of its own: only a user's call (never a carrier's, nor a transfer) reaches it.
+VOICEMAIL_ACCESS_CODE = "*98"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from nuage.pbx.location import LocationService
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.routing import (
+    VOICEMAIL_ACCESS_CODE,
     Refused,
     Route,
     ToIvr,
@@ -124,6 +125,9 @@ class PbxService:
     async def call_from_user(self, tx: CallerTransaction, company: Company, user: User) -> None:
         dialled = tx.request.uri.user or ""
         caller = Party(user.extension, user.name, user.id)
+        if dialled == VOICEMAIL_ACCESS_CODE:
+            await self._call_own_voicemail(tx, company, caller, user)
+            return
         route = route_from_user(
             self._directory, company, dialled, self.calls.external_calls[company.id]
         )
@@ -160,6 +164,17 @@ class PbxService:
         await self.calls.place(
             tx, company, external_caller, Party(route.number), [destination], direction="outbound"
         )
+
+    async def _call_own_voicemail(
+        self, tx: CallerTransaction, company: Company, caller: Party, user: User
+    ) -> None:
+        """``user`` listening to their box: they are digest-authenticated, so the box
+        reached is always their own."""
+        access = await self._voicemail.access_for(company, user)
+        if access is None:
+            tx.respond(404, "No voicemail box")
+            return
+        await self.calls.place(tx, company, caller, access.party, access, direction="internal")
 
     async def _invite_from_trunk(self, tx: ServerTransactionHandle, trunks: list[Trunk]) -> None:
         """A carrier's call: the dialled number picks the company among those the carrier

@@ -1,5 +1,6 @@
 """Voicemail for the call engine and the API: the deposit that takes a call to a user,
-and the listeners told of every new message (events, message waiting, email)."""
+the owner listening from a phone (access.py), and the listeners told of every new
+message (events, message waiting, email)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 from nuage.media.engine import MediaEngine
+from nuage.pbx.voicemail.access import VoicemailAccess
 from nuage.pbx.voicemail.deposit import VoicemailDeposit
 from nuage.pbx.voicemail.store import VoicemailStore
 from nuage.store.models import Company, User, VoicemailMessage
@@ -68,3 +70,10 @@ class Voicemail:
                     log.exception("voicemail listener failed on message %d", message.id)
 
         return VoicemailDeposit(company, owner, settings, self.store, self._media, on_message=left)
+
+    async def access_for(self, company: Company, owner: User) -> VoicemailAccess | None:
+        """What answers ``owner`` calling their own box; None if their box is off."""
+        settings = await self.store.settings(company.id, owner.id)
+        if not settings.enabled:
+            return None
+        return VoicemailAccess(company, owner, settings, self, self._media)
