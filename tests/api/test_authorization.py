@@ -330,7 +330,12 @@ def _body(isolation: Isolation, endpoint: Endpoint) -> dict[str, Any] | None:
     operation = paths.get(endpoint.path, {}).get(endpoint.method.lower(), {})
     if "requestBody" not in operation:
         return None
-    reference: str = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    content = operation["requestBody"]["content"]
+    if "application/json" not in content:
+        # An upload (a greeting's WAV) names nothing but the caller's own things: sent
+        # empty, it must still be refused without a leak or a server error.
+        return None
+    reference: str = content["application/json"]["schema"]["$ref"]
     model = reference.rpartition("/")[2]
     if model.endswith("Patch"):
         return {}  # a patch changes the fields sent: none is valid

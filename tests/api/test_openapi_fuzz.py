@@ -37,6 +37,10 @@ from nuage.store.database import Database
 
 pytestmark = pytest.mark.db
 
+# Uploads (a voicemail greeting) are binary: fuzzed as raw bytes, like octet streams.
+schemathesis.serializer.alias("audio/wav", "application/octet-stream")
+
+
 BASE_URL = "http://nuage"
 
 # Enough for the inputs that break a route to come up (Hypothesis tries boundaries and odd

@@ -1,9 +1,14 @@
-"""The caller's voicemail (F17): their messages, new first; listen, mark heard, delete.
-Group boxes are not listed here (the app shows them with the groups)."""
+"""The caller's voicemail (F17): their messages, new first; listen, mark heard, delete;
+their own greeting. Group boxes are not listed here (the app shows them with the
+groups)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from datetime import datetime
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
@@ -12,6 +17,7 @@ from pydantic import BaseModel, Field
 from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
 from nuage.api.ids import RowId
+from nuage.media.prompts import PromptFormatError, read_wav
 from nuage.pbx.voicemail.service import Voicemail
 from nuage.store.models import VoicemailMessage
 
@@ -77,6 +83,69 @@ async def mark_heard(caller: Caller, request: Request, message_id: RowId) -> Res
     return Response(status_code=204)
 
 
+# An uploaded greeting: 8 kHz mono 16-bit PCM WAV (what the phones hear, as is), from one
+# second to a minute; bigger bodies are refused before they are read whole.
+GREETING_MIN_SECONDS = 1.0
+GREETING_MAX_SECONDS = 60.0
+_GREETING_MAX_BYTES = 44 + int(GREETING_MAX_SECONDS * 8000) * 2 + 1024
+
+
+@router.put(
+    "/me/voicemail/greeting",
+    status_code=204,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "8 kHz mono 16-bit PCM WAV, 1 to 60 seconds",
+        }
+    },
+)
+async def upload_greeting(caller: Caller, request: Request) -> Response:
+    """My own greeting, played to callers instead of the default one."""
+    voicemail = _voicemail(request)
+    final = voicemail.store.greeting_path(caller.company_id, caller.user_id)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _GREETING_MAX_BYTES:
+            raise ApiError(413, "too_large", "A greeting lasts at most a minute")
+    partial = final.with_name(f"{final.stem}.upload-{uuid.uuid4().hex}.wav")
+    try:
+        await asyncio.to_thread(_write_durably, partial, bytes(body))
+    except OSError as exc:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise ApiError(507, "storage_full", f"The greeting could not be stored: {exc}") from None
+    try:
+        pcm = await asyncio.to_thread(read_wav, partial)
+    except PromptFormatError as exc:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise ApiError(422, "invalid", f"Not a usable greeting: {exc}") from None
+    seconds = len(pcm) / 8000
+    if not GREETING_MIN_SECONDS <= seconds <= GREETING_MAX_SECONDS:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise ApiError(422, "invalid", f"A greeting lasts 1 to 60 seconds, not {seconds:.1f}")
+    await voicemail.store.replace_greeting(caller.company_id, caller.user_id, partial)
+    return Response(status_code=204)
+
+
+@router.delete("/me/voicemail/greeting", status_code=204)
+async def delete_greeting(caller: Caller, request: Request) -> Response:
+    """Back to the default greeting."""
+    if not await _voicemail(request).store.clear_greeting(caller.company_id, caller.user_id):
+        raise ApiError(404, "not_found", "You have no greeting of your own")
+    return Response(status_code=204)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+# Last: "/me/voicemail/greeting" above must not be taken for a message id.
 @router.delete("/me/voicemail/{message_id}", status_code=204)
 async def delete_message(caller: Caller, request: Request, message_id: RowId) -> Response:
     if not await _voicemail(request).delete(caller.company_id, caller.user_id, message_id):

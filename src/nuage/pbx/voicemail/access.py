@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -205,17 +204,16 @@ class VoicemailAccess:
         finally:
             # The caller hanging up ends the greeting; a server stopping cancels this
             # task, and the greeting is still kept.
-            kept = await asyncio.shield(self._keep_greeting(recording, partial, final))
+            kept = await asyncio.shield(self._keep_greeting(recording, partial))
         if kept and not line.over:
             await line.say(self._prompt("voicemail_greeting_saved"))
 
-    async def _keep_greeting(self, recording: CallRecording, partial: Path, final: Path) -> bool:
+    async def _keep_greeting(self, recording: CallRecording, partial: Path) -> bool:
         await recording.stop()
         if recording.seconds < MIN_GREETING_SECONDS:
             await asyncio.to_thread(partial.unlink, missing_ok=True)
             return False
-        await asyncio.to_thread(_replace_durably, partial, final)
-        await self._voicemail.store.set_greeting(self._company.id, self._owner.id, final)
+        await self._voicemail.store.replace_greeting(self._company.id, self._owner.id, partial)
         log.info(
             "voicemail of %s: new greeting of %.1f s", self._owner.extension, recording.seconds
         )
@@ -312,13 +310,3 @@ def pin_matches(pin_hash: str, keyed: str) -> bool:
         return _HASHER.verify(pin_hash, keyed)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def _replace_durably(partial: Path, final: Path) -> None:
-    """Rename ``partial`` (fsynced) over ``final``, and make the rename durable."""
-    os.replace(partial, final)
-    directory = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,6 +83,27 @@ class VoicemailStore:
                 session, company_id, user_id
             )
             box.greeting_path = str(path.relative_to(self.data_dir))
+
+    async def replace_greeting(self, company_id: int, user_id: int, partial: Path) -> None:
+        """Make ``partial`` (a complete WAV, fsynced, in the greetings directory) the
+        user's greeting: renamed over the old one durably, then the box's row points to
+        it. An interrupted replacement leaves the old greeting whole."""
+        final = self.greeting_path(company_id, user_id)
+        await asyncio.to_thread(_replace_durably, partial, final)
+        await self.set_greeting(company_id, user_id, final)
+
+    async def clear_greeting(self, company_id: int, user_id: int) -> bool:
+        """Back to the default greeting: the row first, then the file. False when the
+        user had no greeting of their own."""
+        async with self._db.transaction() as session:
+            box = await _box(session, company_id, user_id)
+            if box is None or box.greeting_path is None:
+                return False
+            path = self.data_dir / box.greeting_path
+            box.greeting_path = None
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(path.unlink)
+        return True
 
     async def settings(self, company_id: int, user_id: int) -> BoxSettings:
         async with self._db.session() as session:
@@ -211,3 +233,13 @@ async def _new_box(session: AsyncSession, company_id: int, user_id: int) -> Voic
     session.add(box)
     await session.flush()
     return box
+
+
+def _replace_durably(partial: Path, final: Path) -> None:
+    """Rename ``partial`` (fsynced) over ``final``, and make the rename durable."""
+    os.replace(partial, final)
+    directory = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
