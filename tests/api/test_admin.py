@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from api.plans import PROVIDER
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.provision import apply_plan, password_hash, sip_ha1, sip_secrets
@@ -22,21 +23,6 @@ from nuage.store.database import Database
 from nuage.store.models import AppSession, Favorite, Registration, User
 
 pytestmark = pytest.mark.db
-
-PROVIDER = """
-[company]
-name = "Nuage Provider"
-domain = "provider.example"
-country = "BE"
-
-[[users]]
-name = "Eve Engineer"
-extension = "9001"
-email = "eve@provider.example"
-password = "app-9001"
-sip_password = "sip-9001"
-role = "engineer"
-"""
 
 GLOBEX = """
 [company]

@@ -38,7 +38,9 @@ class CallRecording:
 
     ``sources`` are, per channel, a side and the codecs its party sends, by payload type.
     ``on_limit`` is called when the recorder stops by itself (its maximum length, a full
-    disk); ``stop`` must still be awaited then.
+    disk); ``stop`` must still be awaited then. With ``watch_sound``, ``last_sound_at``
+    follows when a party was last heard (an RMS per frame: only voicemail needs it, call
+    recordings do without).
     """
 
     def __init__(
@@ -48,8 +50,10 @@ class CallRecording:
         *sources: tuple[Tappable, Mapping[int, RtpMap]],
         max_seconds: float,
         on_limit: Callable[[], None],
+        watch_sound: bool = False,
     ) -> None:
         self.path = path
+        self._watch_sound = watch_sound
         self._clock = clock
         self._recorder = WavRecorder(path, channels=len(sources), max_seconds=max_seconds)
         self._taps = [(side, InboundAudio(codecs)) for side, codecs in sources]
@@ -82,7 +86,7 @@ class CallRecording:
         self._last_tick = tick
         for _ in range(max(frames, 1)):
             heard = [inbound.frame(now) for _, inbound in self._taps]
-            if any(frame is not None and _loud(frame) for frame in heard):
+            if self._watch_sound and any(frame is not None and _loud(frame) for frame in heard):
                 self.last_sound_at = now
             if not self._recorder.write(*heard):
                 if self._recorder.error is not None:

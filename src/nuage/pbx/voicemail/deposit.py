@@ -91,6 +91,7 @@ class VoicemailDeposit:
             source,
             max_seconds=self._settings.max_seconds,
             on_limit=limit.set,
+            watch_sound=True,
         )
         ended_by = "hangup"
         try:
