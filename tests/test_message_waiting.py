@@ -27,7 +27,7 @@ from nuage.pbx.subscriptions import SubscriptionManager
 from nuage.pbx.throttle import FailureThrottle
 from nuage.pbx.unsolicited_mwi import UnsolicitedMwi
 from nuage.pbx.voicemail.service import Voicemail
-from nuage.pbx.voicemail.store import VoicemailStore
+from nuage.pbx.voicemail.store import BoxKey, VoicemailStore
 from nuage.sip.digest import DigestAuthenticator, authorization_for
 from nuage.sip.endpoint import ServerTransactionHandle, SipEndpoint, new_tag
 from nuage.sip.event_bodies import MESSAGE_SUMMARY
@@ -52,12 +52,14 @@ class Mwi:
     server: SipEndpoint
     data_dir: Path
 
+    def box(self, extension: str) -> BoxKey:
+        return BoxKey(self.company_id, user_id=self.users[extension])
+
     async def leave_message(self, extension: str) -> int:
         """A message for ``extension``'s box, as a deposit keeps it; its id."""
         user_id = self.users[extension]
         message = await self.voicemail.store.add_message(
-            self.company_id,
-            user_id,
+            BoxKey(self.company_id, user_id=user_id),
             caller="1003",
             caller_name="Camille",
             path=self.data_dir / "voicemail" / f"{new_tag()}.wav",
@@ -185,12 +187,12 @@ async def test_a_phone_watches_its_own_box(mwi: Mwi) -> None:
         second = await mwi.leave_message("1002")
         assert summary(await phone.next_notify()) == ("yes", "2/0 (0/0)")
         await mwi.leave_message("1003")  # someone else's box
-        assert await mwi.voicemail.mark_heard(mwi.company_id, mwi.users["1002"], first)
+        assert await mwi.voicemail.mark_heard(mwi.box("1002"), first)
         assert summary(await phone.next_notify()) == ("yes", "1/1 (0/0)")
         # Heard again: the counts do not change, no NOTIFY.
-        assert await mwi.voicemail.mark_heard(mwi.company_id, mwi.users["1002"], first)
+        assert await mwi.voicemail.mark_heard(mwi.box("1002"), first)
         await nothing_more(phone)
-        assert await mwi.voicemail.delete(mwi.company_id, mwi.users["1002"], second)
+        assert await mwi.voicemail.delete(mwi.box("1002"), second)
         assert summary(await phone.next_notify()) == ("no", "0/1 (0/0)")
     finally:
         await phone.close()
@@ -259,7 +261,7 @@ async def test_a_phone_registering_afresh_hears_of_waiting_messages(mwi: Mwi) ->
         assert (await register(desk, "1002", "boot-2")).status == 200
         assert summary(await desk.next_notify()) == ("yes", "1/0 (0/0)")
 
-        assert await mwi.voicemail.mark_heard(mwi.company_id, mwi.users["1002"], first)
+        assert await mwi.voicemail.mark_heard(mwi.box("1002"), first)
         assert summary(await desk.next_notify()) == ("no", "0/1 (0/0)")
         # Nothing new waits: a fresh registration says nothing.
         assert (await register(desk, "1002", "boot-3")).status == 200

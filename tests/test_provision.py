@@ -230,7 +230,7 @@ FULL = ISSUE_PLAN + MORE_USERS
         ),
         (
             bad(FULL, 'route = "1002"', 'route = "1009"'),
-            "numbers[1].route: no user or IVR with extension '1009'",
+            "numbers[1].route: no user, group or IVR with extension '1009'",
         ),
         (
             bad(FULL, '"02 555 01 01"', '"02 555"'),
@@ -286,7 +286,7 @@ FULL = ISSUE_PLAN + MORE_USERS
             bad(FULL, '"NL", "FR"]', '"NL", "Narnia"]'),
             "policy.allowed_countries: unknown country code 'Narnia'",
         ),
-        (FULL + "\n[groups]\n", "groups: unknown key"),
+        (FULL + "\n[queues]\n", "queues: unknown key"),
         ("[company\n", "invalid TOML"),
     ],
 )
@@ -309,7 +309,7 @@ def test_every_wrong_entry_is_named(tmp_path: Path) -> None:
         load_plan(write(tmp_path, plan))
     assert str(info.value).splitlines() == [
         "users[2].extension: duplicate '1002'",
-        "numbers[1].route: no user or IVR with extension '1009'",
+        "numbers[1].route: no user, group or IVR with extension '1009'",
     ]
 
 
@@ -412,8 +412,8 @@ async def test_documented_example_applies(database: Database, tmp_path: Path) ->
     doc = (Path(__file__).parents[1] / "docs" / "provisioning.md").read_text(encoding="utf-8")
     example = doc.split("## Complete example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     report = await apply_plan(database, write(tmp_path, example))
-    assert (report.users.created, report.trunks.created, report.numbers.created) == (3, 2, 3)
-    assert report.ivrs.created == 1
+    assert (report.users.created, report.trunks.created, report.numbers.created) == (3, 2, 5)
+    assert (report.ivrs.created, report.groups.created, report.voicemail.created) == (1, 1, 1)
     assert not (await apply_plan(database, write(tmp_path, example))).changed
 
 
@@ -421,14 +421,14 @@ async def test_demo_plan_applies(database: Database) -> None:
     plan_file = resources.files("nuage").joinpath("data/demo-plan.toml")
     with resources.as_file(plan_file) as plan_path:
         report = await apply_plan(database, plan_path)
-        assert report.ivrs.created == 1
+        assert (report.ivrs.created, report.groups.created) == (1, 1)
         assert not (await apply_plan(database, plan_path)).changed
     async with database.session() as session:
         company = await repo.company_by_domain(session, "demo.nuage")
         assert company is not None
         [menu] = await repo.ivr_menus(session, company.id)
         number = await repo.number_owner(session, "+3225550180")
-    assert menu.keys == {"1": "1001", "2": "1002"}
+    assert menu.keys == {"1": "1001", "2": "1002", "3": "2000"}
     assert number is not None and number.route == menu.extension
 
 
@@ -572,14 +572,14 @@ def test_number_may_route_to_an_ivr(tmp_path: Path) -> None:
         (
             '"2" = "1002"',
             '"7" = "1009"',
-            "ivrs[0].keys.\"7\": no user or other IVR with extension '1009'",
+            "ivrs[0].keys.\"7\": no user, group or other IVR with extension '1009'",
         ),
         ('"2" = "1002"', '"7" = 1002', 'ivrs[0].keys."7": Input should be a valid string'),
         ('"9" = "810"', '"9" = "800"', "ivrs[0].keys.\"9\": '800' is this IVR itself"),
         (
             'fallback = "1003"',
             'fallback = "1009"',
-            "ivrs[1].fallback: no user or other IVR with extension '1009'",
+            "ivrs[1].fallback: no user, group or other IVR with extension '1009'",
         ),
         ('fallback = "1003"', 'fallback = "810"', "ivrs[1].fallback: '810' is this IVR itself"),
         (
@@ -596,7 +596,11 @@ def test_number_may_route_to_an_ivr(tmp_path: Path) -> None:
         ("attempts = 2", "attempts = 11", "ivrs[1].attempts: Input should be less than or"),
         ('name = "Support"', 'title = "Support"', "ivrs[1].title: unknown key"),
         ('name = "Support"', 'nom = "Support"', "ivrs[1].name: Field required"),
-        ('route = "800"', 'route = "820"', "numbers[2].route: no user or IVR with extension '820'"),
+        (
+            'route = "800"',
+            'route = "820"',
+            "numbers[2].route: no user, group or IVR with extension '820'",
+        ),
     ],
 )
 async def test_bad_ivr_changes_nothing(
@@ -637,7 +641,7 @@ def test_every_wrong_ivr_entry_is_named(tmp_path: Path) -> None:
     with pytest.raises(PlanError) as info:
         load_plan(write(tmp_path, plan))
     assert str(info.value).splitlines() == [
-        "ivrs[0].keys.\"2\": no user or other IVR with extension '1009'",
+        "ivrs[0].keys.\"2\": no user, group or other IVR with extension '1009'",
         "ivrs[1].prompt: no prompt named 'nope'; prompts are " + ", ".join(PROMPT_NAMES),
-        "ivrs[1].fallback: no user or other IVR with extension '9'",
+        "ivrs[1].fallback: no user, group or other IVR with extension '9'",
     ]

@@ -14,7 +14,7 @@ from nuage.pbx.directory import Directory
 from nuage.pbx.provision import apply_plan, password_hash
 from nuage.pbx.routing import VOICEMAIL_ACCESS_CODE, Refused, route_from_trunk, route_from_user
 from nuage.pbx.voicemail.access import new_messages_prompt, pin_matches
-from nuage.pbx.voicemail.store import VoicemailStore
+from nuage.pbx.voicemail.store import BoxKey, VoicemailStore
 from nuage.store.database import Database
 from test_provision import ISSUE_PLAN, write
 
@@ -62,16 +62,17 @@ async def test_a_greeting_is_the_boxs_setting_with_or_without_a_row(
     user = directory.user(company.id, "1001")
     assert user is not None
     store = VoicemailStore(database, tmp_path)
-    path = store.greeting_path(company.id, user.id)
+    box = BoxKey.of(user)
+    path = store.greeting_path(box)
     assert path == tmp_path / "voicemail" / str(company.id) / "greetings" / f"{user.id}.wav"
-    assert (await store.settings(company.id, user.id)).greeting_path is None
+    assert (await store.settings(box)).greeting_path is None
     # No box row yet: setting the greeting makes it, with the defaults otherwise.
-    await store.set_greeting(company.id, user.id, path)
-    settings = await store.settings(company.id, user.id)
+    await store.set_greeting(box, path)
+    settings = await store.settings(box)
     assert settings.greeting_path == f"voicemail/{company.id}/greetings/{user.id}.wav"
     assert settings.enabled and settings.pin_hash is None
-    await store.set_greeting(company.id, user.id, path)
-    assert (await store.settings(company.id, user.id)).greeting_path == settings.greeting_path
+    await store.set_greeting(box, path)
+    assert (await store.settings(box)).greeting_path == settings.greeting_path
 
 
 async def test_the_access_code_is_no_route_for_a_carrier_nor_a_transfer(

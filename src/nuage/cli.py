@@ -156,13 +156,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             f"  the provider's {user.role}, who administers every company: "
             f"{user.email} / {user.password}"
         )
-    menus = {menu.extension: menu.name for menu in plan.ivrs}
+    kinds = {menu.extension: "the voice menu" for menu in plan.ivrs}
+    kinds |= {group.extension: "the group" for group in plan.groups}
     for menu in plan.ivrs:
         keys = ", ".join(f"{key} -> {target}" for key, target in sorted(menu.keys.items()))
         print(f"  extension {menu.extension}: voice menu {menu.name!r} ({keys})")
+    for group in plan.groups:
+        print(
+            f"  extension {group.extension}: group {group.name!r} "
+            f"(rings {', '.join(group.members)})"
+        )
     for number in plan.numbers:
-        target = f"the voice menu {number.route}" if number.route in menus else number.route
+        kind = kinds.get(number.route)
+        target = f"{kind} {number.route}" if kind else number.route
         print(f"  number {number.number} rings {target}")
+    print("  *98: your voicemail; *97 and an extension: leave a message there")
     print(
         "Register a phone as <extension>@" + company.domain + f" via {args.host}:{args.sip_port}."
     )

@@ -223,6 +223,7 @@ class NuageServer:
             recorder=recorder,
             call_log=call_log,
             voicemail=voicemail,
+            directory=directory,
         )
         feed.start()
         self.message_waiting = waiting = MessageWaiting(voicemail)

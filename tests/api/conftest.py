@@ -70,6 +70,7 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[httpx.AsyncCl
         recorder=recorder,
         call_log=call_log,
         voicemail=voicemail,
+        directory=directory,
     )
     serve_api(
         app,

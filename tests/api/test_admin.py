@@ -1,6 +1,7 @@
-"""The admin API (issue 4): companies for the provider's engineers; users, statuses,
-numbers and trunks for a company's administrators; roles, other companies' ids, conflicts,
-validation; every change in effect in the directory at once."""
+"""The admin API (issue 4): companies for the provider's engineers; users, groups,
+statuses, numbers, trunks and voicemail boxes' settings for a company's administrators;
+roles, other companies' ids, conflicts, validation; every change in effect in the
+directory at once."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from api.plans import PROVIDER
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.provision import apply_plan, password_hash, sip_ha1, sip_secrets
+from nuage.pbx.voicemail.access import pin_matches
+from nuage.pbx.voicemail.service import Voicemail
+from nuage.pbx.voicemail.store import BoxKey
 from nuage.store import repositories
 from nuage.store.database import Database
-from nuage.store.models import AppSession, Favorite, Registration, User
+from nuage.store.models import AppSession, Favorite, Registration, User, VoicemailBox
 
 pytestmark = pytest.mark.db
 
@@ -685,20 +689,351 @@ async def test_trunks_are_managed_with_write_only_passwords(world: World) -> Non
 
 async def test_the_openapi_description_documents_the_admin_routes(world: World) -> None:
     spec = (await world.api.get(f"{API}/openapi.json")).json()
-    for collection in ("users", "trunks", "numbers"):
+    for collection in ("users", "groups", "trunks", "numbers"):
         assert {
             f"{API}/companies/{{company_id}}/{collection}",
             f"{API}/companies/{{company_id}}/{collection}/{{{collection[:-1]}_id}}",
         } <= set(spec["paths"])
-    assert {f"{API}/companies", f"{API}/companies/{{company_id}}/statuses/{{key}}"} <= set(
-        spec["paths"]
-    )
+    assert {
+        f"{API}/companies",
+        f"{API}/companies/{{company_id}}/statuses/{{key}}",
+        f"{API}/companies/{{company_id}}/voicemail/{{extension}}",
+    } <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     assert "password" in schemas["UserPlan"]["properties"]
     assert "password" not in schemas["UserOut"]["properties"]
     assert "password" not in schemas["TrunkOut"]["properties"]
     patch = schemas["UserPlanPatch"]
     assert "required" not in patch and "sip_password" in patch["properties"]
-    for schema in ("UserPlan", "TrunkPlan", "NumberPlan", "StatusPlan", "CompanyEntry"):
+    assert "pin" in schemas["VoicemailSettings"]["properties"]
+    assert "pin" not in schemas["VoicemailBoxOut"]["properties"]
+    for schema in (
+        "UserPlan",
+        "TrunkPlan",
+        "NumberPlan",
+        "StatusPlan",
+        "CompanyEntry",
+        "GroupPlan",
+        "VoicemailSettings",
+        "VoicemailBoxOut",
+    ):
         for name, field in schemas[schema]["properties"].items():
             assert field.get("description"), (schema, name)
+
+
+def _user_id(world: World, company: int, extension: str) -> int:
+    user = world.directory.user(company, extension)
+    assert user is not None, extension
+    return user.id
+
+
+async def test_groups_follow_the_plans_rules(world: World) -> None:
+    groups = f"/companies/{world.acme}/groups"
+    admin = world.admin
+    created = await world.ok(
+        "POST", groups, admin, {"name": "Sales", "extension": "1100", "members": ["1003", "1001"]}
+    )
+    # Members by extension, in order.
+    assert created == {
+        "name": "Sales",
+        "extension": "1100",
+        "members": ["1001", "1003"],
+        "id": created["id"],
+    }
+    # In the directory at once.
+    group = world.directory.group(world.acme, "1100")
+    assert group is not None and group.id == created["id"]
+    assert sorted(group.member_ids) == sorted(
+        _user_id(world, world.acme, extension) for extension in ("1001", "1003")
+    )
+    # Without members (yet).
+    empty = await world.ok("POST", groups, admin, {"name": "Nobody", "extension": "1102"})
+    assert empty == {"name": "Nobody", "extension": "1102", "members": [], "id": empty["id"]}
+    await world.ok("DELETE", f"{groups}/{empty['id']}", admin)
+    assert await world.ok("GET", groups, admin) == {"total": 1, "items": [created]}
+    path = f"{groups}/{created['id']}"
+    assert await world.ok("GET", path, world.engineer) == created
+    new = {"name": "Support", "extension": "1101"}
+    for change, status, code, field in (
+        ({"extension": "1001"}, 409, "extension_taken", "extension"),  # Élodie's
+        ({"extension": "1100"}, 409, "extension_taken", "extension"),  # Sales'
+        ({"members": ["1099"]}, 422, "invalid", "members"),
+        ({"members": ["2001"]}, 422, "invalid", "members"),  # Globex's user
+        ({"members": ["1001", "1002", "1001"]}, 422, "invalid", "members"),
+        ({"extension": "0110"}, 422, "invalid", "extension"),
+        ({"name": None}, 422, "invalid", "name"),
+        ({"queue": "x"}, 422, "invalid", "queue"),
+    ):
+        body = new | change
+        message = await world.refused("POST", groups, admin, body, (status, code, field))
+        if field == "members":
+            assert repr(change["members"][-1]) in message  # type: ignore[index]
+    # Voice menus share the extensions too.
+    message = await world.refused(
+        "POST",
+        f"/companies/{world.globex}/groups",
+        world.globex_admin,
+        new | {"extension": "800"},
+        (409, "extension_taken", "extension"),
+    )
+    assert "'Standard'" in message
+    # And a user cannot take a group's extension, new or changed.
+    users = f"/companies/{world.acme}/users"
+    zoe = {
+        "name": "Zoé Lemaire",
+        "extension": "1100",
+        "email": "zoe@acme.example",
+        "password": "app-secret-4",
+        "sip_password": "sip-secret-4",
+    }
+    message = await world.refused("POST", users, admin, zoe, (409, "extension_taken", "extension"))
+    assert "'Sales'" in message
+    await world.refused(
+        "PATCH",
+        f"{users}/{_user_id(world, world.acme, '1002')}",
+        admin,
+        {"extension": "1100", "sip_password": "sip-secret-2"},
+        (409, "extension_taken", "extension"),
+    )
+    # A change: the fields sent; `members` is the whole list.
+    changed = await world.ok("PATCH", path, admin, {"name": "Sales team", "members": ["1002"]})
+    assert changed == created | {"name": "Sales team", "members": ["1002"]}
+    group = world.directory.group(world.acme, "1100")
+    assert group is not None and group.name == "Sales team"
+    assert group.member_ids == [_user_id(world, world.acme, "1002")]
+    assert (await world.ok("PATCH", path, admin, {"extension": "1100"}))["extension"] == "1100"
+    for change, status, code, field in (
+        ({"extension": "1009"}, 409, "extension_taken", "extension"),
+        ({"members": ["1002", "1002"]}, 422, "invalid", "members"),
+        ({"members": None}, 422, "invalid", "members"),
+        ({"id": 5}, 422, "invalid", "id"),
+    ):
+        await world.refused("PATCH", path, admin, change, (status, code, field))
+    # A member who is deleted leaves the group.
+    await world.ok("DELETE", f"{users}/{_user_id(world, world.acme, '1003')}", admin)
+    await world.ok("PATCH", path, admin, {"members": ["1001", "1002"]})
+    lucas = _user_id(world, world.acme, "1002")
+    await world.ok("DELETE", f"{users}/{lucas}", admin)
+    assert (await world.ok("GET", path, admin))["members"] == ["1001"]
+    # Roles and companies.
+    await world.refused("GET", path, world.user, None, (403, "forbidden", None))
+    await world.refused("GET", path, world.globex_admin, None, (404, "not_found", None))
+    await world.refused(
+        "GET",
+        f"/companies/{world.globex}/groups/{created['id']}",
+        world.engineer,
+        None,
+        (404, "not_found", None),
+    )
+    await world.ok("DELETE", path, admin)
+    await world.refused("GET", path, admin, None, (404, "not_found", None))
+    await world.refused("DELETE", path, admin, None, (404, "not_found", None))
+    assert world.directory.group(world.acme, "1100") is None
+    assert (await world.ok("GET", groups, admin))["total"] == 0
+
+
+async def test_numbers_route_to_groups_and_voicemail_boxes(world: World) -> None:
+    admin = world.admin
+    groups, numbers = (f"/companies/{world.acme}/{kind}" for kind in ("groups", "numbers"))
+    group = await world.ok(
+        "POST", groups, admin, {"name": "Support", "extension": "1200", "members": ["1002"]}
+    )
+    path = f"{groups}/{group['id']}"
+    to_group = await world.ok("POST", numbers, admin, {"number": "02 555 01 80", "route": "1200"})
+    to_box = await world.ok("POST", numbers, admin, {"number": "02 555 01 81", "route": "*971200"})
+    to_lucas_box = await world.ok(
+        "POST", numbers, admin, {"number": "02 555 01 82", "route": "*971002"}
+    )
+    assert (to_group["route"], to_box["route"]) == ("1200", "*971200")
+    owner = world.directory.number_owner("+3225550181")
+    assert owner is not None and owner.route == "*971200"
+    for route, message in (
+        ("1099", "no user, group or IVR with extension '1099'"),
+        ("*971099", "no user or group with extension '1099'"),
+        ("*97", None),
+        ("97*1200", None),
+    ):
+        refused = await world.refused(
+            "POST",
+            numbers,
+            admin,
+            {"number": "02 555 01 83", "route": route},
+            (422, "invalid", "route"),
+        )
+        if message is not None:
+            assert refused == message
+    # A voice menu answers; it has no voicemail box.
+    refused = await world.refused(
+        "POST",
+        f"/companies/{world.globex}/numbers",
+        world.globex_admin,
+        {"number": "+33155550101", "route": "*97800"},
+        (422, "invalid", "route"),
+    )
+    assert refused == "no user or group with extension '800'"
+    await world.ok(
+        "POST",
+        f"/companies/{world.globex}/numbers",
+        world.globex_admin,
+        {"number": "+33155550101", "route": "800"},
+    )
+    # A new extension takes the numbers along, those to the group's box too.
+    await world.ok("PATCH", path, admin, {"extension": "1201"})
+    routes = {n["number"]: n["route"] for n in (await world.ok("GET", numbers, admin))["items"]}
+    assert (routes["+3225550180"], routes["+3225550181"]) == ("1201", "*971201")
+    assert world.directory.number_owner("+3225550180").route == "1201"  # type: ignore[union-attr]
+    # So does a user's.
+    await world.ok(
+        "PATCH",
+        f"/companies/{world.acme}/users/{_user_id(world, world.acme, '1002')}",
+        admin,
+        {"extension": "1012", "sip_password": "sip-secret-12"},
+    )
+    assert world.directory.number_owner("+3225550182").route == "*971012"  # type: ignore[union-attr]
+    # A group that numbers route to cannot just disappear, nor a user whose box they reach.
+    message = await world.refused("DELETE", path, admin, None, (409, "in_use", None))
+    assert "+3225550180" in message and "+3225550181" in message
+    await world.ok("DELETE", f"{numbers}/{to_group['id']}", admin)
+    message = await world.refused("DELETE", path, admin, None, (409, "in_use", None))
+    assert "+3225550181" in message and "+3225550180" not in message
+    await world.ok("DELETE", f"{numbers}/{to_box['id']}", admin)
+    await world.ok("DELETE", path, admin)
+    lucas = f"/companies/{world.acme}/users/{_user_id(world, world.acme, '1012')}"
+    message = await world.refused("DELETE", lucas, admin, None, (409, "in_use", None))
+    assert "+3225550182" in message
+    await world.ok("DELETE", f"{numbers}/{to_lucas_box['id']}", admin)
+    await world.ok("DELETE", lucas, admin)
+
+
+DEFAULT_BOX = {
+    "enabled": True,
+    "has_pin": False,
+    "send_email": True,
+    "email": None,
+    "attach_audio": True,
+    "max_seconds": 180,
+    "has_greeting": False,
+}
+
+
+async def test_an_admin_sets_a_voicemail_box(world: World) -> None:
+    admin = world.admin
+    box = f"/companies/{world.acme}/voicemail/1002"
+    # No row yet: the defaults.
+    assert await world.ok("GET", box, admin) == {"extension": "1002", **DEFAULT_BOX}
+    settings = {
+        "enabled": True,
+        "pin": "2468",
+        "send_email": True,
+        "email": "Desk@Acme.example",
+        "attach_audio": False,
+        "max_seconds": 60,
+    }
+    response = await world.call("PUT", box, admin, settings)
+    assert response.status_code == 200, response.text
+    # The PIN is set, never shown, nor its hash.
+    assert "2468" not in response.text and "argon2" not in response.text
+    changed = response.json()
+    assert changed == {
+        "extension": "1002",
+        **DEFAULT_BOX,
+        "has_pin": True,
+        "email": "desk@acme.example",
+        "attach_audio": False,
+        "max_seconds": 60,
+    }
+    assert await world.ok("GET", box, world.engineer) == changed
+    # What the phones and the mail use, as a plan's [[voicemail]] would set it.
+    voicemail: Voicemail = world.api._transport.app.state.voicemail  # type: ignore[attr-defined]
+    lucas = BoxKey(world.acme, user_id=_user_id(world, world.acme, "1002"))
+    stored = await voicemail.store.settings(lucas)
+    assert stored.pin_hash is not None and pin_matches(stored.pin_hash, "2468")
+    assert (stored.email, stored.attach_audio, stored.max_seconds) == (
+        "desk@acme.example",
+        False,
+        60,
+    )
+    # A greeting is the box owner's own: setting the box keeps it.
+    greeting = voicemail.store.greeting_path(lucas)
+    greeting.parent.mkdir(parents=True, exist_ok=True)
+    greeting.write_bytes(b"RIFF")
+    await voicemail.store.set_greeting(lucas, greeting)
+    # Every setting is set: those left out are back to their defaults (no PIN).
+    again = await world.ok("PUT", box, admin, {"enabled": False})
+    assert again == {"extension": "1002", **DEFAULT_BOX, "enabled": False, "has_greeting": True}
+    assert (await voicemail.store.settings(lucas)).pin_hash is None
+    # A group's box.
+    await world.ok(
+        "POST",
+        f"/companies/{world.acme}/groups",
+        admin,
+        {"name": "Support", "extension": "1200", "members": ["1002"]},
+    )
+    group_box = f"/companies/{world.acme}/voicemail/1200"
+    assert await world.ok("GET", group_box, admin) == {"extension": "1200", **DEFAULT_BOX}
+    set_group = await world.ok("PUT", group_box, admin, {"email": "support@acme.example"})
+    assert set_group == {"extension": "1200", **DEFAULT_BOX, "email": "support@acme.example"}
+    group = world.directory.group(world.acme, "1200")
+    assert group is not None
+    group_key = BoxKey(world.acme, group_id=group.id)
+    assert (await voicemail.store.settings(group_key)).email == "support@acme.example"
+    for change, field in (
+        ({"pin": "12"}, "pin"),
+        ({"pin": 2468}, "pin"),
+        ({"max_seconds": 5}, "max_seconds"),
+        ({"email": "nope"}, "email"),
+        ({"extension": "1002"}, "extension"),
+    ):
+        await world.refused("PUT", box, admin, change, (422, "invalid", field))
+    await world.refused(
+        "GET", f"/companies/{world.acme}/voicemail/abc", admin, None, (422, "invalid", "extension")
+    )
+    # A deleted group's box goes with it.
+    await world.ok("DELETE", f"/companies/{world.acme}/groups/{group.id}", admin)
+    async with world.database.session() as session:
+        count = select(func.count()).select_from(VoicemailBox)
+        assert (
+            await session.execute(count.where(VoicemailBox.group_id == group.id))
+        ).scalar_one() == 0
+    await world.refused("GET", group_box, admin, None, (404, "not_found", None))
+
+
+async def test_only_the_companys_boxes_are_found(world: World) -> None:
+    acme, globex = world.acme, world.globex
+    for method, body in (("GET", None), ("PUT", {"max_seconds": 60})):
+        # No user nor group there; a voice menu has no box; Globex's user is not Acme's.
+        for extension in ("1099", "2001"):
+            for who in (world.admin, world.engineer):
+                await world.refused(
+                    method,
+                    f"/companies/{acme}/voicemail/{extension}",
+                    who,
+                    body,
+                    (404, "not_found", None),
+                )
+        await world.refused(
+            method,
+            f"/companies/{globex}/voicemail/800",
+            world.globex_admin,
+            body,
+            (404, "not_found", None),
+        )
+        await world.refused(
+            method,
+            f"/companies/{globex}/voicemail/2001",
+            world.admin,
+            body,
+            (404, "not_found", None),
+        )
+        await world.refused(
+            method,
+            f"/companies/{acme}/voicemail/1001",
+            world.user,
+            body,
+            (403, "forbidden", None),
+        )
+    # Globex's box is untouched.
+    assert await world.ok("GET", f"/companies/{globex}/voicemail/2001", world.globex_admin) == {
+        "extension": "2001",
+        **DEFAULT_BOX,
+    }

@@ -71,6 +71,11 @@ password = "globex-trunk-secret"
 [[numbers]]
 number = "+33155554817"
 route = "4817"
+
+[[groups]]
+name = "Globex Doomsday Desk"
+extension = "4800"
+members = ["4817", "4829"]
 """
 HANK = ("hank.scorpio@globex.example", "app-4817")
 MINDY = ("mindy.simmons@globex.example", "app-4829")
@@ -228,6 +233,12 @@ def _bodies(hank: User) -> dict[str, dict[str, Any]]:
         "StatusPlan": {"key": "globex-volcano", "name": "Volcano"},
         "NumberPlan": {"number": "+33155554830", "route": hank.extension},
         "TrunkPlan": {"name": "globex-backup", "host": "192.0.2.78"},
+        "GroupPlan": {
+            "name": "Globex Doomsday Desk",
+            "extension": "4801",
+            "members": [hank.extension, "4829"],
+        },
+        "VoicemailSettings": {"pin": "4817", "email": hank.email, "max_seconds": 60},
     }
 
 
@@ -268,6 +279,7 @@ async def isolation(api: httpx.AsyncClient, database: Database, tmp_path: Path) 
     for user in directory.users_of(globex.id):
         secrets += [user.name, user.email, json.dumps(user.extension)]
     secrets += [number.number for number in directory.numbers(globex.id)]
+    secrets += ["Globex Doomsday Desk"]
     for trunk in directory.trunks(globex.id):
         secrets += [trunk.name, trunk.host, trunk.username or "", trunk.password or ""]
     missing = str(MAX_ID)
@@ -290,6 +302,8 @@ async def isolation(api: httpx.AsyncClient, database: Database, tmp_path: Path) 
             "call_id": PathValue(GLOBEX_CALL_ID, "no-such-call"),
             "recording_id": PathValue(str(recording), missing),
             "message_id": PathValue(str(message), missing),
+            "group_id": PathValue(str(directory.group(globex.id, "4800").id), missing),
+            "extension": PathValue(hank_user.extension, "9999"),
         },
         bodies=_bodies(hank_user),
         secrets=[secret for secret in secrets if secret],

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 import pytest
 
 from nuage.pbx.voicemail.mail import notification_mail
-from nuage.store.models import User, VoicemailMessage
+from nuage.store.models import Group, User, VoicemailMessage
 
 SENDER = "Nuage <voicemail@nuage.test>"
 NOW = datetime(2026, 12, 3, 14, 6, tzinfo=UTC)
@@ -41,12 +41,12 @@ def mail_of(
     *,
     left: VoicemailMessage | None = None,
     audio: bytes | None = WAV,
-    box_owner: User | None = None,
+    box_owner: User | Group | None = None,
 ) -> EmailMessage:
     built = notification_mail(
         left or message(),
         language=language,
-        owner=box_owner,
+        owner=box_owner or owner(),
         sender=SENDER,
         recipient="lucas@acme.test",
         audio=audio,
@@ -90,6 +90,13 @@ def test_french_mail_with_the_audio_attached() -> None:
     assert attachment.get_content_type() == "audio/wav"
     assert attachment.get_filename() == "voicemail-7.wav"
     assert attachment.get_content() == WAV
+
+
+def test_a_group_boxs_mail_names_the_group() -> None:
+    mail = mail_of("en", box_owner=Group(name="Support", extension="2000"))
+    text, html = parts(mail)
+    assert "Voicemail box: Support (2000)\n" in text
+    assert "<td>Support (2000)</td>" in html
 
 
 @pytest.mark.parametrize(

@@ -26,9 +26,9 @@ from nuage.mail.smtp import SmtpClient
 from nuage.pbx.provision import apply_plan
 from nuage.pbx.voicemail.mailer import VoicemailMailer
 from nuage.pbx.voicemail.outbox import MailOutbox
-from nuage.pbx.voicemail.store import VoicemailStore
+from nuage.pbx.voicemail.store import BoxKey, VoicemailStore
 from nuage.store.database import Database
-from nuage.store.models import Company, User, VoicemailMessage, VoicemailNotification
+from nuage.store.models import Company, Group, User, VoicemailMessage, VoicemailNotification
 from peers import audio
 from peers.ports import free_port
 from peers.smtp import MailSink
@@ -48,6 +48,20 @@ attach_audio = false
 [[voicemail]]
 extension = "1003"
 send_email = false
+
+[[groups]]
+name = "Support"
+extension = "2000"
+members = ["1002"]
+
+[[groups]]
+name = "Sales"
+extension = "2100"
+members = ["1002"]
+
+[[voicemail]]
+extension = "2000"
+email = "support@acme.example"
 """
 
 
@@ -62,7 +76,7 @@ class Left:
     """What a voicemail listener is told of a new message."""
 
     company: Company
-    owner: User
+    owner: User | Group
     message: VoicemailMessage
 
     def tell(self, mailer: VoicemailMailer) -> None:
@@ -80,20 +94,23 @@ async def acme(database: Database, tmp_path: Path) -> Acme:
 async def leave(
     acme: Acme, extension: str = "1001", *, store: VoicemailStore | None = None
 ) -> Left:
-    """A 2 s message of TONE in ``extension``'s box, kept as a deposit keeps it."""
+    """A 2 s message of TONE in the box of ``extension`` (a user's or a group's), kept as
+    a deposit keeps it."""
     store = store or acme.store
     async with acme.db.session() as session:
         company = await session.scalar(select(Company).where(Company.domain == DOMAIN))
         assert company is not None
-        owner = await session.scalar(
+        owner: User | Group | None = await session.scalar(
             select(User).where(User.company_id == company.id, User.extension == extension)
+        ) or await session.scalar(
+            select(Group).where(Group.company_id == company.id, Group.extension == extension)
         )
         assert owner is not None
     path = store.new_message_path(company.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     audio.write_tone_wav(path, TONE, duration=2.0)
     message = await store.add_message(
-        company.id, owner.id, caller="0475123456", caller_name="Marc", path=path, duration_ms=2000
+        BoxKey.of(owner), caller="0475123456", caller_name="Marc", path=path, duration_ms=2000
     )
     return Left(company, owner, message)
 
@@ -198,7 +215,7 @@ async def test_a_server_down_then_up_gets_the_mail_and_the_message_is_intact(
     [attachment] = list(mail.iter_attachments())
     assert tone_of(attachment.get_content()) == (TONE, 2.0)
     # The message itself: its row and its file, unchanged.
-    [kept] = await acme.store.messages(left.company.id, left.owner.id)
+    [kept] = await acme.store.messages(BoxKey.of(left.owner))
     assert (kept.id, kept.path, kept.duration_ms) == (left.message.id, left.message.path, 2000)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
@@ -260,20 +277,28 @@ async def test_the_next_process_sends_what_the_last_left(acme: Acme) -> None:
 async def test_only_what_the_box_and_the_configuration_ask_for(acme: Acme) -> None:
     await leave(acme, "1002")
     await leave(acme, "1003")
+    # A group's box mails its own address only: Sales has none.
+    await leave(acme, "2000")
+    await leave(acme, "2100")
     # Without [smtp], no mail at all.
     await leave(acme, "1001", store=VoicemailStore(acme.db, acme.store.data_dir))
     async with MailSink() as sink, running(acme, sink.port):
-        [mail] = await sink.messages(1, within=5)
+        lucas, support = await sink.messages(2, within=5)
         await asyncio.sleep(0.3)
-    assert len(sink.received) == 1
-    assert sink.received[0][0] == ["reception@acme.example"]
-    text = mail.get_body(("plain",))
+    assert [recipients for recipients, _ in sink.received] == [
+        ["reception@acme.example"],
+        ["support@acme.example"],
+    ]
+    text = lucas.get_body(("plain",))
     assert text is not None and "Lucas Dubois (1002)" in text.get_content()
-    assert list(mail.iter_attachments()) == []
+    assert list(lucas.iter_attachments()) == []
+    text = support.get_body(("plain",))
+    assert text is not None and "Support (2000)" in text.get_content()
+    assert len(list(support.iter_attachments())) == 1
 
 
 async def test_a_deleted_message_takes_its_mail_with_it(acme: Acme) -> None:
     left = await leave(acme)
-    assert await acme.store.delete(left.company.id, left.owner.id, left.message.id)
+    assert await acme.store.delete(BoxKey.of(left.owner), left.message.id)
     async with acme.db.session() as session:
         assert list(await session.scalars(select(VoicemailNotification))) == []

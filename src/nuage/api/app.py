@@ -8,7 +8,18 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
 
-from nuage.api import admin, auth, calls, contacts, errors, events, me, statuses, voicemail
+from nuage.api import (
+    admin,
+    auth,
+    calls,
+    contacts,
+    errors,
+    events,
+    groups,
+    me,
+    statuses,
+    voicemail,
+)
 from nuage.api.event_feed import EventFeed
 from nuage.api.health import health_router
 from nuage.events import EventBus
@@ -48,6 +59,7 @@ def create_app(
     api.include_router(calls.router)
     api.include_router(statuses.router)
     api.include_router(events.router)
+    api.include_router(groups.router)
     api.include_router(voicemail.router)
     api.include_router(admin.router)
     app.include_router(api)

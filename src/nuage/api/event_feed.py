@@ -30,12 +30,14 @@ from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.call_log import CallLog
 from nuage.pbx.calls import Call
 from nuage.pbx.control import CallControl
+from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.presence import Presence
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.statuses import StatusError, StatusService
 from nuage.pbx.voicemail.service import Voicemail
-from nuage.store.models import Company, User, VoicemailMessage
+from nuage.pbx.voicemail.store import BoxKey
+from nuage.store.models import Company, Group, User, VoicemailMessage
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,10 @@ class EventFeed:
         recorder: CallRecorder,
         call_log: CallLog,
         voicemail: Voicemail,
+        directory: Directory,
     ) -> None:
         self._bus = bus
+        self._directory = directory
         self._control = control
         self._presence = presence
         self._statuses = statuses
@@ -150,12 +154,25 @@ class EventFeed:
 
     # -- voicemail -------------------------------------------------------------------------
 
-    def _message_left(self, company: Company, owner: User, message: VoicemailMessage) -> None:
-        data = VoicemailOut.of(message).model_dump(mode="json")
-        self._bus.publish(company.id, "voicemail.created", data, user_id=owner.id)
+    def _message_left(
+        self, company: Company, owner: User | Group, message: VoicemailMessage
+    ) -> None:
+        box = BoxKey.of(owner)
+        data = VoicemailOut.of(message, box).model_dump(mode="json")
+        for user_id in self._box_readers(box):
+            self._bus.publish(company.id, "voicemail.created", data, user_id=user_id)
 
-    def _box_changed(self, company_id: int, user_id: int, change: str, message_id: int) -> None:
-        self._bus.publish(company_id, f"voicemail.{change}", {"id": message_id}, user_id=user_id)
+    def _box_changed(self, box: BoxKey, change: str, message_id: int) -> None:
+        data = {"id": message_id, "group_id": box.group_id}
+        for user_id in self._box_readers(box):
+            self._bus.publish(box.company_id, f"voicemail.{change}", data, user_id=user_id)
+
+    def _box_readers(self, box: BoxKey) -> list[int]:
+        """Who sees the box's messages: its owner, or the group's members."""
+        if box.user_id is not None:
+            return [box.user_id]
+        group = self._directory.group_by_id(box.company_id, box.group_id or 0)
+        return group.member_ids if group is not None else []
 
     # -- call log ---------------------------------------------------------------------------
 

@@ -1,16 +1,17 @@
-"""The caller's voicemail (F17): their messages, new first; listen, mark heard, delete;
-their own greeting. Group boxes are not listed here (the app shows them with the
-groups)."""
-
-from __future__ import annotations
+"""Voicemail boxes through the API (F17, P5): the caller's own box at /me/voicemail, and
+the boxes of the groups they are a member of at /me/groups/{group_id}/voicemail (never
+in the personal list). The same operations on each: messages (new first), listen, mark
+heard, delete, the box's own greeting."""
 
 import asyncio
 import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -18,7 +19,9 @@ from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
 from nuage.api.ids import RowId
 from nuage.media.prompts import PromptFormatError, read_wav
+from nuage.pbx.directory import Directory
 from nuage.pbx.voicemail.service import Voicemail
+from nuage.pbx.voicemail.store import BoxKey
 from nuage.store.models import VoicemailMessage
 
 
@@ -33,19 +36,18 @@ class VoicemailOut(BaseModel):
     created_at: datetime
     duration_ms: int
     new: bool = Field(description="not listened to yet")
+    group_id: int | None = Field(None, description="the group whose box holds it; null: mine")
 
     @classmethod
-    def of(cls, message: VoicemailMessage) -> VoicemailOut:
+    def of(cls, message: VoicemailMessage, box: BoxKey) -> "VoicemailOut":
         return cls(
             id=message.id,
             caller=CallerOut(number=message.caller, name=message.caller_name),
             created_at=message.created_at,
             duration_ms=message.duration_ms,
             new=message.heard_at is None,
+            group_id=box.group_id,
         )
-
-
-router = APIRouter(tags=["voicemail"])
 
 
 def _voicemail(request: Request) -> Voicemail:
@@ -53,34 +55,17 @@ def _voicemail(request: Request) -> Voicemail:
     return voicemail
 
 
-@router.get("/me/voicemail", response_model=list[VoicemailOut])
-async def my_messages(caller: Caller, request: Request) -> list[VoicemailOut]:
-    """My personal box's messages: new ones first, then the others, newest first."""
-    messages = await _voicemail(request).store.messages(caller.company_id, caller.user_id)
-    return [VoicemailOut.of(message) for message in messages]
+def _own_box(caller: Caller) -> BoxKey:
+    return BoxKey(caller.company_id, user_id=caller.user_id)
 
 
-@router.get(
-    "/me/voicemail/{message_id}/audio",
-    response_class=FileResponse,
-    responses={200: {"content": {"audio/wav": {}}, "description": "the message (mono WAV)"}},
-)
-async def message_audio(caller: Caller, request: Request, message_id: RowId) -> FileResponse:
-    """A message's audio (8 kHz mono WAV), for the box's owner only."""
-    store = _voicemail(request).store
-    message = await store.message(caller.company_id, caller.user_id, message_id)
-    path = store.data_dir / message.path if message is not None else None
-    if path is None or not path.is_file():
-        raise ApiError(404, "not_found", f"No message {message_id} of yours")
-    return FileResponse(path, media_type="audio/wav", filename=f"voicemail-{message_id}.wav")
-
-
-@router.post("/me/voicemail/{message_id}/heard", status_code=204)
-async def mark_heard(caller: Caller, request: Request, message_id: RowId) -> Response:
-    """The message is no longer new (phones' message-waiting lamps follow)."""
-    if not await _voicemail(request).mark_heard(caller.company_id, caller.user_id, message_id):
-        raise ApiError(404, "not_found", f"No message {message_id} of yours")
-    return Response(status_code=204)
+def _group_box(caller: Caller, request: Request, group_id: RowId) -> BoxKey:
+    """The box of a group the caller is a member of; 404 for any other group."""
+    directory: Directory = request.app.state.directory
+    group = directory.group_by_id(caller.company_id, group_id)
+    if group is None or caller.user_id not in group.member_ids:
+        raise ApiError(404, "not_found", f"No group {group_id} of yours")
+    return BoxKey(caller.company_id, group_id=group.id)
 
 
 # An uploaded greeting: 8 kHz mono 16-bit PCM WAV (what the phones hear, as is), from one
@@ -90,51 +75,96 @@ GREETING_MAX_SECONDS = 60.0
 _GREETING_MAX_BYTES = 44 + int(GREETING_MAX_SECONDS * 8000) * 2 + 1024
 
 
-@router.put(
-    "/me/voicemail/greeting",
-    status_code=204,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
-            "description": "8 kHz mono 16-bit PCM WAV, 1 to 60 seconds",
-        }
-    },
-)
-async def upload_greeting(caller: Caller, request: Request) -> Response:
-    """My own greeting, played to callers instead of the default one."""
-    voicemail = _voicemail(request)
-    final = voicemail.store.greeting_path(caller.company_id, caller.user_id)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _GREETING_MAX_BYTES:
-            raise ApiError(413, "too_large", "A greeting lasts at most a minute")
-    partial = final.with_name(f"{final.stem}.upload-{uuid.uuid4().hex}.wav")
-    try:
-        await asyncio.to_thread(_write_durably, partial, bytes(body))
-    except OSError as exc:
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
-        raise ApiError(507, "storage_full", f"The greeting could not be stored: {exc}") from None
-    try:
-        pcm = await asyncio.to_thread(read_wav, partial)
-    except PromptFormatError as exc:
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
-        raise ApiError(422, "invalid", f"Not a usable greeting: {exc}") from None
-    seconds = len(pcm) / 8000
-    if not GREETING_MIN_SECONDS <= seconds <= GREETING_MAX_SECONDS:
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
-        raise ApiError(422, "invalid", f"A greeting lasts 1 to 60 seconds, not {seconds:.1f}")
-    await voicemail.store.replace_greeting(caller.company_id, caller.user_id, partial)
-    return Response(status_code=204)
+def _box_router(prefix: str, box_of: Callable[..., BoxKey], whose: str, tag: str) -> APIRouter:
+    """The routes of one kind of box under ``prefix``; ``box_of`` is the dependency that
+    finds the box (and refuses anyone else's); ``whose`` names it in errors. (This
+    module's annotations are evaluated where they are written, not postponed: the
+    routes' ``Box`` is local.)"""
+    Box = Annotated[BoxKey, Depends(box_of)]
+    router = APIRouter(prefix=prefix, tags=[tag])
 
+    @router.get("", response_model=list[VoicemailOut])
+    async def messages(box: Box, request: Request) -> list[VoicemailOut]:
+        """The box's messages: new ones first, then the others, newest first."""
+        found = await _voicemail(request).store.messages(box)
+        return [VoicemailOut.of(message, box) for message in found]
 
-@router.delete("/me/voicemail/greeting", status_code=204)
-async def delete_greeting(caller: Caller, request: Request) -> Response:
-    """Back to the default greeting."""
-    if not await _voicemail(request).store.clear_greeting(caller.company_id, caller.user_id):
-        raise ApiError(404, "not_found", "You have no greeting of your own")
-    return Response(status_code=204)
+    @router.get(
+        "/{message_id}/audio",
+        response_class=FileResponse,
+        responses={200: {"content": {"audio/wav": {}}, "description": "the message (mono WAV)"}},
+    )
+    async def audio(box: Box, request: Request, message_id: RowId) -> FileResponse:
+        """A message's audio (8 kHz mono WAV)."""
+        store = _voicemail(request).store
+        message = await store.message(box, message_id)
+        path = store.data_dir / message.path if message is not None else None
+        if path is None or not path.is_file():
+            raise ApiError(404, "not_found", f"No message {message_id} {whose}")
+        return FileResponse(path, media_type="audio/wav", filename=f"voicemail-{message_id}.wav")
+
+    @router.post("/{message_id}/heard", status_code=204)
+    async def heard(box: Box, request: Request, message_id: RowId) -> Response:
+        """The message is no longer new (message-waiting lamps follow)."""
+        if not await _voicemail(request).mark_heard(box, message_id):
+            raise ApiError(404, "not_found", f"No message {message_id} {whose}")
+        return Response(status_code=204)
+
+    @router.put(
+        "/greeting",
+        status_code=204,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "8 kHz mono 16-bit PCM WAV, 1 to 60 seconds",
+            }
+        },
+    )
+    async def upload_greeting(box: Box, request: Request) -> Response:
+        """The box's own greeting, played to callers instead of the default one."""
+        voicemail = _voicemail(request)
+        final = voicemail.store.greeting_path(box)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _GREETING_MAX_BYTES:
+                raise ApiError(413, "too_large", "A greeting lasts at most a minute")
+        partial = final.with_name(f"{final.stem}.upload-{uuid.uuid4().hex}.wav")
+        try:
+            await asyncio.to_thread(_write_durably, partial, bytes(body))
+        except OSError as exc:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+            raise ApiError(
+                507, "storage_full", f"The greeting could not be stored: {exc}"
+            ) from None
+        try:
+            pcm = await asyncio.to_thread(read_wav, partial)
+        except PromptFormatError as exc:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+            raise ApiError(422, "invalid", f"Not a usable greeting: {exc}") from None
+        seconds = len(pcm) / 8000
+        if not GREETING_MIN_SECONDS <= seconds <= GREETING_MAX_SECONDS:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+            raise ApiError(422, "invalid", f"A greeting lasts 1 to 60 seconds, not {seconds:.1f}")
+        await voicemail.store.replace_greeting(box, partial)
+        return Response(status_code=204)
+
+    @router.delete("/greeting", status_code=204)
+    async def delete_greeting(box: Box, request: Request) -> Response:
+        """Back to the default greeting."""
+        if not await _voicemail(request).store.clear_greeting(box):
+            raise ApiError(404, "not_found", f"No greeting of its own {whose}")
+        return Response(status_code=204)
+
+    # Last: "/greeting" above must not be taken for a message id.
+    @router.delete("/{message_id}", status_code=204)
+    async def delete(box: Box, request: Request, message_id: RowId) -> Response:
+        if not await _voicemail(request).delete(box, message_id):
+            raise ApiError(404, "not_found", f"No message {message_id} {whose}")
+        return Response(status_code=204)
+
+    return router
 
 
 def _write_durably(path: Path, data: bytes) -> None:
@@ -145,9 +175,10 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(file.fileno())
 
 
-# Last: "/me/voicemail/greeting" above must not be taken for a message id.
-@router.delete("/me/voicemail/{message_id}", status_code=204)
-async def delete_message(caller: Caller, request: Request, message_id: RowId) -> Response:
-    if not await _voicemail(request).delete(caller.company_id, caller.user_id, message_id):
-        raise ApiError(404, "not_found", f"No message {message_id} of yours")
-    return Response(status_code=204)
+router = APIRouter()
+router.include_router(_box_router("/me/voicemail", _own_box, "of yours", "voicemail"))
+router.include_router(
+    _box_router(
+        "/me/groups/{group_id}/voicemail", _group_box, "in this group's box", "group voicemail"
+    )
+)

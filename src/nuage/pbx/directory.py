@@ -1,4 +1,5 @@
-"""The directory (companies, users, trunks, numbers, IVR menus, statuses) kept in memory.
+"""The directory (companies, users, trunks, numbers, IVR menus, statuses, groups) kept
+in memory.
 
 Every SIP request needs it, so it is read from memory, not the database. `nuage
 provision` (another process) bumps a revision counter in the same transaction as its
@@ -18,7 +19,7 @@ from typing import TypeVar, cast
 
 from nuage.store import repositories
 from nuage.store.database import Database
-from nuage.store.models import Company, IvrMenu, Number, Status, Trunk, User
+from nuage.store.models import Company, Group, IvrMenu, Number, Status, Trunk, User
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ class Snapshot:
     # Each company's statuses in menu order, and every status by id.
     statuses: dict[int, list[Status]] = field(default_factory=dict)
     statuses_by_id: dict[int, Status] = field(default_factory=dict)
+    groups: dict[tuple[int, str], Group] = field(default_factory=dict)
+    groups_by_id: dict[int, Group] = field(default_factory=dict)
+    # The groups each user is a member of, by extension.
+    groups_of_user: dict[int, list[Group]] = field(default_factory=dict)
     # What other modules compute from this snapshot (Directory.derived), dropped with it.
     derived: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
@@ -58,6 +63,7 @@ class Snapshot:
         *,
         ivrs: list[IvrMenu] | None = None,
         statuses: list[Status] | None = None,
+        groups: list[Group] | None = None,
     ) -> Snapshot:
         trunks_by_company: defaultdict[int, list[Trunk]] = defaultdict(list)
         trunks_by_address: defaultdict[str, list[Trunk]] = defaultdict(list)
@@ -76,6 +82,10 @@ class Snapshot:
         statuses_by_company: defaultdict[int, list[Status]] = defaultdict(list)
         for status in sorted(statuses or [], key=lambda s: s.position):
             statuses_by_company[status.company_id].append(status)
+        groups_of_user: defaultdict[int, list[Group]] = defaultdict(list)
+        for group in sorted(groups or [], key=lambda g: g.extension):
+            for user_id in group.member_ids:
+                groups_of_user[user_id].append(group)
         return cls(
             revision=revision,
             companies={company.id: company for company in companies},
@@ -90,6 +100,9 @@ class Snapshot:
             ivrs={(menu.company_id, menu.extension): menu for menu in ivrs or []},
             statuses=dict(statuses_by_company),
             statuses_by_id={status.id: status for status in statuses or []},
+            groups={(group.company_id, group.extension): group for group in groups or []},
+            groups_by_id={group.id: group for group in groups or []},
+            groups_of_user=dict(groups_of_user),
         )
 
 
@@ -113,7 +126,16 @@ class Directory:
     async def load(self) -> None:
         async with self._db.session() as session:
             rows = await repositories.directory_snapshot(session)
-        snapshot = Snapshot.build(*rows[:5], ivrs=rows[5], statuses=rows[6])
+        snapshot = Snapshot.build(
+            rows.revision,
+            rows.companies,
+            rows.users,
+            rows.trunks,
+            rows.numbers,
+            ivrs=rows.ivrs,
+            statuses=rows.statuses,
+            groups=rows.groups,
+        )
         self._snapshot = snapshot
         self._user_statuses = {
             user_id: change
@@ -183,6 +205,23 @@ class Directory:
     def ivr(self, company_id: int, extension: str) -> IvrMenu | None:
         """The company's IVR menu at that extension (users and menus never share one)."""
         return self._snapshot.ivrs.get((company_id, extension))
+
+    def group(self, company_id: int, extension: str) -> Group | None:
+        """The company's group at that extension (users, menus and groups never share
+        one)."""
+        return self._snapshot.groups.get((company_id, extension))
+
+    def group_by_id(self, company_id: int, group_id: int) -> Group | None:
+        group = self._snapshot.groups_by_id.get(group_id)
+        return group if group is not None and group.company_id == company_id else None
+
+    def groups_of(self, company_id: int, user_id: int) -> list[Group]:
+        """The groups the user is a member of, by extension."""
+        return [
+            group
+            for group in self._snapshot.groups_of_user.get(user_id, ())
+            if group.company_id == company_id
+        ]
 
     def statuses(self, company_id: int) -> list[Status]:
         """The company's statuses, in the order of the app's menu."""

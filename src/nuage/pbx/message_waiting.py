@@ -1,8 +1,9 @@
-"""How many new and old voicemail messages each user has: what message-waiting lamps
-show (RFC 3842). Counts change only through the voicemail service, whose listeners say
-when a box changed; the counts are then read again from the database, and the
-listeners here are told when they really changed. Between changes they come from
-memory, so that a NOTIFY never waits for the database.
+"""How many new and old voicemail messages each user has in their own box: what
+message-waiting lamps show (RFC 3842; group boxes light none). Counts change only
+through the voicemail service, whose listeners say when a box changed; the counts are
+then read again from the database, and the listeners here are told when they really
+changed. Between changes they come from memory, so that a NOTIFY never waits for the
+database.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import logging
 
 from nuage.pbx.listeners import UserListeners
 from nuage.pbx.voicemail.service import Voicemail
-from nuage.pbx.voicemail.store import MessageCounts
-from nuage.store.models import Company, User, VoicemailMessage
+from nuage.pbx.voicemail.store import BoxKey, MessageCounts
+from nuage.store.models import Company, Group, User, VoicemailMessage
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,21 @@ class MessageWaiting:
         key = (company_id, user_id)
         known = self._counts.get(key)
         if known is None:
-            read = await self._store.counts(company_id, user_id)
+            read = await self._store.counts(BoxKey(company_id, user_id=user_id))
             # A change read meanwhile is newer than this read: it wins.
             known = self._counts.setdefault(key, read)
         return known
 
-    def _message_left(self, company: Company, owner: User, message: VoicemailMessage) -> None:
-        self.box_changed(company.id, owner.id)
+    def _message_left(
+        self, company: Company, owner: User | Group, message: VoicemailMessage
+    ) -> None:
+        if isinstance(owner, User):
+            self.box_changed(company.id, owner.id)
 
-    def _message_changed(self, company_id: int, user_id: int, change: str, message_id: int) -> None:
+    def _message_changed(self, box: BoxKey, change: str, message_id: int) -> None:
         # Heard or deleted.
-        self.box_changed(company_id, user_id)
+        if box.user_id is not None:
+            self.box_changed(box.company_id, box.user_id)
 
     def box_changed(self, company_id: int, user_id: int) -> None:
         """Read the user's counts again, once at a time per user."""
@@ -64,7 +69,7 @@ class MessageWaiting:
         try:
             while True:
                 self._reading[key] = False
-                counts = await self._store.counts(*key)
+                counts = await self._store.counts(BoxKey(key[0], user_id=key[1]))
                 previous = self._counts.get(key)
                 self._counts[key] = counts
                 if counts != previous:

@@ -12,6 +12,10 @@ from phonenumbers import shortnumberinfo
 __all__ = ["NumberError", "OutboundPolicy", "PolicyDecision", "normalize_number", "region_of"]
 
 # What people type or paste between digits: "0475 12 34 56", "+33 (0)1.23-45/67 89".
+# Dialled before an extension (a user's or a group's), reaches its voicemail box directly:
+# the caller hears the greeting without ringing anyone. Also a number's route.
+VOICEMAIL_DEPOSIT_PREFIX = "*97"
+
 _SEPARATORS = re.compile(r"[\s.\-()/]")
 _DIALLABLE = re.compile(r"^\+?[0-9]+$")
 

@@ -35,7 +35,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nuage.media.prompts import PROMPT_NAMES, missing_languages
-from nuage.pbx.numbering import NumberError, OutboundPolicy, normalize_number
+from nuage.pbx.numbering import (
+    VOICEMAIL_DEPOSIT_PREFIX,
+    NumberError,
+    OutboundPolicy,
+    normalize_number,
+)
 from nuage.pbx.statuses import DEFAULT_STATUSES, Behaviour
 from nuage.store import repositories
 from nuage.store.database import Database
@@ -43,6 +48,8 @@ from nuage.store.models import (
     Base,
     CallRecord,
     Company,
+    Group,
+    GroupMember,
     IvrMenu,
     Number,
     Recording,
@@ -56,6 +63,7 @@ from nuage.store.models import (
 __all__ = [
     "CompanyNotFoundError",
     "CompanyPlan",
+    "GroupPlan",
     "IvrPlan",
     "KindReport",
     "NumberPlan",
@@ -68,8 +76,11 @@ __all__ = [
     "TrunkSettings",
     "UserPlan",
     "UserProfile",
+    "VoicemailPlan",
+    "VoicemailSettings",
     "apply_plan",
     "assign",
+    "box_values",
     "company_values",
     "default_policy",
     "default_statuses",
@@ -79,6 +90,7 @@ __all__ = [
     "list_recordings",
     "load_plan",
     "password_hash",
+    "set_group_members",
     "set_trunk_addresses",
     "sip_ha1",
     "sip_secrets",
@@ -107,6 +119,8 @@ IVR_KEYS = frozenset("0123456789*#")
 # Extensions cannot start with 0: dialled numbers starting with 0 are national or
 # international external numbers (0475..., 0033...), and the router must tell them apart.
 Extension = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{1,5}$")]
+# Where a number's calls go: an extension, or *97 and an extension (its voicemail box).
+NumberRoute = Annotated[str, StringConstraints(pattern=r"^(\*97)?[1-9][0-9]{1,5}$")]
 Secret = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 
 
@@ -321,9 +335,10 @@ class NumberPlan(_Entry):
         description="E.164, or national form (read with the company's country); unique "
         "across all companies."
     )
-    route: Extension = Field(
-        description="The extension of a user (their phones ring) or of an IVR menu (it "
-        "answers) of the company."
+    route: NumberRoute = Field(
+        description="The extension of a user (their phones ring), a group (its members' "
+        "phones ring) or an IVR menu (it answers) of the company; or *97 and the extension "
+        "of a user or group: straight to their voicemail box."
     )
 
 
@@ -420,11 +435,24 @@ def default_statuses(language: str) -> list[StatusPlan]:
     ]
 
 
-class VoicemailPlan(_Entry):
-    """A user's voicemail box where it differs from the defaults: on, no PIN, each message
-    mailed to the user with its audio, up to three minutes."""
+class GroupPlan(_Entry):
+    """A group of users at its own extension: a call to it rings every member whose
+    status rings; unanswered, it goes to the group's voicemail box."""
 
-    extension: Extension = Field(description="The user whose box this is.")
+    name: Name = Field(description="Shown in the app and in the group's voicemail mails.")
+    extension: Extension = Field(
+        description="Unique in the company among users, IVR menus and groups."
+    )
+    members: list[Extension] = Field(
+        default_factory=list, description="The extensions of the users in the group."
+    )
+
+
+class VoicemailSettings(_Entry):
+    """A voicemail box's settings; each left out has its default: on, no PIN, each
+    message mailed with its audio (to the user; a group's only to its `email`), up to
+    three minutes."""
+
     enabled: bool = Field(
         True, description="Takes the calls the user cannot (else those calls get 480)."
     )
@@ -432,9 +460,21 @@ class VoicemailPlan(_Entry):
         None, description="4 to 8 digits asked when listening from a phone (stored argon2-hashed)."
     )
     send_email: bool = Field(True, description="Mail each new message.")
-    email: Email | None = Field(None, description="Where to; default: the user's own address.")
+    email: Email | None = Field(
+        None,
+        description="Where to; default: a user's own address (a group's box without one "
+        "mails nobody: its members see its messages in the app).",
+    )
     attach_audio: bool = Field(True, description="Attach the message's audio to the mail.")
     max_seconds: int = Field(180, ge=10, le=600, description="Longest message, in seconds.")
+
+
+class VoicemailPlan(VoicemailSettings):
+    """A user's or group's voicemail box where it differs from the defaults: on, no PIN,
+    each message mailed with its audio (to the user; a group's only to its `email`), up
+    to three minutes."""
+
+    extension: Extension = Field(description="The user or group whose box this is.")
 
 
 class Plan(_Entry):
@@ -443,6 +483,7 @@ class Plan(_Entry):
     trunks: list[TrunkPlan] = Field(default_factory=list)
     numbers: list[NumberPlan] = Field(default_factory=list)
     ivrs: list[IvrPlan] = Field(default_factory=list)
+    groups: list[GroupPlan] = Field(default_factory=list)
     # None: the default statuses (DEFAULT_STATUSES), named in the company's language.
     statuses: list[StatusPlan] | None = None
     # Users without an entry have the default box.
@@ -551,10 +592,18 @@ def _check(plan: Plan) -> _CheckedPlan:
             numbers.append(entry.number)
     errors += _duplicates(numbers, "numbers", "number")
     errors += _check_ivrs(plan)
-    extensions = {u.extension for u in plan.users} | {i.extension for i in plan.ivrs}
+    errors += _check_groups(plan)
+    boxes = {u.extension for u in plan.users} | {g.extension for g in plan.groups}
+    extensions = boxes | {i.extension for i in plan.ivrs}
     for index, entry in enumerate(plan.numbers):
-        if entry.route not in extensions:
-            errors.append(f"numbers[{index}].route: no user or IVR with extension {entry.route!r}")
+        if entry.route.startswith(VOICEMAIL_DEPOSIT_PREFIX):
+            owner = entry.route.removeprefix(VOICEMAIL_DEPOSIT_PREFIX)
+            if owner not in boxes:
+                errors.append(f"numbers[{index}].route: no user or group with extension {owner!r}")
+        elif entry.route not in extensions:
+            errors.append(
+                f"numbers[{index}].route: no user, group or IVR with extension {entry.route!r}"
+            )
     caller_ids: list[str | None] = []
     for index, trunk in enumerate(plan.trunks):
         if trunk.caller_id is None:
@@ -567,10 +616,11 @@ def _check(plan: Plan) -> _CheckedPlan:
             caller_ids.append(None)
     forward_targets = _check_statuses(plan, numbers, errors)
     errors += _duplicates([v.extension for v in plan.voicemail], "voicemail", "extension")
-    users = {u.extension for u in plan.users}
     for index, box in enumerate(plan.voicemail):
-        if box.extension not in users:
-            errors.append(f"voicemail[{index}].extension: no user with extension {box.extension!r}")
+        if box.extension not in boxes:
+            errors.append(
+                f"voicemail[{index}].extension: no user or group with extension {box.extension!r}"
+            )
     if errors:
         raise PlanError("\n".join(errors))
     return _CheckedPlan(
@@ -652,16 +702,36 @@ def _prompt_error(name: str) -> str | None:
     return None
 
 
+def _check_groups(plan: Plan) -> list[str]:
+    errors = _duplicates([g.extension for g in plan.groups], "groups", "extension")
+    users = {u.extension for u in plan.users}
+    menus = {i.extension for i in plan.ivrs}
+    for index, group in enumerate(plan.groups):
+        path = f"groups[{index}]"
+        if group.extension in users:
+            errors.append(f"{path}.extension: {group.extension!r} is a user's extension")
+        if group.extension in menus:
+            errors.append(f"{path}.extension: {group.extension!r} is an IVR's extension")
+        seen: set[str] = set()
+        for position, member in enumerate(group.members):
+            if member in seen:
+                errors.append(f"{path}.members[{position}]: duplicate {member!r}")
+            elif member not in users:
+                errors.append(f"{path}.members[{position}]: no user with extension {member!r}")
+            seen.add(member)
+    return errors
+
+
 def _check_ivrs(plan: Plan) -> list[str]:
     errors = _duplicates([i.extension for i in plan.ivrs], "ivrs", "extension")
-    users = {u.extension for u in plan.users}
+    users = {u.extension for u in plan.users} | {g.extension for g in plan.groups}
     menus = {i.extension: index for index, i in enumerate(plan.ivrs)}
 
     def target_error(menu: IvrPlan, target: str) -> str | None:
         if target == menu.extension:
             return f"{target!r} is this IVR itself"
         if target not in users and target not in menus:
-            return f"no user or other IVR with extension {target!r}"
+            return f"no user, group or other IVR with extension {target!r}"
         return None
 
     for index, menu in enumerate(plan.ivrs):
@@ -769,6 +839,7 @@ class ProvisionReport:
     trunks: KindReport = field(default_factory=KindReport)
     numbers: KindReport = field(default_factory=KindReport)
     ivrs: KindReport = field(default_factory=KindReport)
+    groups: KindReport = field(default_factory=KindReport)
     statuses: KindReport = field(default_factory=KindReport)
     voicemail: KindReport = field(default_factory=KindReport)
 
@@ -781,6 +852,7 @@ class ProvisionReport:
             or self.trunks.changed
             or self.numbers.changed
             or self.ivrs.changed
+            or self.groups.changed
             or self.statuses.changed
             or self.voicemail.changed
         )
@@ -794,7 +866,7 @@ class ProvisionReport:
             else "unchanged"
         )
         lines = [f"company {self.company} ({self.domain}): {state}"]
-        for kind in ("users", "trunks", "numbers", "ivrs", "statuses", "voicemail"):
+        for kind in ("users", "trunks", "numbers", "ivrs", "groups", "statuses", "voicemail"):
             report: KindReport = getattr(self, kind)
             lines.append(
                 f"{kind}: {report.created} created, {report.updated} updated, "
@@ -914,6 +986,7 @@ async def apply_plan(db: Database, plan_path: Path) -> ProvisionReport:
         await _apply_trunks(session, checked, company, report.trunks)
         await _apply_numbers(session, checked, company, report.numbers)
         await _apply_ivrs(session, plan, company, report.ivrs)
+        await _apply_groups(session, plan, company, report.groups)
         await _apply_statuses(session, checked, company, report.statuses)
         await _apply_voicemail(session, plan, company, report.voicemail)
         if report.changed:
@@ -1100,6 +1173,41 @@ async def _apply_ivrs(
     await session.flush()
 
 
+async def _apply_groups(
+    session: AsyncSession, plan: Plan, company: Company, report: KindReport
+) -> None:
+    """Groups by extension, each with exactly the plan's members."""
+    users = {u.extension: u.id for u in await repositories.users(session, company.id)}
+    current = {g.extension: g for g in await repositories.groups(session, company.id)}
+    await _remove_unwanted(session, current, {g.extension for g in plan.groups}, report)
+    for entry in plan.groups:
+        members = [users[member] for member in entry.members]
+        group = current.get(entry.extension)
+        if group is None:
+            group = Group(
+                company_id=company.id,
+                extension=entry.extension,
+                name=entry.name,
+                members=[GroupMember(user_id=user_id) for user_id in members],
+            )
+            session.add(group)
+            report.created += 1
+            continue
+        renamed = assign(group, {"name": entry.name})
+        if set_group_members(group, members) or renamed:
+            report.updated += 1
+    await session.flush()
+
+
+def set_group_members(group: Group, user_ids: list[int]) -> bool:
+    """Make the group's members these users; True when they changed."""
+    if sorted(group.member_ids) == sorted(user_ids):
+        return False
+    kept = {m.user_id: m for m in group.members}
+    group.members = [kept.get(user_id) or GroupMember(user_id=user_id) for user_id in user_ids]
+    return True
+
+
 async def _apply_statuses(
     session: AsyncSession, checked: _CheckedPlan, company: Company, report: KindReport
 ) -> None:
@@ -1124,40 +1232,49 @@ async def _apply_statuses(
 async def _apply_voicemail(
     session: AsyncSession, plan: Plan, company: Company, report: KindReport
 ) -> None:
-    """Box settings by user. A box is never removed (it holds messages): a user without
-    an entry gets the defaults back."""
-    users = {u.extension: u for u in await repositories.users(session, company.id)}
+    """Box settings by user or group. A box is never removed with its entry (it holds
+    messages): an owner without an entry gets the defaults back."""
+    owners: dict[str, dict[str, int]] = {
+        **{u.extension: {"user_id": u.id} for u in await repositories.users(session, company.id)},
+        **{g.extension: {"group_id": g.id} for g in await repositories.groups(session, company.id)},
+    }
     boxes = {
-        box.user_id: box
+        (box.user_id, box.group_id): box
         for box in await session.scalars(
             select(VoicemailBox).where(VoicemailBox.company_id == company.id)
         )
     }
     entries = {v.extension: v for v in plan.voicemail}
-    for extension, user in users.items():
+    for extension, owner in owners.items():
         entry = entries.get(extension) or VoicemailPlan(extension=extension)
-        box = boxes.get(user.id)
+        box = boxes.get((owner.get("user_id"), owner.get("group_id")))
         if box is None and extension not in entries:
             continue
-        current_pin = box.pin_hash if box is not None else None
-        # An unchanged PIN keeps its hash (hashes are salted: re-hashing is a change).
-        pin_hash = (
-            None if entry.pin is None else password_hash(current_pin, entry.pin) or current_pin
-        )
-        values = {
-            "enabled": entry.enabled,
-            "pin_hash": pin_hash,
-            "send_email": entry.send_email,
-            "email": entry.email,
-            "attach_audio": entry.attach_audio,
-            "max_seconds": entry.max_seconds,
-        }
+        values = box_values(entry, box.pin_hash if box is not None else None)
         if box is None:
-            session.add(VoicemailBox(company_id=company.id, user_id=user.id, **values))
+            session.add(VoicemailBox(company_id=company.id, **owner, **values))
             report.created += 1
         elif assign(box, values):
             report.updated += 1
     await session.flush()
+
+
+def box_values(entry: VoicemailSettings, current_pin_hash: str | None) -> dict[str, Any]:
+    """The columns of a voicemail box row but its owner and greeting."""
+    # An unchanged PIN keeps its hash (hashes are salted: re-hashing is a change).
+    pin_hash = (
+        None
+        if entry.pin is None
+        else password_hash(current_pin_hash, entry.pin) or current_pin_hash
+    )
+    return {
+        "enabled": entry.enabled,
+        "pin_hash": pin_hash,
+        "send_email": entry.send_email,
+        "email": entry.email,
+        "attach_audio": entry.attach_audio,
+        "max_seconds": entry.max_seconds,
+    }
 
 
 # -- reading -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Where a dialled number goes: a colleague, a voice menu, the company's trunk, or
-nowhere (and why)."""
+"""Where a dialled number goes: a colleague, a group, a voice menu, a voicemail box, the
+company's trunk, or nowhere (and why)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from nuage.pbx.directory import Directory
 from nuage.pbx.numbering import (
+    VOICEMAIL_DEPOSIT_PREFIX,
     NumberError,
     OutboundPolicy,
     is_emergency_number,
     normalize_number,
 )
-from nuage.store.models import Company, IvrMenu, Trunk, User
+from nuage.store.models import Company, Group, IvrMenu, Trunk, User
 
 # Dialled strings this short that are not an extension are a mistyped extension, not a
 # number to send to the carrier (no E.164 number has fewer than 7 digits in practice).
@@ -33,6 +34,18 @@ class ToIvr:
 
 
 @dataclass(frozen=True, slots=True)
+class ToGroup:
+    group: Group
+
+
+@dataclass(frozen=True, slots=True)
+class ToMailbox:
+    """Straight to a voicemail box (*97 and the extension), ringing no one."""
+
+    owner: User | Group
+
+
+@dataclass(frozen=True, slots=True)
 class ToTrunk:
     number: str  # E.164, or an emergency short code as dialled
     trunk: Trunk
@@ -44,19 +57,21 @@ class Refused:
     reason: str
 
 
-Route = ToUser | ToIvr | ToTrunk | Refused
+Route = ToUser | ToGroup | ToIvr | ToMailbox | ToTrunk | Refused
+# Where a number of the company's own leads (dialled, or called from outside).
+Internal = ToUser | ToGroup | ToIvr | ToMailbox
 
 
 def route_from_user(
     directory: Directory, company: Company, dialled: str, active_external_calls: int
 ) -> Route:
-    """A call a user placed: an extension, one of the company's own numbers, or external."""
-    user = directory.user(company.id, dialled)
-    if user is not None:
-        return ToUser(user)
-    menu = directory.ivr(company.id, dialled)
-    if menu is not None:
-        return ToIvr(menu)
+    """A call a user placed: an extension, a voicemail box, one of the company's own
+    numbers, or external."""
+    internal = _extension_target(directory, company, dialled)
+    if internal is not None:
+        return internal
+    if dialled.startswith(VOICEMAIL_DEPOSIT_PREFIX):
+        return Refused(404, f"No voicemail box {dialled.removeprefix(VOICEMAIL_DEPOSIT_PREFIX)}")
     if is_emergency_number(dialled, company.country):
         # Never refused by policy or by the external-call limit, and sent as dialled: the
         # carrier routes emergency short codes by the caller's location.
@@ -98,17 +113,30 @@ def route_from_trunk(directory: Directory, company: Company, dialled: str) -> Ro
 
 def _own_number_target(
     directory: Directory, company: Company, number: str
-) -> ToUser | ToIvr | Refused | None:
+) -> Internal | Refused | None:
     owner = directory.number_owner(number)
     if owner is None or owner.company_id != company.id:
         return None
-    user = directory.user(company.id, owner.route)
+    target = _extension_target(directory, company, owner.route)
+    return target if target is not None else Refused(404, f"Number {number} has no destination")
+
+
+def _extension_target(directory: Directory, company: Company, dialled: str) -> Internal | None:
+    """A user, group or menu at that extension, or the box of *97 and an extension."""
+    if dialled.startswith(VOICEMAIL_DEPOSIT_PREFIX):
+        extension = dialled.removeprefix(VOICEMAIL_DEPOSIT_PREFIX)
+        owner = directory.user(company.id, extension) or directory.group(company.id, extension)
+        return ToMailbox(owner) if owner is not None else None
+    user = directory.user(company.id, dialled)
     if user is not None:
         return ToUser(user)
-    menu = directory.ivr(company.id, owner.route)
+    group = directory.group(company.id, dialled)
+    if group is not None:
+        return ToGroup(group)
+    menu = directory.ivr(company.id, dialled)
     if menu is not None:
         return ToIvr(menu)
-    return Refused(404, f"Number {number} has no destination")
+    return None
 
 
 def caller_id_of(directory: Directory, company: Company, user: User, trunk: Trunk) -> str:

@@ -17,9 +17,12 @@ from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.routing import (
     VOICEMAIL_ACCESS_CODE,
+    Internal,
     Refused,
     Route,
+    ToGroup,
     ToIvr,
+    ToMailbox,
     ToTrunk,
     ToUser,
     caller_id_of,
@@ -33,12 +36,13 @@ from nuage.pbx.statuses import (
     RingUser,
     ToVoicemail,
     call_target,
+    takes_group_calls,
 )
 from nuage.pbx.subscriptions import SubscriptionManager
 from nuage.pbx.voicemail.service import Voicemail
 from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.message import URI, Address
-from nuage.store.models import Company, IvrMenu, Trunk, User
+from nuage.store.models import Company, Group, IvrMenu, Trunk, User
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +156,8 @@ class PbxService:
                 caller_user_id=user.id,
             )
             return
-        if isinstance(route, ToUser):
-            await self._call_user(tx, company, caller, route.user, direction="internal")
-            return
-        if isinstance(route, ToIvr):
-            await self._call_menu(tx, company, caller, route.menu, direction="internal")
+        if not isinstance(route, ToTrunk):
+            await self._call_internal(tx, company, caller, route, direction="internal")
             return
         caller_id = caller_id_of(self._directory, company, user, route.trunk)
         external_caller = Party(caller_id, user.name, user.id)
@@ -190,13 +191,10 @@ class PbxService:
             if company is None:
                 continue
             route = route_from_trunk(self._directory, company, dialled)
-            if isinstance(route, ToUser | ToIvr):
+            if not isinstance(route, Refused):
                 break
-        if company is not None and isinstance(route, ToUser):
-            await self._call_user(tx, company, caller, route.user, direction="inbound")
-            return
-        if company is not None and isinstance(route, ToIvr):
-            await self._call_menu(tx, company, caller, route.menu, direction="inbound")
+        if company is not None and not isinstance(route, Refused | ToTrunk):
+            await self._call_internal(tx, company, caller, route, direction="inbound")
             return
         status, reason = (route.status, route.reason) if isinstance(route, Refused) else (404, "")
         tx.respond(status, reason or None)
@@ -210,6 +208,82 @@ class PbxService:
                 outcome="failed",
                 reason=f"{status} {reason}",
             )
+
+    async def _call_internal(
+        self,
+        tx: CallerTransaction,
+        company: Company,
+        caller: Party,
+        route: Internal,
+        *,
+        direction: str,
+    ) -> None:
+        """A call to one of the company's own extensions or voicemail boxes."""
+        if isinstance(route, ToUser):
+            await self._call_user(tx, company, caller, route.user, direction=direction)
+        elif isinstance(route, ToGroup):
+            await self._call_group(tx, company, caller, route.group, direction=direction)
+        elif isinstance(route, ToIvr):
+            await self._call_menu(tx, company, caller, route.menu, direction=direction)
+        else:
+            await self._deposit(tx, company, caller, route.owner, direction=direction)
+
+    async def _deposit(
+        self,
+        tx: CallerTransaction,
+        company: Company,
+        caller: Party,
+        owner: User | Group,
+        *,
+        direction: str,
+    ) -> None:
+        """Straight to ``owner``'s voicemail box, ringing no one."""
+        deposit = await self._voicemail.deposit_for(company, owner)
+        if deposit is None:
+            tx.respond(404, "No voicemail box")
+            self._recorder.refused(
+                company.id,
+                tx.request.call_id,
+                direction=direction,
+                caller=caller.number,
+                callee=owner.extension,
+                outcome="failed",
+                reason="404 No voicemail box",
+                caller_name=caller.name,
+                caller_user_id=caller.user_id,
+            )
+            return
+        await self.calls.place(tx, company, caller, _party(owner), deposit, direction=direction)
+
+    async def _call_group(
+        self,
+        tx: CallerTransaction,
+        company: Company,
+        caller: Party,
+        group: Group,
+        *,
+        direction: str,
+    ) -> None:
+        """Ring every device of the group's members who take group calls now (their
+        status rings, and pauses none); the group's voicemail takes the call if none
+        answers, or no member is there."""
+        await self.calls.place(
+            tx,
+            company,
+            caller,
+            _party(group),
+            self._group_devices(company, group),
+            direction=direction,
+            fallback=lambda: self._voicemail.deposit_for(company, group),
+        )
+
+    def _group_devices(self, company: Company, group: Group) -> list[Destination]:
+        devices: list[Destination] = []
+        for user_id in group.member_ids:
+            member = self._directory.user_by_id(company.id, user_id)
+            if member is not None and takes_group_calls(self._directory, company, member):
+                devices += self._devices(company, member)
+        return devices
 
     async def _call_user(
         self,
@@ -327,8 +401,8 @@ class PbxService:
             # (following it again could go round in a circle).
             await self._ring(tx, company, caller, route.user, direction=direction)
             return
-        if isinstance(route, ToIvr):
-            await self._call_menu(tx, company, caller, route.menu, direction=direction)
+        if not isinstance(route, ToTrunk):
+            await self._call_internal(tx, company, caller, route, direction=direction)
             return
         caller_id = caller_id_of(self._directory, company, forwarding, route.trunk)
         await self.calls.place(
@@ -361,10 +435,14 @@ class PbxService:
         )
 
     def _menu_target(self, company: Company, extension: str) -> MenuTarget:
-        """Where a menu's key leads: a colleague (as their status says) or another menu."""
+        """Where a menu's key leads: a colleague (as their status says), a group, or
+        another menu."""
         user = self._directory.user(company.id, extension)
         if user is not None:
             return self._user_target(company, user)
+        group = self._directory.group(company.id, extension)
+        if group is not None:
+            return self._group_target(company, group)
         menu = self._directory.ivr(company.id, extension)
         if menu is not None:
             return menu
@@ -390,8 +468,12 @@ class PbxService:
             return route
         if isinstance(route, ToIvr):
             return Refused(488, "Calls cannot be transferred to a voice menu yet")
+        if isinstance(route, ToMailbox):
+            return Refused(488, "Calls cannot be transferred to a voicemail box yet")
         if isinstance(route, ToUser):
             return self._user_target(company, route.user)
+        if isinstance(route, ToGroup):
+            return self._group_target(company, route.group)
         transferring = (
             self._directory.user_by_id(company.id, transferor.user_id)
             if transferor.user_id is not None
@@ -416,16 +498,23 @@ class PbxService:
             )
             if isinstance(route, ToTrunk):
                 return self._outside_target(company, target.forwarding_user, route)
-            if isinstance(route, ToIvr):
-                return Refused(488, "Calls cannot be transferred to a voice menu yet")
             if isinstance(route, Refused):
                 return route
+            if not isinstance(route, ToUser):
+                return Refused(488, "Calls cannot be transferred there yet")
             reached = route.user
         return TransferTarget(
             Party(reached.extension, reached.name, reached.id),
             self._devices(company, reached),
             "internal",
         )
+
+    def _group_target(self, company: Company, group: Group) -> TransferTarget | Refused:
+        """A call handed to a group: its members who take group calls ring."""
+        devices = self._group_devices(company, group)
+        if not devices:
+            return Refused(480, "No member of the group is available")
+        return TransferTarget(_party(group), devices, "internal")
 
     def _outside_target(self, company: Company, user: User, route: ToTrunk) -> TransferTarget:
         """A call handed to an external number on behalf of ``user``, shown their number."""
@@ -438,5 +527,7 @@ class PbxService:
         )
 
 
-def _party(user: User) -> Party:
-    return Party(user.extension, user.name, user.id)
+def _party(owner: User | Group) -> Party:
+    if isinstance(owner, Group):
+        return Party(owner.extension, owner.name)
+    return Party(owner.extension, owner.name, owner.id)

@@ -192,6 +192,13 @@ class ToVoicemail:
 CallTarget = RingUser | ForwardOutside | RefuseCall | ToVoicemail
 
 
+def takes_group_calls(directory: Directory, company: Company, user: User) -> bool:
+    """Whether a call to a group of ``user``'s rings them: their status rings and does
+    not pause group calls."""
+    status = directory.user_status(company.id, user.id)
+    return status is None or (status.behaviour == "ring" and not status.pause_acd)
+
+
 def call_target(directory: Directory, company: Company, callee: User) -> CallTarget:
     """What a new call to ``callee`` does, by their status: ring them, be refused, or be
     forwarded. A forward to a colleague follows the colleague's status in turn; a

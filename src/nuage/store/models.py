@@ -227,6 +227,39 @@ class IvrMenu(Base):
     fallback: Mapped[str | None] = mapped_column(String(16))
 
 
+class Group(Base):
+    """A group of users reached at its own extension (F18-F23, P6): a call to it rings
+    its members; its voicemail box takes what they do not answer. Groups grow queue
+    semantics (strategies, agent login, overflow) with the ACD engine."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("company_id", "extension"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # Shares the company's numbering plan with users and menus.
+    extension: Mapped[str] = mapped_column(String(16))
+    members: Mapped[list[GroupMember]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="GroupMember.user_id"
+    )
+
+    @property
+    def member_ids(self) -> list[int]:
+        return [member.user_id for member in self.members]
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
 class Registration(Base):
     __tablename__ = "registrations"
     __table_args__ = (UniqueConstraint("user_id", "contact"),)
@@ -340,17 +373,21 @@ class Favorite(Base):
 
 
 class VoicemailBox(Base):
-    """A voicemail box (F17, P5): a user's own (`user_id` set), or a group's. A user
-    without a row has a box with the defaults below; the row is made when a message is
-    first left or a setting changes. Its messages are WAV files in the data directory."""
+    """A voicemail box (F17, P5): a user's own (`user_id` set), or a group's (`group_id`
+    set; listed to its members only). An owner without a row has a box with the defaults
+    below; the row is made when a message is first left or a setting changes. Its
+    messages are WAV files in the data directory."""
 
     __tablename__ = "voicemail_boxes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"))
-    # The owner of a personal box; None for a group's box.
+    # The owner of a personal box, or the group of a group's box: exactly one is set.
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), unique=True
     )
     # Takes messages; a disabled box is as if there were none (calls are refused, 480).
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -9,6 +9,7 @@ dialled number, by a trunk's source address, by login email.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -31,6 +32,7 @@ from nuage.store.models import (
     CallRecord,
     Company,
     DirectoryRevision,
+    Group,
     IvrMenu,
     Number,
     Recording,
@@ -42,6 +44,7 @@ from nuage.store.models import (
 )
 
 __all__ = [
+    "DirectoryRows",
     "add_call_record",
     "add_recording",
     "bump_directory_revision",
@@ -54,6 +57,7 @@ __all__ = [
     "directory_snapshot",
     "expire_registrations",
     "finish_call_record",
+    "groups",
     "ivr_menus",
     "number_owner",
     "numbers",
@@ -97,9 +101,21 @@ async def bump_directory_revision(session: AsyncSession) -> int:
     return int(result.scalar_one())
 
 
-async def directory_snapshot(
-    session: AsyncSession,
-) -> tuple[int, list[Company], list[User], list[Trunk], list[Number], list[IvrMenu], list[Status]]:
+@dataclass(frozen=True, slots=True)
+class DirectoryRows:
+    """Every company's directory rows, at one revision."""
+
+    revision: int
+    companies: list[Company]
+    users: list[User]
+    trunks: list[Trunk]
+    numbers: list[Number]
+    ivrs: list[IvrMenu]
+    statuses: list[Status]
+    groups: list[Group]
+
+
+async def directory_snapshot(session: AsyncSession) -> DirectoryRows:
     """Every company's directory rows and the revision they are at, read in one
     transaction. The one cross-company read: the server indexes the rows by company."""
     revision = await directory_revision(session)
@@ -113,7 +129,8 @@ async def directory_snapshot(
             await session.execute(select(Status).order_by(Status.company_id, Status.position))
         ).scalars()
     )
-    return revision, companies, users, trunks, numbers, menus, statuses
+    groups = list((await session.execute(select(Group).order_by(Group.extension))).scalars())
+    return DirectoryRows(revision, companies, users, trunks, numbers, menus, statuses, groups)
 
 
 async def _rowcount(session: AsyncSession, statement: Executable) -> int:
@@ -200,6 +217,13 @@ async def numbers(session: AsyncSession, company_id: int) -> list[Number]:
 async def ivr_menus(session: AsyncSession, company_id: int) -> list[IvrMenu]:
     result = await session.execute(
         select(IvrMenu).where(IvrMenu.company_id == company_id).order_by(IvrMenu.extension)
+    )
+    return list(result.scalars())
+
+
+async def groups(session: AsyncSession, company_id: int) -> list[Group]:
+    result = await session.execute(
+        select(Group).where(Group.company_id == company_id).order_by(Group.extension)
     )
     return list(result.scalars())
 

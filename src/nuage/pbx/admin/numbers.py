@@ -1,5 +1,6 @@
-"""A company's inbound numbers (DIDs), each routed to the extension of a user or an IVR
-menu, with the plan's validation."""
+"""A company's inbound numbers (DIDs), each routed to the extension of a user, a group or
+an IVR menu, or straight to a user's or group's voicemail box (*97 and its extension),
+with the plan's validation."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from nuage.pbx.admin.errors import ConflictError, InvalidError, NotFoundError
 from nuage.pbx.admin.patches import Patch, apply_patch
 from nuage.pbx.admin.statuses import check_forwards
 from nuage.pbx.admin.store import AdminStore
-from nuage.pbx.numbering import NumberError, normalize_number
+from nuage.pbx.numbering import VOICEMAIL_DEPOSIT_PREFIX, NumberError, normalize_number
 from nuage.pbx.provision import NumberPlan, assign
 from nuage.store import repositories
 from nuage.store.models import Company, Number
@@ -82,8 +83,17 @@ async def _check_number_free(session: AsyncSession, e164: str) -> None:
 
 
 async def _check_route(session: AsyncSession, company: Company, route: str) -> None:
-    if await repositories.user_by_extension(session, company.id, route) is not None:
+    """InvalidError unless the route is the extension of a user, group or IVR menu of
+    the company, or *97 and a user's or group's (their voicemail box)."""
+    box = route.startswith(VOICEMAIL_DEPOSIT_PREFIX)
+    extension = route.removeprefix(VOICEMAIL_DEPOSIT_PREFIX)
+    if await repositories.user_by_extension(session, company.id, extension) is not None:
         return
+    groups = await repositories.groups(session, company.id)
+    if any(group.extension == extension for group in groups):
+        return
+    if box:
+        raise InvalidError(f"no user or group with extension {extension!r}", field="route")
     if any(menu.extension == route for menu in await repositories.ivr_menus(session, company.id)):
         return
-    raise InvalidError(f"no user or IVR with extension {route!r}", field="route")
+    raise InvalidError(f"no user, group or IVR with extension {route!r}", field="route")

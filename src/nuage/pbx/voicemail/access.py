@@ -31,7 +31,7 @@ from nuage.media.sdp import RtpMap
 from nuage.pbx.calls import Call, Leg
 from nuage.pbx.dialing import Party
 from nuage.pbx.routing import VOICEMAIL_ACCESS_CODE
-from nuage.pbx.voicemail.store import BoxSettings
+from nuage.pbx.voicemail.store import BoxKey, BoxSettings
 from nuage.store.models import Company, User, VoicemailMessage
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class VoicemailAccess:
     ) -> None:
         self._company = company
         self._owner = owner
+        self._box = BoxKey.of(owner)
         self._settings = settings
         self._voicemail = voicemail
         self._media = media
@@ -119,8 +120,7 @@ class VoicemailAccess:
 
     async def _listen(self, line: _Line) -> None:
         """The count of new messages, then each message and its menu."""
-        company_id, user_id = self._company.id, self._owner.id
-        messages = await self._voicemail.store.messages(company_id, user_id)
+        messages = await self._voicemail.store.messages(self._box)
         self._heard = {message.id for message in messages if message.heard_at is not None}
         await line.say(self._prompt(new_messages_prompt(len(messages) - len(self._heard))))
         index, play = 0, True
@@ -139,7 +139,7 @@ class VoicemailAccess:
             if key == "2":
                 await self._mark_heard(message)
             elif key == "3":
-                await self._voicemail.delete(company_id, user_id, message.id)
+                await self._voicemail.delete(self._box, message.id)
             elif key == "5":
                 await self._record_greeting(line)
             elif key not in ("1", "4"):
@@ -175,7 +175,7 @@ class VoicemailAccess:
     async def _mark_heard(self, message: VoicemailMessage) -> None:
         if message.id not in self._heard:
             self._heard.add(message.id)
-            await self._voicemail.mark_heard(self._company.id, self._owner.id, message.id)
+            await self._voicemail.mark_heard(self._box, message.id)
 
     async def _record_greeting(self, line: _Line) -> None:
         """Record the caller until '#' (or the limit, or they hang up) as their greeting."""
@@ -185,7 +185,7 @@ class VoicemailAccess:
         if line.over or source is None:
             return
         store = self._voicemail.store
-        final = store.greeting_path(self._company.id, self._owner.id)
+        final = store.greeting_path(self._box)
         partial = final.with_name(f"{final.stem}.recording.wav")
         await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
         limit = asyncio.Event()
@@ -213,7 +213,7 @@ class VoicemailAccess:
         if recording.seconds < MIN_GREETING_SECONDS:
             await asyncio.to_thread(partial.unlink, missing_ok=True)
             return False
-        await self._voicemail.store.replace_greeting(self._company.id, self._owner.id, partial)
+        await self._voicemail.store.replace_greeting(self._box, partial)
         log.info(
             "voicemail of %s: new greeting of %.1f s", self._owner.extension, recording.seconds
         )

@@ -21,8 +21,8 @@ from nuage.media.recording import CallRecording
 from nuage.media.sdp import RtpMap
 from nuage.pbx.calls import Call, Leg
 from nuage.pbx.dialing import Party
-from nuage.pbx.voicemail.store import BoxSettings, VoicemailStore
-from nuage.store.models import Company, User, VoicemailMessage
+from nuage.pbx.voicemail.store import BoxKey, BoxSettings, VoicemailStore
+from nuage.store.models import Company, Group, User, VoicemailMessage
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,12 @@ MessageListener = Callable[[VoicemailMessage], None]
 
 
 class VoicemailDeposit:
-    """One caller leaving a message in ``owner``'s box."""
+    """One caller leaving a message in ``owner``'s box (a user's or a group's)."""
 
     def __init__(
         self,
         company: Company,
-        owner: User,
+        owner: User | Group,
         settings: BoxSettings,
         store: VoicemailStore,
         media: MediaEngine,
@@ -50,6 +50,7 @@ class VoicemailDeposit:
     ) -> None:
         self._company = company
         self._owner = owner
+        self._box = BoxKey.of(owner)
         self._settings = settings
         self._store = store
         self._media = media
@@ -162,8 +163,7 @@ class VoicemailDeposit:
             return
         caller = call.caller
         message = await self._store.add_message(
-            self._company.id,
-            self._owner.id,
+            self._box,
             caller=caller.number,
             caller_name=caller.name,
             path=path,

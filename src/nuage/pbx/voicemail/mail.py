@@ -17,7 +17,7 @@ from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
 
 from nuage.mail.address import mail_address
-from nuage.store.models import User, VoicemailMessage
+from nuage.store.models import Group, User, VoicemailMessage
 
 # Companies have no time zone of their own yet, and all are Belgian so far. The zone's
 # abbreviation (CET, CEST) is written next to the time, so it is never ambiguous.
@@ -126,7 +126,7 @@ def notification_mail(
     message: VoicemailMessage,
     *,
     language: str,
-    owner: User | None,
+    owner: User | Group,
     sender: str,
     recipient: str,
     audio: bytes | None,
@@ -140,12 +140,11 @@ def notification_mail(
     number = caller or words.unknown
     who = f"{name} ({number})" if name and name != caller else number
     facts = [
+        (words.for_box, f"{_one_line(owner.name)} ({owner.extension})"),
         (words.caller, who),
         (words.when, _when(message.created_at, words)),
         (words.duration, _duration(message.duration_ms)),
     ]
-    if owner is not None:
-        facts.insert(0, (words.for_box, f"{_one_line(owner.name)} ({owner.extension})"))
     ending = words.attached if audio is not None else words.in_app
     mail = EmailMessage()
     mail["Subject"] = words.subject.format(caller=who)

@@ -24,7 +24,7 @@ from pathlib import Path
 from nuage.mail.smtp import MailDeferred, MailRejected, SmtpClient, SmtpUnavailable
 from nuage.pbx.voicemail.mail import notification_mail
 from nuage.pbx.voicemail.outbox import MailOutbox, Notification
-from nuage.store.models import Company, User, VoicemailMessage
+from nuage.store.models import Company, Group, User, VoicemailMessage
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ class VoicemailMailer:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def message_left(self, company: Company, owner: User, message: VoicemailMessage) -> None:
+    def message_left(
+        self, company: Company, owner: User | Group, message: VoicemailMessage
+    ) -> None:
         """A voicemail listener: a new message may have a mail to send."""
         self._wake.set()
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nuage.store.database import Database
 from nuage.store.models import (
     Company,
+    Group,
     User,
     VoicemailBox,
     VoicemailMessage,
@@ -34,7 +35,7 @@ class Notification:
     attempts: int  # this one included
     message: VoicemailMessage
     company: Company
-    owner: User | None  # None for a group's box
+    owner: User | Group
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ class MailOutbox:
                 return None
             row = (
                 await session.execute(
-                    select(VoicemailNotification, VoicemailMessage, Company, User)
+                    select(VoicemailNotification, VoicemailMessage, Company, User, Group)
                     .join(
                         VoicemailMessage,
                         (VoicemailMessage.id == VoicemailNotification.message_id)
@@ -118,10 +119,11 @@ class MailOutbox:
                     .join(Company, Company.id == VoicemailNotification.company_id)
                     .join(VoicemailBox, VoicemailBox.id == VoicemailMessage.box_id)
                     .outerjoin(User, User.id == VoicemailBox.user_id)
+                    .outerjoin(Group, Group.id == VoicemailBox.group_id)
                     .where(VoicemailNotification.id == notification_id)
                 )
             ).one()
-        notification, message, company, owner = row
+        notification, message, company, user, group = row
         return Notification(
             notification.id,
             notification.recipient,
@@ -129,7 +131,7 @@ class MailOutbox:
             attempts,
             message,
             company,
-            owner,
+            user or group,
         )
 
     async def sent(self, notification_id: int, now: datetime) -> None:

@@ -1,6 +1,6 @@
-"""Voicemail for the call engine and the API: the deposit that takes a call to a user,
-the owner listening from a phone (access.py), and the listeners told of every new
-message (events, message waiting, email)."""
+"""Voicemail for the call engine and the API: the deposit that takes a call to a user or
+group, a user listening to their own box from a phone (access.py), and the listeners
+told of every new message (events, message waiting, email)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from collections.abc import Callable
 from nuage.media.engine import MediaEngine
 from nuage.pbx.voicemail.access import VoicemailAccess
 from nuage.pbx.voicemail.deposit import VoicemailDeposit
-from nuage.pbx.voicemail.store import VoicemailStore
-from nuage.store.models import Company, User, VoicemailMessage
+from nuage.pbx.voicemail.store import BoxKey, VoicemailStore
+from nuage.store.models import Company, Group, User, VoicemailMessage
 
 log = logging.getLogger(__name__)
 
-# Told of each new message, once it is durable: (the box owner's company, the owner, it).
-NewMessageListener = Callable[[Company, User, VoicemailMessage], None]
-# Told when a message of a user's box is heard or deleted: (company id, user id, what
-# happened: "heard" or "deleted", the message's id).
-BoxListener = Callable[[int, int, str, int], None]
+# Told of each new message, once it is durable: (the box owner's company, the owner: a
+# user or a group, it).
+NewMessageListener = Callable[[Company, User | Group, VoicemailMessage], None]
+# Told when a message of a box is heard or deleted: (the box, what happened: "heard" or
+# "deleted", the message's id).
+BoxListener = Callable[[BoxKey, str, int], None]
 
 
 class Voicemail:
@@ -35,30 +36,30 @@ class Voicemail:
     def add_box_listener(self, listener: BoxListener) -> None:
         self._box_listeners.append(listener)
 
-    async def mark_heard(self, company_id: int, user_id: int, message_id: int) -> bool:
-        """False when the user has no such message."""
-        if not await self.store.mark_heard(company_id, user_id, message_id):
+    async def mark_heard(self, box: BoxKey, message_id: int) -> bool:
+        """False when the box has no such message."""
+        if not await self.store.mark_heard(box, message_id):
             return False
-        self._box_changed(company_id, user_id, "heard", message_id)
+        self._box_changed(box, "heard", message_id)
         return True
 
-    async def delete(self, company_id: int, user_id: int, message_id: int) -> bool:
-        """False when the user has no such message."""
-        if not await self.store.delete(company_id, user_id, message_id):
+    async def delete(self, box: BoxKey, message_id: int) -> bool:
+        """False when the box has no such message."""
+        if not await self.store.delete(box, message_id):
             return False
-        self._box_changed(company_id, user_id, "deleted", message_id)
+        self._box_changed(box, "deleted", message_id)
         return True
 
-    def _box_changed(self, company_id: int, user_id: int, change: str, message_id: int) -> None:
+    def _box_changed(self, box: BoxKey, change: str, message_id: int) -> None:
         for listener in self._box_listeners:
             try:
-                listener(company_id, user_id, change, message_id)
+                listener(box, change, message_id)
             except Exception:
                 log.exception("voicemail listener failed on message %d", message_id)
 
-    async def deposit_for(self, company: Company, owner: User) -> VoicemailDeposit | None:
-        """What takes a call to ``owner`` that they cannot take; None if their box is off."""
-        settings = await self.store.settings(company.id, owner.id)
+    async def deposit_for(self, company: Company, owner: User | Group) -> VoicemailDeposit | None:
+        """What takes a call to ``owner`` that they cannot take; None if its box is off."""
+        settings = await self.store.settings(BoxKey.of(owner))
         if not settings.enabled:
             return None
 
@@ -73,7 +74,7 @@ class Voicemail:
 
     async def access_for(self, company: Company, owner: User) -> VoicemailAccess | None:
         """What answers ``owner`` calling their own box; None if their box is off."""
-        settings = await self.store.settings(company.id, owner.id)
+        settings = await self.store.settings(BoxKey.of(owner))
         if not settings.enabled:
             return None
         return VoicemailAccess(company, owner, settings, self, self._media)
