@@ -15,6 +15,7 @@ from typing import cast
 
 import pytest
 
+from nuage.events.memory import InProcessBus
 from nuage.media.engine import MediaEngine
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.directory import Directory
@@ -51,6 +52,8 @@ class Mwi:
     users: dict[str, int]
     server: SipEndpoint
     data_dir: Path
+    bus: InProcessBus  # what other nodes' event feeds publish to
+    db: Database
 
     def box(self, extension: str) -> BoxKey:
         return BoxKey(self.company_id, user_id=self.users[extension])
@@ -85,7 +88,8 @@ async def mwi(database: Database, tmp_path: Path) -> AsyncIterator[Mwi]:
     auth = UserAuthenticator(directory, DigestAuthenticator(b"k" * 32), FailureThrottle())
     # Deposits need media; nothing here leaves a message by a call.
     voicemail = Voicemail(VoicemailStore(database, tmp_path), cast(MediaEngine, None))
-    waiting = MessageWaiting(voicemail)
+    bus = InProcessBus()
+    waiting = MessageWaiting(voicemail, bus)
     package = MessageSummaryPackage(waiting)
     server: SipEndpoint | None = None
 
@@ -116,7 +120,7 @@ async def mwi(database: Database, tmp_path: Path) -> AsyncIterator[Mwi]:
     manager.attach(server)
     unsolicited.attach(server)
     try:
-        yield Mwi(voicemail, waiting, manager, company.id, users, server, tmp_path)
+        yield Mwi(voicemail, waiting, manager, company.id, users, server, tmp_path, bus, database)
     finally:
         unsolicited.close()
         waiting.close()
@@ -281,6 +285,29 @@ async def test_quick_changes_end_with_the_last_counts(mwi: Mwi) -> None:
         while seen[-1] != ("yes", "3/0 (0/0)"):
             seen.append(summary(await desk.next_notify()))
         assert len(seen) <= 3, seen
+        await nothing_more(desk)
+    finally:
+        await desk.close()
+
+
+async def test_another_nodes_change_comes_by_the_event_bus(mwi: Mwi) -> None:
+    """Lucas hears his message in the app, served by another node: its event feed
+    publishes voicemail.heard, and his phone here hears the new counts."""
+    desk = await mwi.phone()
+    try:
+        message = await mwi.leave_message("1002")
+        assert (await register(desk, "1002", "boot-1")).status == 200
+        assert summary(await desk.next_notify()) == ("yes", "1/0 (0/0)")
+        other_node = VoicemailStore(mwi.db, mwi.data_dir)
+        assert await other_node.mark_heard(mwi.box("1002"), message)
+        await nothing_more(desk)  # nothing here knows yet
+        data = {"id": message, "group_id": None}
+        mwi.bus.publish(mwi.company_id, "voicemail.heard", data, user_id=mwi.users["1002"])
+        assert summary(await desk.next_notify()) == ("no", "0/1 (0/0)")
+        # A group's box lights no lamp; other events are not about boxes.
+        group = {"id": message, "group_id": 1}
+        mwi.bus.publish(mwi.company_id, "voicemail.heard", group, user_id=mwi.users["1002"])
+        mwi.bus.publish(mwi.company_id, "presence.status", {}, user_id=mwi.users["1002"])
         await nothing_more(desk)
     finally:
         await desk.close()

@@ -226,7 +226,7 @@ class NuageServer:
             directory=directory,
         )
         feed.start()
-        self.message_waiting = waiting = MessageWaiting(voicemail)
+        self.message_waiting = waiting = MessageWaiting(voicemail, bus)
         summaries = MessageSummaryPackage(waiting)
         subscriptions = SubscriptionManager(
             directory,

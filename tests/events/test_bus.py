@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as redis
 
-from nuage.events import EventBus, SubscriptionLost
+from nuage.events import Event, EventBus, SubscriptionLost
 from nuage.events.bus import BACKLOG_LIMIT
 from nuage.events.memory import InProcessBus
 from nuage.events.redis_bus import RedisBus
@@ -103,17 +103,44 @@ async def test_a_reader_that_falls_behind_is_told_it_lost_events(
 ) -> None:
     bus = await new_bus()
     slow = bus.subscribe(5)
+    # Through Redis, the events reach the node a little later: watched, once the last
+    # has come, every subscription has it.
+    burst_over = asyncio.Event()
+
+    def watch(event: Event) -> None:
+        if event.data["n"] == BACKLOG_LIMIT:
+            burst_over.set()
+
+    bus.watch(watch)
     for n in range(BACKLOG_LIMIT + 1):
         bus.publish(5, "test.counted", {"n": n})
+    await asyncio.wait_for(burst_over.wait(), 10)
+    assert slow.lost
     fast = bus.subscribe(5)
     bus.publish(5, "test.counted", {"n": "last"})
     # A reader keeping up gets everything published since it subscribed.
-    while (await asyncio.wait_for(fast.next(), 5)).data["n"] != "last":
-        pass
+    assert (await asyncio.wait_for(fast.next(), 5)).data["n"] == "last"
     with pytest.raises(SubscriptionLost):
         await asyncio.wait_for(slow.next(), 2)
     slow.close()
     fast.close()
+
+
+async def test_a_watcher_sees_every_companys_events(new_bus: BusFactory) -> None:
+    bus = await new_bus()
+    seen: list[tuple[int, str, int | None]] = []
+    bus.watch(lambda event: seen.append((event.company_id, event.type, event.user_id)))
+
+    def fail(event: Event) -> None:
+        raise RuntimeError(event.type)
+
+    # A watcher that fails keeps neither the others nor the readers from the event.
+    bus.watch(fail)
+    reader = bus.subscribe(4)
+    bus.publish(3, "test.first", {})
+    bus.publish(4, "test.second", {}, user_id=7)
+    assert (await asyncio.wait_for(reader.next(), 2)).type == "test.second"
+    assert seen == [(3, "test.first", None), (4, "test.second", 7)]
 
 
 async def test_closed_subscriptions_get_nothing_more(
@@ -133,6 +160,8 @@ async def test_two_redis_nodes_see_each_others_events_in_one_order(prefix: str) 
     try:
         assert first.stream == second.stream
         on_first, on_second = first.subscribe(9), second.subscribe(9)
+        watched: list[int] = []
+        second.watch(lambda event: watched.append(event.sequence))
         for n in range(10):
             (first if n % 2 else second).publish(9, "test.counted", {"n": n})
         seen_first = [await asyncio.wait_for(on_first.next(), 2) for _ in range(10)]
@@ -144,6 +173,8 @@ async def test_two_redis_nodes_see_each_others_events_in_one_order(prefix: str) 
         # Each node's own events keep their order.
         from_first = [e.data["n"] for e in seen_first if e.data["n"] % 2]
         assert from_first == sorted(from_first)
+        # Watchers too see the other node's events.
+        assert watched == [e.sequence for e in seen_second]
         replayed = await second.replay(9, 0)
         assert replayed is not None and [e.text for e in replayed] == [e.text for e in seen_first]
     finally:

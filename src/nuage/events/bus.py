@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 # How many of a company's last events are kept for reconnecting clients.
 REPLAY_LIMIT = 1000
@@ -86,6 +90,11 @@ class Subscription:
         self._events.append(event)
         self._ready.set()
 
+    @property
+    def lost(self) -> bool:
+        """Events were lost: ``next`` raises SubscriptionLost once the rest is read."""
+        return self._lost
+
     def lose(self) -> None:
         self._lost = True
         self._events.clear()
@@ -103,11 +112,18 @@ class Subscription:
         self._fanout.remove(self)
 
 
+Watcher = Callable[[Event], None]
+
+
 class Fanout:
-    """A node's subscriptions, by company."""
+    """A node's subscriptions, by company, and its watchers of every company's events."""
 
     def __init__(self) -> None:
         self._subscriptions: defaultdict[int, set[Subscription]] = defaultdict(set)
+        self._watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> None:
+        self._watchers.append(watcher)
 
     def add(self, company_id: int) -> Subscription:
         subscription = Subscription(company_id, self)
@@ -124,6 +140,11 @@ class Fanout:
     def dispatch(self, event: Event) -> None:
         for subscription in self._subscriptions.get(event.company_id, ()):
             subscription.deliver(event)
+        for watcher in self._watchers:
+            try:
+                watcher(event)
+            except Exception:
+                log.exception("event watcher failed on %s", event.type)
 
     def lose_all(self) -> None:
         for subscribers in self._subscriptions.values():
@@ -153,6 +174,11 @@ class EventBus(Protocol):
 
     def subscribe(self, company_id: int) -> Subscription:
         """The company's events published from now on."""
+        ...
+
+    def watch(self, watcher: Watcher) -> None:
+        """Call ``watcher`` with every company's events as this node receives them (its
+        own too): for what a node keeps that other nodes' changes move."""
         ...
 
     async def position(self, company_id: int) -> int:

@@ -7,7 +7,7 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
-from nuage.events.bus import REPLAY_LIMIT, Event, Fanout, Subscription
+from nuage.events.bus import REPLAY_LIMIT, Event, Fanout, Subscription, Watcher
 
 
 class InProcessBus:
@@ -49,6 +49,9 @@ class InProcessBus:
 
     def subscribe(self, company_id: int) -> Subscription:
         return self._fanout.add(company_id)
+
+    def watch(self, watcher: Watcher) -> None:
+        self._fanout.watch(watcher)
 
     async def position(self, company_id: int) -> int:
         return self._sequences.get(company_id, 0)

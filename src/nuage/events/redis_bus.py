@@ -21,7 +21,7 @@ from typing import Any, cast
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from nuage.events.bus import REPLAY_LIMIT, Event, Fanout, Subscription
+from nuage.events.bus import REPLAY_LIMIT, Event, Fanout, Subscription, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,9 @@ class RedisBus:
 
     def subscribe(self, company_id: int) -> Subscription:
         return self._fanout.add(company_id)
+
+    def watch(self, watcher: Watcher) -> None:
+        self._fanout.watch(watcher)
 
     async def position(self, company_id: int) -> int:
         return int(await self._client.get(self._key(company_id, "seq")) or 0)

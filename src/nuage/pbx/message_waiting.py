@@ -3,7 +3,8 @@ message-waiting lamps show (RFC 3842; group boxes light none). Counts change onl
 through the voicemail service, whose listeners say when a box changed; the counts are
 then read again from the database, and the listeners here are told when they really
 changed. Between changes they come from memory, so that a NOTIFY never waits for the
-database.
+database. Boxes changed by other nodes (a message left or heard there) come by the event
+bus: its voicemail events make the counts be read again here too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from nuage.events import Event, EventBus
 from nuage.pbx.listeners import UserListeners
 from nuage.pbx.voicemail.service import Voicemail
 from nuage.pbx.voicemail.store import BoxKey, MessageCounts
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class MessageWaiting:
-    def __init__(self, voicemail: Voicemail) -> None:
+    def __init__(self, voicemail: Voicemail, bus: EventBus | None = None) -> None:
         self._store = voicemail.store
         self._counts: dict[tuple[int, int], MessageCounts] = {}
         # Users whose counts are being read again; True: a change came during the read,
@@ -31,6 +33,8 @@ class MessageWaiting:
         self.listeners = UserListeners()
         voicemail.add_listener(self._message_left)
         voicemail.add_box_listener(self._message_changed)
+        if bus is not None:
+            bus.watch(self._event)
 
     async def counts(self, company_id: int, user_id: int) -> MessageCounts:
         """The user's counts, read from the database the first time only."""
@@ -52,6 +56,13 @@ class MessageWaiting:
         # Heard or deleted.
         if box.user_id is not None:
             self.box_changed(box.company_id, box.user_id)
+
+    def _event(self, event: Event) -> None:
+        # This node's own changes come twice (their listener, then the bus): reading the
+        # counts once more is cheap, and only a real change is told.
+        personal = event.data.get("group_id") is None
+        if event.type.startswith("voicemail.") and event.user_id is not None and personal:
+            self.box_changed(event.company_id, event.user_id)
 
     def box_changed(self, company_id: int, user_id: int) -> None:
         """Read the user's counts again, once at a time per user."""
