@@ -17,12 +17,14 @@ import pytest
 from sqlalchemy import select
 
 from api.test_events import base_url, events_of, phones_bob_answering, token_of
-from e2e.server import DOMAIN, acme_plan
+from e2e.server import DOMAIN, USERS, acme_plan
 from e2e.test_call_control import in_process_server
 from e2e.test_transfer import ALICE_TONE, TONES
+from nuage.pbx.voicemail import deposit
 from nuage.server import NuageServer
 from nuage.store.models import CallRecord, VoicemailMessage
 from peers import audio
+from peers.baresip import BaresipPhone
 
 
 @pytest.fixture
@@ -125,3 +127,34 @@ async def test_a_status_sends_calls_to_voicemail_and_hash_ends_the_message(
             listed = (await client.get("/api/v1/me/voicemail", headers=auth)).json()
             assert [m["id"] for m in listed] == [created["data"]["id"]]
         assert not [e for e in bob.events if e.type == "CALL_INCOMING"]
+
+
+async def test_a_silent_caller_ends_the_message(
+    server: NuageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Élodie speaks (her tone, 4 s), then says nothing: after the silence timeout (2 s
+    here) the message ends, she hears goodbye and is hung up on; the message is kept."""
+    monkeypatch.setattr(deposit, "SILENCE_SECONDS", 2.0)
+    spoken = np.concatenate([audio.tone(ALICE_TONE, 4.0), np.zeros(8000 * 60)])
+    wav = audio.write_wav(tmp_path / "speaks-then-silent.wav", spoken)
+    target = f"127.0.0.1:{server.config.server.sip_port}"
+    alice = BaresipPhone(
+        tmp_path,
+        "1001",
+        tone_wav=wav,
+        domain=DOMAIN,
+        password=USERS["1001"][2],
+        proxy=f"sip:{target}",
+    )
+    async with httpx.AsyncClient(base_url=base_url(server)) as client:
+        token = await token_of(client, "1002")
+        async with events_of(server, token) as bobs, alice:
+            await alice.wait_event("REGISTER_OK", timeout=10)
+            await alice.dial(f"sip:*971002@{DOMAIN}")
+            await alice.wait_event("CALL_ESTABLISHED", timeout=5)
+            await asyncio.sleep(0.5)
+            await alice.command("sndcode", "1")  # no greeting: straight to the beep
+            await alice.wait_event("CALL_CLOSED", timeout=15)
+            _, created = await bobs.wait_for("voicemail.created", within=5)
+    # About 3 s of her tone, then 2 s of silence, then it ended.
+    assert 3500 < created["data"]["duration_ms"] < 6500, created

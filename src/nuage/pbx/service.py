@@ -13,6 +13,7 @@ from nuage.pbx.dialing import ALLOW, Destination, Party, trunk_destination
 from nuage.pbx.directory import Directory
 from nuage.pbx.ivr import IvrApplication, MenuTarget
 from nuage.pbx.location import LocationService
+from nuage.pbx.numbering import VOICEMAIL_DEPOSIT_PREFIX
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.registrar import Registrar
 from nuage.pbx.routing import (
@@ -173,9 +174,26 @@ class PbxService:
         reached is always their own."""
         access = await self._voicemail.access_for(company, user)
         if access is None:
-            tx.respond(404, "No voicemail box")
+            self._no_box(tx, company, caller, VOICEMAIL_ACCESS_CODE, direction="internal")
             return
         await self.calls.place(tx, company, caller, access.party, access, direction="internal")
+
+    def _no_box(
+        self, tx: CallerTransaction, company: Company, caller: Party, callee: str, *, direction: str
+    ) -> None:
+        """Refuse a call to a voicemail box that is off, and record it."""
+        tx.respond(404, "No voicemail box")
+        self._recorder.refused(
+            company.id,
+            tx.request.call_id,
+            direction=direction,
+            caller=caller.number,
+            callee=callee,
+            outcome="failed",
+            reason="404 No voicemail box",
+            caller_name=caller.name,
+            caller_user_id=caller.user_id,
+        )
 
     async def _invite_from_trunk(self, tx: ServerTransactionHandle, trunks: list[Trunk]) -> None:
         """A carrier's call: the dialled number picks the company among those the carrier
@@ -240,18 +258,8 @@ class PbxService:
         """Straight to ``owner``'s voicemail box, ringing no one."""
         deposit = await self._voicemail.deposit_for(company, owner)
         if deposit is None:
-            tx.respond(404, "No voicemail box")
-            self._recorder.refused(
-                company.id,
-                tx.request.call_id,
-                direction=direction,
-                caller=caller.number,
-                callee=owner.extension,
-                outcome="failed",
-                reason="404 No voicemail box",
-                caller_name=caller.name,
-                caller_user_id=caller.user_id,
-            )
+            dialled = VOICEMAIL_DEPOSIT_PREFIX + owner.extension
+            self._no_box(tx, company, caller, dialled, direction=direction)
             return
         await self.calls.place(tx, company, caller, _party(owner), deposit, direction=direction)
 
