@@ -40,6 +40,9 @@ from typing import Any, cast
 from nuage.media.player import FrameClock, Playback, Sound
 from nuage.media.ports import PortPair
 from nuage.media.sdp import RtpMap
+from nuage.media.webrtc.dtls import DtlsSrtp
+from nuage.media.webrtc.ice_lite import IceLiteResponder
+from nuage.media.webrtc.port import WebRtcPort
 
 # The same few addresses (ours and the peers') come back on every call set-up, and
 # ipaddress parses slowly; its address objects are immutable, so they can be shared.
@@ -334,6 +337,15 @@ class RelaySide:
             self._clock.remove(playback)
             self._playback = None
             playback.stop()
+
+    def use_webrtc(
+        self, ice: IceLiteResponder, dtls: DtlsSrtp, *, on_failure: Callable[[str], None]
+    ) -> WebRtcPort:
+        """This side's party is a WebRTC endpoint (a browser): from now on its RTP port
+        answers ICE checks, runs DTLS, and carries SRTP and SRTCP (rtcp-mux)."""
+        return WebRtcPort(
+            self._rtp.transport, self._rtp, self._rtcp, ice, dtls, on_failure=on_failure
+        )
 
     @property
     def rtp_port(self) -> int:
