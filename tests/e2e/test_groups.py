@@ -17,7 +17,7 @@ from api.test_events import base_url, events_of, token_of
 from e2e.server import DOMAIN, acme_plan
 from e2e.test_call_control import in_process_server, three_phones
 from e2e.test_transfer import ALICE_TONE, BOB_TONE, CAROL_TONE, _phone
-from e2e.test_voicemail import tone_seconds
+from e2e.test_voicemail import speak_after_the_beep, tone_seconds
 from nuage.server import NuageServer
 from nuage.store.models import CallRecord
 from peers.baresip import BaresipPhone
@@ -107,8 +107,7 @@ async def test_an_unanswered_group_call_leaves_a_message_for_the_members(
             await alice.wait_event("CALL_ESTABLISHED", timeout=10)
             await bob.wait_event("CALL_CLOSED", timeout=10)
             await carol.wait_event("CALL_CLOSED", timeout=10)
-            # The greeting (about 5 s), the beep, then Élodie's tone is recorded.
-            await asyncio.sleep(9.0)
+            await speak_after_the_beep(alice, 3.5)
             await alice.hangup()
             await alice.wait_event("CALL_CLOSED", timeout=10)
             _, created = await bobs.wait_for("voicemail.created", within=10)

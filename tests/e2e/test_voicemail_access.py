@@ -15,7 +15,7 @@ from api.test_events import base_url, events_of, phones_bob_answering, token_of
 from e2e.server import DOMAIN, acme_plan
 from e2e.test_call_control import in_process_server
 from e2e.test_transfer import ALICE_TONE, BOB_TONE, TONES
-from e2e.test_voicemail import tone_seconds
+from e2e.test_voicemail import speak_after_the_beep, tone_seconds
 from nuage.store.models import User, VoicemailBox
 from peers import audio
 from peers.baresip import BaresipPhone
@@ -51,7 +51,7 @@ async def test_lucas_hears_a_new_message_then_deletes_it(tmp_path: Path) -> None
                 # Élodie leaves a message of about 3 s: her tone, then '#'.
                 await alice.dial(f"sip:1002@{DOMAIN}")
                 await alice.wait_event("CALL_ESTABLISHED", timeout=10)
-                await asyncio.sleep(8.0)
+                await speak_after_the_beep(alice, 3.0)
                 await alice.command("sndcode", "#")
                 await alice.wait_event("CALL_CLOSED", timeout=10)
                 _, created = await bobs.wait_for("voicemail.created", within=10)

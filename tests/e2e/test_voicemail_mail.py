@@ -4,7 +4,6 @@ tone."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from sqlalchemy import select
@@ -12,7 +11,7 @@ from sqlalchemy import select
 from e2e.server import DOMAIN, acme_plan
 from e2e.test_call_control import in_process_server
 from e2e.test_transfer import ALICE_TONE, _phone
-from e2e.test_voicemail import tone_seconds
+from e2e.test_voicemail import speak_after_the_beep, tone_seconds
 from nuage.store.models import VoicemailMessage, VoicemailNotification
 from peers.smtp import MailSink
 
@@ -33,8 +32,7 @@ async def test_a_message_left_by_a_phone_is_mailed_with_its_audio(tmp_path: Path
                 # Lucas has no phone registered: his voicemail answers at once.
                 await alice.dial(f"sip:1002@{DOMAIN}")
                 await alice.wait_event("CALL_ESTABLISHED", timeout=10)
-                # The greeting (about 5 s), the beep, then Élodie's tone is recorded.
-                await asyncio.sleep(8.0)
+                await speak_after_the_beep(alice, 3.0)
                 await alice.hangup()
                 await alice.wait_event("CALL_CLOSED", timeout=10)
                 [mail] = await sink.messages(1, within=10)
