@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import re
 import struct
 from collections.abc import AsyncIterator
 
@@ -17,11 +16,21 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from av import AudioFrame
 
+from nuage.media import sdp
 from nuage.media.engine import LocalMediaEngine
 from nuage.media.g711 import ulaw_decode, ulaw_encode
 from nuage.media.relay import RelaySession
 from nuage.media.webrtc.dtls import Certificate, DtlsSrtp
 from nuage.media.webrtc.ice_lite import IceLiteResponder, new_credentials
+from nuage.media.webrtc.sdp import (
+    LocalParameters,
+    is_webrtc,
+    mids_of,
+    our_setup,
+    remote_parameters,
+    to_plain,
+    to_webrtc,
+)
 from peers import audio
 
 from . import free_udp_port_range
@@ -71,40 +80,12 @@ class Tone(MediaStreamTrack):
         return frame
 
 
-def _attribute(sdp: str, name: str) -> str:
-    found = re.search(rf"^a={name}:(.+?)\r?$", sdp, re.MULTILINE)
-    assert found is not None, name
-    return found.group(1)
-
-
-def answer_for(offer: str, session: RelaySession, ufrag: str, pwd: str, fingerprint: str) -> str:
-    """What the server answers a browser's offer: ICE-lite, our one host candidate,
-    DTLS passive, rtcp-mux, PCMU. (offer_answer.py makes it in the server; here the
-    media port is tested alone.)"""
-    mid = _attribute(offer, "mid")
-    port = session.a.rtp_port
-    return "\r\n".join(
-        [
-            "v=0",
-            "o=nuage 1 1 IN IP4 127.0.0.1",
-            "s=-",
-            "t=0 0",
-            "a=ice-lite",
-            f"a=group:BUNDLE {mid}",
-            f"m=audio {port} UDP/TLS/RTP/SAVPF 0",
-            "c=IN IP4 127.0.0.1",
-            f"a=mid:{mid}",
-            "a=sendrecv",
-            "a=rtcp-mux",
-            "a=rtpmap:0 PCMU/8000",
-            f"a=ice-ufrag:{ufrag}",
-            f"a=ice-pwd:{pwd}",
-            f"a=fingerprint:sha-256 {fingerprint}",
-            "a=setup:passive",
-            f"a=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host",
-            "a=end-of-candidates",
-            "",
-        ]
+def phone_answer(offer: sdp.SessionDescription, port: int) -> sdp.SessionDescription:
+    """What a desk phone at ``port`` answers a plain offer: PCMU."""
+    assert "0" in offer.media[0].formats
+    return sdp.parse(
+        "v=0\r\no=desk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
     )
 
 
@@ -126,20 +107,44 @@ async def test_a_browser_and_a_phone_hear_each_other(session: RelaySession) -> N
         listening.append(asyncio.ensure_future(listen()))
 
     browser.addTrack(Tone(BROWSER_TONE))
-    offer = await browser.createOffer()
-    await browser.setLocalDescription(offer)
-    sdp = browser.localDescription.sdp
-    remote_fingerprint = _attribute(sdp, "fingerprint").split(" ", 1)
-    dtls = DtlsSrtp(
-        certificate, client=False, remote_fingerprint=(remote_fingerprint[0], remote_fingerprint[1])
-    )
-    ice = IceLiteResponder(ufrag, pwd, remote_ufrag=_attribute(sdp, "ice-ufrag"))
+    await browser.setLocalDescription(await browser.createOffer())
+    offer = sdp.parse(browser.localDescription.sdp)
+    assert is_webrtc(offer)
+    remote = remote_parameters(offer)
+    setup, client = our_setup(remote.setup)
+    dtls = DtlsSrtp(certificate, client=client, remote_fingerprint=remote.fingerprint)
+    ice = IceLiteResponder(ufrag, pwd, remote_ufrag=remote.ufrag)
     port = session.a.use_webrtc(ice, dtls, on_failure=failures.append)
     desk = await phone()
+    # The offer as the desk phone gets it, its answer as the browser gets it: both
+    # through the relay, each in its own flavour.
+    to_desk = to_plain(sdp.anchor(offer, HOST, [session.b.rtp_port] * len(offer.media)))
+    audio_to_desk = to_desk.media[0]
+    assert audio_to_desk.proto == "RTP/AVP" and audio_to_desk.port == session.b.rtp_port
+    assert {c.encoding.lower() for c in audio_to_desk.codecs} <= {
+        "opus",
+        "pcmu",
+        "pcma",
+        "g722",
+        "telephone-event",
+        "cn",
+    }
+    assert not {a.name for a in audio_to_desk.attributes} & {
+        "fingerprint",
+        "ice-ufrag",
+        "ssrc",
+        "mid",
+    }
+    answer = phone_answer(to_desk, desk.port)
     session.b.set_remote(HOST, desk.port)
+    to_browser = to_webrtc(
+        sdp.anchor(answer, HOST, [session.a.rtp_port]),
+        LocalParameters(ufrag, pwd, certificate.fingerprint),
+        setup=setup,
+        mids=mids_of(offer),
+    )
     try:
-        answer = answer_for(sdp, session, ufrag, pwd, certificate.fingerprint)
-        await browser.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await browser.setRemoteDescription(RTCSessionDescription(to_browser.serialize(), "answer"))
         await until(lambda: dtls.established)
         assert ice.nominated is not None and ice.nominated[0] == HOST
         # The browser's voice reaches the desk phone as plain PCMU RTP.
