@@ -18,6 +18,7 @@ import uvicorn
 
 from nuage.api.app import ApiServices, create_app, serve_api
 from nuage.api.event_feed import EventFeed
+from nuage.api.sip_websocket import serve_sip
 from nuage.config import Config
 from nuage.events import EventBus
 from nuage.events.memory import InProcessBus
@@ -146,6 +147,7 @@ class NuageServer:
             stats = self.endpoint.transport.stats
             figures["sip_rejected"] = stats.rejected
             figures["sip_dropped"] = stats.dropped
+            figures["sip_websockets"] = stats.ws_connections
         if self.directory is not None:
             figures["directory_revision"] = self.directory.revision
         if self.mailer is not None:
@@ -253,6 +255,8 @@ class NuageServer:
         endpoint = SipEndpoint(
             self.service.handle_request,
             on_stray_2xx=calls.handle_stray_2xx,
+            # A browser is reached only over its WebSocket: its bindings go with it.
+            on_flow_lost=location.flow_lost,
             tcp_idle_timeout=server.tcp_idle_timeout,
             public_address=public,
         )
@@ -262,6 +266,7 @@ class NuageServer:
         await endpoint.listen_udp(server.sip_host, server.sip_port)
         await endpoint.listen_tcp(server.sip_host, server.sip_port)
         self.endpoint = endpoint
+        serve_sip(self.app, endpoint)
         # Last: the API places calls through the endpoint.
         serve_api(
             self.app,
@@ -285,7 +290,7 @@ class NuageServer:
         await self.trunks.start()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         log.info(
-            "nuage ready: SIP %s:%d (udp, tcp), HTTP %s:%d, RTP %d-%d",
+            "nuage ready: SIP %s:%d (udp, tcp), HTTP %s:%d (SIP over WebSocket at /sip), RTP %d-%d",
             server.sip_host,
             server.sip_port,
             server.http_host,

@@ -17,6 +17,7 @@ _ALSO_ON_POSTGRESQL = {
     "test_statuses.py",
     "test_trunks.py",
     "test_recording.py",
+    "test_sip_websocket.py",
 }
 
 

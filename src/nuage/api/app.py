@@ -17,6 +17,7 @@ from nuage.api import (
     events,
     groups,
     me,
+    sip_websocket,
     statuses,
     voicemail,
 )
@@ -52,6 +53,8 @@ def create_app(
     )
     errors.install(app)
     app.include_router(health_router(is_ready, counters))
+    # SIP over WebSocket (RFC 7118) for the web softphone: outside the REST API.
+    app.include_router(sip_websocket.router)
     api = APIRouter(prefix=API_PREFIX, responses=errors.RESPONSES)
     api.include_router(auth.router)
     api.include_router(me.router)

@@ -26,6 +26,8 @@ from nuage.media.prompts import Prompts
 from nuage.media.relay import Counters, RelaySession
 from nuage.media.rtcp_sender import ReportSettings
 from nuage.media.sdp import RtpMap
+from nuage.media.webrtc.dtls import Certificate, DtlsSrtp
+from nuage.media.webrtc.ice_lite import IceLiteResponder
 
 
 class MediaSide(Protocol):
@@ -86,6 +88,12 @@ class MediaSide(Protocol):
         """Hear only the RTP packets given to the returned function (a conference's mix)."""
         ...
 
+    def use_webrtc(
+        self, ice: IceLiteResponder, dtls: DtlsSrtp, *, on_failure: Callable[[str], None]
+    ) -> object:
+        """The party is a browser: ICE, DTLS-SRTP and muxed RTCP on the RTP port."""
+        ...
+
 
 class MediaSession(Protocol):
     """Media between two parties, A and B, anchored on the server."""
@@ -114,6 +122,11 @@ class MediaEngine(Protocol):
 
     @property
     def prompts(self) -> Prompts: ...
+
+    @property
+    def certificate(self) -> Certificate:
+        """The DTLS certificate of the WebRTC legs."""
+        ...
 
     async def create_session(self) -> MediaSession: ...
 
@@ -159,6 +172,15 @@ class LocalMediaEngine:
         self.clock = FrameClock(reports)
         self.prompts = Prompts()
         self._music_on_hold: Sound | None = None
+        self._certificate: Certificate | None = None
+
+    @property
+    def certificate(self) -> Certificate:
+        # Made on first use: generating a key costs a few milliseconds, and most servers'
+        # tests never meet a browser.
+        if self._certificate is None:
+            self._certificate = Certificate.generate()
+        return self._certificate
 
     @property
     def beep(self) -> Sound:

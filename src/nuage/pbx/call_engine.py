@@ -108,7 +108,9 @@ class CallEngine:
     def contact_for(self, transport: str) -> str:
         host, port = self.endpoint.transport.sent_by(transport)
         host = f"[{host}]" if ":" in host else host
-        suffix = "" if transport == "udp" else f";transport={transport}"
+        # RFC 7118 section 7: the URI parameter is "ws" for WebSocket, secure or not.
+        name = "ws" if transport == "wss" else transport
+        suffix = "" if transport == "udp" else f";transport={name}"
         return f"<sip:nuage@{host}:{port}{suffix}>"
 
     def register_leg(self, call: Call, leg: Leg) -> None:

@@ -42,6 +42,8 @@ from nuage.media.ports import PortsExhaustedError
 from nuage.media.quality import codec_for
 from nuage.media.rtp import RtpError, RtpPacket, RtpSender
 from nuage.media.transcode import TranscodedDirection, can_transcode
+from nuage.media.webrtc.sdp import is_webrtc
+from nuage.pbx.browser_ends import BrowserEnd
 from nuage.pbx.conference import Conference, ConferenceError, merge
 from nuage.pbx.dialing import (
     ALLOW,
@@ -228,6 +230,8 @@ class Call:
         self.conference: Conference | None = None
         # Takes the call when the callee cannot (no answer, busy, no device): voicemail.
         self.fallback: Fallback | None = None
+        # The sides facing a browser (a WebRTC party).
+        self._browsers: dict[MediaSide, BrowserEnd] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def _anchor(
@@ -235,11 +239,38 @@ class Call:
     ) -> sdp.SessionDescription:
         """``description`` from the party of ``sender`` made ready to send to the party of
         ``receiver`` (see ``offer_answer.anchor``); remembered as that party's last SDP."""
-        anchored = anchor(description, sender, receiver)
+        anchored = self._anchored(description, sender, receiver)
         self._sends[sender] = anchored.sends
         self._received[sender] = description
         self._sent[receiver] = anchored.description
         return anchored.description
+
+    def _anchored(
+        self, description: sdp.SessionDescription, sender: MediaSide, receiver: MediaSide
+    ) -> Anchored:
+        """``offer_answer.anchor`` in each party's flavour: a browser's SDP is made plain
+        first (its first one starts its side's WebRTC port), and what a browser is to
+        receive is made WebRTC."""
+        if is_webrtc(description):
+            description = self._browser(sender).from_browser(description)
+        anchored = anchor(description, sender, receiver)
+        browser = self._browsers.get(receiver)
+        if browser is None:
+            return anchored
+        return replace(anchored, description=browser.to_browser(anchored.description))
+
+    def _browser(self, side: MediaSide) -> BrowserEnd:
+        """The side's browser end, made on first use."""
+        browser = self._browsers.get(side)
+        if browser is None:
+            browser = BrowserEnd(side, self.engine.media.certificate, self._webrtc_failed)
+            self._browsers[side] = browser
+        return browser
+
+    def _webrtc_failed(self, reason: str) -> None:
+        log.warning("call %s: WebRTC leg failed: %s", self.call_id, reason)
+        if not self._ended.is_set():
+            self._spawn(self._hang_up_all(f"WebRTC: {reason}"))
 
     @property
     def call_id(self) -> str:
@@ -322,9 +353,13 @@ class Call:
             return failed.outcome, failed.reason
         assert offer is not None
         try:
+            browser = self._browser(session.a) if is_webrtc(offer) else None
+            plain = browser.from_browser(offer) if browser is not None else offer
             answer, _ = own_answer(
-                offer, session.a, lambda c: can_encode(c.encoding, c.clock_rate) and can_decode(c)
+                plain, session.a, lambda c: can_encode(c.encoding, c.clock_rate) and can_decode(c)
             )
+            if browser is not None:
+                answer = browser.to_browser(answer)
         except SdpRejected as exc:
             tx.respond(488, str(exc))
             return "failed", "bad SDP"
@@ -701,7 +736,7 @@ class Call:
             return
         try:
             received = sdp.parse(tx.request.body)
-            anchored = anchor(received, leg.media, other.media)
+            anchored = self._anchored(received, leg.media, other.media)
         except (sdp.SdpError, SdpRejected) as exc:
             tx.respond(488, str(exc)[:100])
             return

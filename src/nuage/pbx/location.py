@@ -3,6 +3,11 @@
 Calls read bindings from memory; every change is written to the database (group commit)
 before the REGISTER is answered, so bindings survive a restart and are loaded back at
 start.
+
+A device reached only over the connection it registered on (a browser over WebSocket,
+RFC 7118) is bound to that connection, RFC 5626's flow: when the connection ends its
+bindings are dropped, and after a restart its stored bindings are not loaded (nothing
+could reach it; it registers again once it has reconnected).
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nuage.pbx.listeners import UserListeners
-from nuage.sip.peer import Peer
+from nuage.sip.peer import CONNECTION_BOUND_TRANSPORTS, Peer
 from nuage.store import repositories
 from nuage.store.database import Database
 from nuage.store.models import Registration
@@ -90,6 +96,8 @@ class LocationService:
         self._bindings: defaultdict[tuple[int, int], dict[str, Binding]] = defaultdict(dict)
         self._pending: list[_Pending] = []
         self._flush: asyncio.Future[None] | None = None
+        # Connections gone since the last sweep of the bindings.
+        self._lost_flows: set[Peer] = set()
         # Told when a user's bindings change (presence).
         self.listeners = UserListeners()
 
@@ -99,6 +107,8 @@ class LocationService:
             rows = await repositories.unexpired_registrations(session, now)
         self._bindings.clear()
         for row in rows:
+            if row.transport in CONNECTION_BOUND_TRANSPORTS:
+                continue  # its connection ended with the process before this one
             self._bindings[(row.company_id, row.user_id)][row.contact] = Binding.from_row(row)
 
     def bindings(self, company_id: int, user_id: int, now: datetime) -> list[Binding]:
@@ -170,6 +180,33 @@ class LocationService:
             await repositories.remove_registrations_of(session, company_id, bindings)
         await repositories.save_registrations(session, rows)
 
+    def flow_lost(self, peer: Peer) -> None:
+        """The transport's word that a connection ended: the bindings that only it could
+        reach go, at once from memory (no call rings them from now on), then from the
+        database. Other connections (TCP) can be opened again: their bindings stay."""
+        if not peer.connection_bound:
+            return
+        if not self._lost_flows:
+            # One sweep for every connection lost meanwhile: a network cut drops many.
+            asyncio.get_running_loop().call_soon(self._sweep_lost_flows)
+        self._lost_flows.add(peer)
+
+    def _sweep_lost_flows(self) -> None:
+        lost, self._lost_flows = self._lost_flows, set()
+        gone: defaultdict[tuple[int, Peer], list[tuple[int, str]]] = defaultdict(list)
+        for key in list(self._bindings):
+            current = self._bindings[key]
+            dropped = [binding for binding in current.values() if binding.peer in lost]
+            for binding in dropped:
+                del current[binding.contact]
+                gone[(key[0], binding.peer)].append((key[1], binding.contact))
+            if not current:
+                del self._bindings[key]
+            if dropped:
+                self.listeners.notify(*key)
+        for (company_id, peer), bindings in gone.items():
+            self._writer.submit(partial(_remove_flow_rows, company_id, peer, bindings))
+
     async def expire(self, now: datetime) -> None:
         """Housekeeping: forget expired bindings, here and in the database."""
         for key in list(self._bindings):
@@ -186,3 +223,17 @@ class LocationService:
             await repositories.expire_registrations(session, now)
 
         await self._writer.run(purge)
+
+
+async def _remove_flow_rows(
+    company_id: int, peer: Peer, bindings: list[tuple[int, str]], session: AsyncSession
+) -> None:
+    await repositories.remove_flow_registrations(
+        session,
+        company_id,
+        bindings,
+        transport=peer.transport,
+        source_host=peer.host,
+        source_port=peer.port,
+        connection_id=str(peer.connection_id),
+    )

@@ -76,6 +76,7 @@ from nuage.sip.transaction import (
     TransportFailed,
 )
 from nuage.sip.transport import TransportLayer, TransportStats
+from nuage.sip.websocket import CloseConnection, WebSocketFlow, WriteMessage
 
 __all__ = [
     "ClientTransactionHandle",
@@ -386,6 +387,18 @@ class SipEndpoint:
 
     async def listen_tcp(self, host: str, port: int) -> None:
         await self._own_layer().listen_tcp(host, port)
+
+    def open_websocket(
+        self,
+        scheme: str,
+        remote: tuple[str, int],
+        local: tuple[str, int],
+        write: WriteMessage,
+        close: CloseConnection,
+    ) -> WebSocketFlow | None:
+        """A WebSocket connection from the HTTP server (see
+        :meth:`nuage.sip.transport.TransportLayer.open_websocket`)."""
+        return self._own_layer().open_websocket(scheme, remote, local, write, close)
 
     def _own_layer(self) -> TransportLayer:
         if self._layer is None:

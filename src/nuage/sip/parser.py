@@ -94,12 +94,14 @@ _SIP_SCHEMES = frozenset({"sip", "sips", "tel"})
 
 
 def parse_message(
-    data: bytes, *, max_size: int = 65536, max_headers: int = 256
+    data: bytes, *, max_size: int = 65536, max_headers: int = 256, whole: bool = False
 ) -> Request | Response:
     """Parse one message. Bytes after the Content-Length body are ignored (RFC 3261 18.3).
 
     Without Content-Length the body is the rest of ``data`` (a datagram; the stream framer
-    always delivers the exact message). Raises :class:`MessageRejected`.
+    always delivers the exact message). ``whole``: ``data`` is exactly one message (a
+    WebSocket message, RFC 7118 section 5.1), so a Content-Length must match its body.
+    Raises :class:`MessageRejected`.
     """
     start = 0
     # RFC 3261 section 7.5: CRLFs before the start line are ignored.
@@ -132,8 +134,8 @@ def parse_message(
     # The message must end by ``limit``, body included.
     limit = start + max_size
     if start_line[:4].upper() == "SIP/":
-        return _parse_response(start_line, items, data, body_start, limit)
-    return _parse_request(start_line, items, data, body_start, limit)
+        return _parse_response(start_line, items, data, body_start, limit, whole=whole)
+    return _parse_request(start_line, items, data, body_start, limit, whole=whole)
 
 
 def _split_headers(lines: list[str]) -> list[tuple[str, str]]:
@@ -162,7 +164,13 @@ def _split_headers(lines: list[str]) -> list[tuple[str, str]]:
 
 
 def _parse_response(
-    start_line: str, items: list[tuple[str, str]], data: bytes, body_start: int, limit: int
+    start_line: str,
+    items: list[tuple[str, str]],
+    data: bytes,
+    body_start: int,
+    limit: int,
+    *,
+    whole: bool,
 ) -> Response:
     version, _, rest = start_line.partition(" ")
     code, _, reason = rest.partition(" ")
@@ -172,7 +180,7 @@ def _parse_response(
         raise MessageRejected(f"bad status code {code[:20]!r}")
     try:
         parsed = _check_headers(items)
-        body = _body(items, data, body_start, limit)
+        body = _body(items, data, body_start, limit, whole=whole)
     except MessageRejected:
         raise
     except SipSyntaxError as exc:
@@ -181,7 +189,13 @@ def _parse_response(
 
 
 def _parse_request(
-    start_line: str, items: list[tuple[str, str]], data: bytes, body_start: int, limit: int
+    start_line: str,
+    items: list[tuple[str, str]],
+    data: bytes,
+    body_start: int,
+    limit: int,
+    *,
+    whole: bool,
 ) -> Request:
     words = start_line.split()
     if not words or not TOKEN_RE.fullmatch(words[0]):
@@ -224,7 +238,7 @@ def _parse_request(
             Request(method, uri, Headers.from_canonical(items)),
         )
     try:
-        body = _body(items, data, body_start, limit)
+        body = _body(items, data, body_start, limit, whole=whole)
     except MessageRejected as exc:
         exc.request = Request(method, uri, Headers.from_canonical(items))
         raise
@@ -306,7 +320,9 @@ def _check_headers(items: list[tuple[str, str]]) -> dict[str, object]:
     return {"Via": vias, "From": from_, "To": to, "CSeq": cseq, "Call-ID": call_id, **lists}
 
 
-def _body(items: list[tuple[str, str]], data: bytes, body_start: int, limit: int) -> bytes:
+def _body(
+    items: list[tuple[str, str]], data: bytes, body_start: int, limit: int, *, whole: bool
+) -> bytes:
     length_text = next((value for name, value in items if name == "Content-Length"), None)
     if length_text is None:
         end = len(data)
@@ -316,6 +332,8 @@ def _body(items: list[tuple[str, str]], data: bytes, body_start: int, limit: int
         end = body_start + length
         if end > len(data):
             raise MessageRejected("body shorter than Content-Length")
+        if whole and end != len(data):
+            raise MessageRejected("body longer than Content-Length")
     if end > limit:
         raise MessageRejected("message too large", 413)
     return data[body_start:end]

@@ -1,4 +1,4 @@
-"""SIP over UDP and TCP (RFC 3261 section 18, RFC 3581 rport): thin asyncio adapters.
+"""SIP over UDP, TCP (RFC 3261 section 18, RFC 3581 rport) and WebSocket (RFC 7118).
 
 The transport layer turns datagrams and byte streams into parsed messages handed to one
 synchronous ``on_message(message, peer)`` callback, and sends messages to a :class:`Peer`.
@@ -27,6 +27,13 @@ Choices the layer above relies on:
   that arrived on it (``Peer.connection_id``); CRLFCRLF pings are answered with CRLF
   (RFC 5626 section 4.4.1); a connection without traffic for ``tcp_idle_timeout`` is
   closed, and so is one that breaks framing or stops reading what we write.
+- WebSocket ("ws", or "wss" behind TLS): the HTTP server accepts the connections and
+  feeds them in (:meth:`TransportLayer.open_websocket`, :mod:`nuage.sip.websocket`). Each
+  is keyed by the client's address like a TCP connection, but we can never open one: a
+  send whose connection is gone fails, and ``on_flow_lost(peer)`` says when one ends so
+  that what was bound to it (registrations) goes with it. No idle timeout: the HTTP
+  server's WebSocket pings find dead clients, and a browser that only re-registers every
+  few minutes must keep its connection.
 
 Nothing raised while handling received bytes ever escapes a transport callback: hostile
 input is counted in :attr:`TransportLayer.stats` and logged at debug level only; a
@@ -58,9 +65,11 @@ from nuage.sip.message import (
 )
 from nuage.sip.parser import MessageRejected, parse_message
 from nuage.sip.peer import Peer
+from nuage.sip.websocket import CloseConnection, WebSocketFlow, WriteMessage
 
 __all__ = [
     "UDP_MTU_THRESHOLD",
+    "OnFlowLost",
     "OnMessage",
     "OnSendError",
     "TransportLayer",
@@ -72,10 +81,11 @@ _log = logging.getLogger(__name__)
 UDP_MTU_THRESHOLD = 1300
 """Bytes above which a request should be sent over TCP instead (RFC 3261 section 18.1.1)."""
 
-DEFAULT_PORTS: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
+DEFAULT_PORTS: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
 
 OnMessage = Callable[[Request | Response, Peer], None]
 OnSendError = Callable[[Message, Peer, Exception], None]
+OnFlowLost = Callable[[Peer], None]
 
 # Largest UDP payload over IPv4; beyond it sendto() fails with EMSGSIZE.
 _MAX_DATAGRAM = 65507
@@ -106,6 +116,8 @@ class TransportStats:
     tcp_opened: int = 0  # stream connections ever established
     tcp_refused: int = 0  # inbound connections closed at once: max_tcp_connections reached
     tcp_idle_closed: int = 0  # connections closed by the idle timeout
+    ws_connections: int = 0  # WebSocket connections open now
+    ws_opened: int = 0  # WebSocket connections ever accepted
 
 
 def _same_ip(a: str, b: str) -> bool:
@@ -343,15 +355,21 @@ class _StreamConnection(asyncio.Protocol):
             self.transport.close()
 
 
+# Where a received message came from, and where a stateless rejection goes back.
+_Source = _UdpEndpoint | _StreamConnection | WebSocketFlow
+
+
 class TransportLayer:
-    """UDP and TCP SIP transports feeding one synchronous ``on_message`` callback.
+    """UDP, TCP and WebSocket SIP transports feeding one synchronous ``on_message`` callback.
 
     ``on_send_error(message, peer, exc)`` is told about messages that could not be sent
     (connection refused or timed out, no socket for that address family, a connection that
     closed with the message queued, ...), so the transaction layer can act as on a 503
-    (RFC 3261 section 8.1.3.1). Create it inside the running event loop (asyncio or
-    uvloop). ``public_address`` is the (host, port) to advertise in
+    (RFC 3261 section 8.1.3.1). ``on_flow_lost(peer)`` is told when a WebSocket connection
+    ends: nothing can reach that peer any more. Create it inside the running event loop
+    (asyncio or uvloop). ``public_address`` is the (host, port) to advertise in
     Via and Contact when behind NAT; a port of None advertises the bound port.
+    ``max_tcp_connections`` bounds TCP and WebSocket connections together.
     """
 
     def __init__(
@@ -359,6 +377,7 @@ class TransportLayer:
         on_message: OnMessage,
         *,
         on_send_error: OnSendError | None = None,
+        on_flow_lost: OnFlowLost | None = None,
         max_message_size: int = 65536,
         max_headers: int = 256,
         tcp_idle_timeout: float = 300.0,
@@ -368,6 +387,7 @@ class TransportLayer:
     ) -> None:
         self._on_message = on_message
         self._on_send_error = on_send_error
+        self._on_flow_lost = on_flow_lost
         self.max_message_size = max_message_size
         self.max_headers = max_headers
         self.tcp_idle_timeout = tcp_idle_timeout
@@ -384,7 +404,10 @@ class TransportLayer:
         self._advertised: dict[str, tuple[str, int]] = {}
         self._connections: dict[int, _StreamConnection] = {}
         self._by_address: dict[tuple[str, int], _StreamConnection] = {}
+        self._websockets: dict[int, WebSocketFlow] = {}
+        self._websocket_by_address: dict[tuple[str, int], WebSocketFlow] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     # listening
 
@@ -424,6 +447,57 @@ class TransportLayer:
             raise
         return sock
 
+    def open_websocket(
+        self,
+        scheme: str,
+        remote: tuple[str, int],
+        local: tuple[str, int],
+        write: WriteMessage,
+        close: CloseConnection,
+    ) -> WebSocketFlow | None:
+        """A WebSocket connection the HTTP server accepted on ``local`` from ``remote``;
+        ``scheme`` is "ws" or "wss". None when at the connection limit: refuse it."""
+        if self._closed or self._connection_count() >= self.max_tcp_connections:
+            self.stats.tcp_refused += 1
+            return None
+        transport = scheme.lower()
+        host, port = remote
+        flow = WebSocketFlow(
+            self, Peer(transport, host, port, next(self._connection_ids)), write, close
+        )
+        self._websockets[flow.id] = flow
+        # The newest connection from an address wins: the one before is on its way out.
+        self._websocket_by_address[(host, port)] = flow
+        if local not in self._bound.get(transport, ()):
+            self._bound.setdefault(transport, []).append(local)
+        # The HTTP server knows its address only once a client connects to it.
+        self._advertised.setdefault(transport, local)
+        self.stats.ws_connections += 1
+        self.stats.ws_opened += 1
+        return flow
+
+    def _connection_count(self) -> int:
+        return len(self._connections) + len(self._websockets)
+
+    def _websocket_lost(self, flow: WebSocketFlow) -> None:
+        if self._websockets.pop(flow.id, None) is None:
+            return
+        key = (flow.peer.host, flow.peer.port)
+        if self._websocket_by_address.get(key) is flow:
+            del self._websocket_by_address[key]
+        self.stats.ws_connections -= 1
+        _log.debug("ws: connection %d from %s closed", flow.id, flow.peer)
+        if self._on_flow_lost is not None:
+            # Later, like send errors: the adapter calling us must not be re-entered.
+            self._loop.call_soon(self._report_flow_lost, self._on_flow_lost, flow.peer)
+
+    @staticmethod
+    def _report_flow_lost(callback: OnFlowLost, peer: Peer) -> None:
+        try:
+            callback(peer)
+        except Exception:
+            _log.exception("on_flow_lost failed")
+
     def _record_bound(self, transport: str, sock: socket.socket) -> None:
         host, port = sock.getsockname()[:2]
         self._bound.setdefault(transport, []).append((host, port))
@@ -433,7 +507,8 @@ class TransportLayer:
             self._advertised[transport] = (host, port)
 
     def local_addresses(self, transport: str) -> list[tuple[str, int]]:
-        """The (host, port) pairs bound for "udp" or "tcp", in the order listened on."""
+        """The (host, port) pairs bound for "udp" or "tcp", in the order listened on (for
+        "ws" and "wss": where WebSocket clients have connected so far)."""
         return list(self._bound.get(transport, ()))
 
     def sent_by(self, transport: str) -> tuple[str, int]:
@@ -456,10 +531,10 @@ class TransportLayer:
 
     # receiving
 
-    def _receive(self, data: bytes, peer: Peer, source: _UdpEndpoint | _StreamConnection) -> None:
+    def _receive(self, data: bytes, peer: Peer, source: _Source, *, whole: bool = False) -> None:
         try:
             message = parse_message(
-                data, max_size=self.max_message_size, max_headers=self.max_headers
+                data, max_size=self.max_message_size, max_headers=self.max_headers, whole=whole
             )
         except MessageRejected as exc:
             self._reject(exc, exc.request, peer, source)
@@ -482,7 +557,7 @@ class TransportLayer:
         exc: SipSyntaxError,
         request: Request | None,
         peer: Peer,
-        source: _UdpEndpoint | _StreamConnection,
+        source: _Source,
     ) -> None:
         # RFC 3261 section 17: an ACK is never answered.
         if request is None or request.method == "ACK":
@@ -559,6 +634,8 @@ class TransportLayer:
             self._send_udp(message, data, peer)
         elif peer.transport == "tcp":
             self._send_stream(message, data, peer)
+        elif peer.connection_bound:
+            self._send_websocket(message, data, peer)
         else:
             self._send_failed(message, peer, ValueError(f"no {peer.transport} transport"))
 
@@ -604,6 +681,20 @@ class TransportLayer:
                 return
         self._send_failed(message, peer, OSError(f"no UDP socket for {peer.host}"))
 
+    def _send_websocket(self, message: Message, data: bytes, peer: Peer) -> None:
+        # A peer known by its connection is reached over that one only, never over a later
+        # connection that happens to come from the same address.
+        if peer.connection_id is not None:
+            flow = self._websockets.get(peer.connection_id)
+        else:
+            flow = self._websocket_by_address.get((peer.host, peer.port))
+        if flow is None or flow.closed:
+            self._send_failed(message, peer, ConnectionResetError("WebSocket connection gone"))
+        elif flow.write(data):
+            self.stats.sent += 1
+        else:
+            self._send_failed(message, peer, ConnectionResetError("WebSocket connection closed"))
+
     def _send_stream(self, message: Message, data: bytes, peer: Peer) -> None:
         connection = None
         if peer.connection_id is not None:
@@ -621,7 +712,7 @@ class TransportLayer:
             else:
                 self._send_failed(message, peer, ConnectionResetError("connection closed"))
             return
-        if len(self._connections) >= self.max_tcp_connections:
+        if self._connection_count() >= self.max_tcp_connections:
             self._send_failed(message, peer, ConnectionError("too many TCP connections"))
             return
         connection = _StreamConnection(self, peer.transport, (peer.host, peer.port))
@@ -658,7 +749,7 @@ class TransportLayer:
             return
         if connection.key is None:
             # Inbound.
-            if len(self._connections) >= self.max_tcp_connections:
+            if self._connection_count() >= self.max_tcp_connections:
                 self.stats.tcp_refused += 1
                 connection.closed = True
                 transport.abort()
@@ -694,10 +785,13 @@ class TransportLayer:
 
     async def close(self) -> None:
         """Stop listening, close every socket and connection, cancel pending connects."""
+        self._closed = True
         for server in self._servers:
             server.close()
         for connection in list(self._connections.values()):
             connection.close()
+        for flow in list(self._websockets.values()):
+            flow.close()
         for endpoint in self._udp:
             if endpoint.transport is not None:
                 endpoint.transport.close()

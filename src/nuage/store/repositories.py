@@ -62,6 +62,7 @@ __all__ = [
     "number_owner",
     "numbers",
     "recordings_of_call",
+    "remove_flow_registrations",
     "remove_registration",
     "remove_registrations",
     "remove_registrations_of",
@@ -329,6 +330,31 @@ async def remove_registrations_of(
             delete(Registration).where(
                 Registration.company_id == company_id,
                 tuple_(Registration.user_id, Registration.contact).in_(bindings),
+            )
+        )
+
+
+async def remove_flow_registrations(
+    session: AsyncSession,
+    company_id: int,
+    bindings: list[tuple[int, str]],
+    *,
+    transport: str,
+    source_host: str,
+    source_port: int,
+    connection_id: str,
+) -> None:
+    """Remove the (user_id, contact) bindings of one company that are still bound to the
+    given connection: one the device has since registered again from elsewhere stays."""
+    if bindings:
+        await session.execute(
+            delete(Registration).where(
+                Registration.company_id == company_id,
+                tuple_(Registration.user_id, Registration.contact).in_(bindings),
+                Registration.transport == transport,
+                Registration.source_host == source_host,
+                Registration.source_port == source_port,
+                Registration.connection_id == connection_id,
             )
         )
 

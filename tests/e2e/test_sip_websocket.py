@@ -1,0 +1,277 @@
+"""SIP over WebSocket (RFC 7118) at /sip: a browser-like user agent over a real WebSocket
+against a server in this process, and a baresip phone calling it over UDP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import struct
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from e2e.server import DOMAIN, NO_VOICEMAIL, USERS, acme_plan
+from e2e.test_call_control import ids, in_process_server
+from e2e.test_transfer import ALICE_TONE, BOB_TONE, _phone
+from nuage.media.g711 import ulaw_decode, ulaw_encode
+from nuage.pbx.location import LocationService
+from nuage.server import NuageServer
+from nuage.store.models import CallRecord, Registration
+from peers import audio
+from peers.websocket_phone import WebSocketPhone
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@contextlib.asynccontextmanager
+async def nuage(tmp_path: Path) -> AsyncIterator[NuageServer]:
+    # No voicemail: a call to a user with no device fails rather than leaving a message.
+    async with in_process_server(tmp_path, acme_plan(5999, extra=NO_VOICEMAIL)) as server:
+        yield server
+
+
+def sip_url(server: NuageServer) -> str:
+    return f"ws://127.0.0.1:{server.config.server.http_port}/sip"
+
+
+def browser(server: NuageServer, extension: str) -> WebSocketPhone:
+    return WebSocketPhone(sip_url(server), DOMAIN, extension, USERS[extension][2])
+
+
+def bindings_of(server: NuageServer, extension: str) -> list[str]:
+    assert server.location is not None
+    company, user = ids(server, extension)
+    return [b.contact for b in server.location.bindings(company, user, datetime.now(UTC))]
+
+
+async def stored_contacts(server: NuageServer, extension: str) -> list[str]:
+    assert server.db is not None
+    company, user = ids(server, extension)
+    async with server.db.session() as session:
+        rows = await session.scalars(
+            select(Registration).where(
+                Registration.company_id == company, Registration.user_id == user
+            )
+        )
+        return [row.contact for row in rows]
+
+
+async def only_record(server: NuageServer) -> CallRecord:
+    assert server.db is not None
+    for _ in range(100):
+        async with server.db.session() as session:
+            records = list(await session.scalars(select(CallRecord)))
+        if len(records) == 1 and records[0].outcome is not None:
+            return records[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not one closed call record: {records}")
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    for _ in range(int(within / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def test_a_browser_registers_with_digest_over_websocket(tmp_path: Path) -> None:
+    async with nuage(tmp_path) as server:
+        async with browser(server, "1002") as bob:
+            ok = await bob.register()
+            assert bob.challenge is not None and bob.challenge.status == 401
+            assert ok.status == 200, ok
+            assert [str(contact.uri) for contact in ok.contacts] == [bob.contact]
+            assert bindings_of(server, "1002") == [bob.contact]
+            assert await stored_contacts(server, "1002") == [bob.contact]
+            assert server.location is not None
+            company, user = ids(server, "1002")
+            [binding] = server.location.bindings(company, user, datetime.now(UTC))
+            assert binding.peer.transport == "ws" and binding.peer.connection_id is not None
+            # A restarted server loads the bindings back, but not this one: its connection
+            # would be gone, and the browser registers again once it has reconnected.
+            assert server.db is not None and server.writer is not None
+            restarted = LocationService(server.db, server.writer)
+            await restarted.load(datetime.now(UTC))
+            assert restarted.bindings(company, user, datetime.now(UTC)) == []
+        async with browser(server, "1003") as intruder:
+            refused = await intruder.register(password="not-the-password")
+            assert refused.status == 403, refused
+            assert bindings_of(server, "1003") == []
+
+
+class RtpEndpoint(asyncio.DatagramProtocol):
+    """The browser's media: a UDP socket that sends a tone as PCMU and keeps what comes."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.received: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.received.append(data)
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    async def send_tone(self, address: tuple[str, int], frequency: float) -> None:
+        """20 ms PCMU packets of ``frequency`` to ``address``, until cancelled."""
+        assert self.transport is not None
+        samples = np.round(audio.tone(frequency, 0.02) * 32767).astype(np.int16)
+        payload = ulaw_encode(samples)
+        for sequence in range(100_000):
+            header = struct.pack("!BBHII", 0x80, 0, sequence & 0xFFFF, sequence * 160, 0x5EB)
+            self.transport.sendto(header + payload, address)
+            await asyncio.sleep(0.02)
+
+    def heard(self) -> float | None:
+        """The dominant tone of what arrived (RTP header of 12 bytes, PCMU payload)."""
+        pcm = np.concatenate([ulaw_decode(packet[12:]) for packet in self.received[-100:]])
+        return audio.dominant_tone(pcm / 32768.0, 8000, [ALICE_TONE, BOB_TONE])
+
+
+def answer_to(offer: bytes, port: int) -> tuple[str, tuple[str, int]]:
+    """A plain RTP answer (PCMU) on ``port``, and where the offer wants media sent."""
+    text = offer.decode()
+    host = re.search(r"^c=IN IP4 (\S+)", text, re.MULTILINE)
+    media = re.search(r"^m=audio (\d+) RTP/AVP", text, re.MULTILINE)
+    assert host and media, text
+    answer = (
+        "v=0\r\n"
+        "o=- 1 1 IN IP4 127.0.0.1\r\n"
+        "s=-\r\n"
+        "c=IN IP4 127.0.0.1\r\n"
+        "t=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0\r\n"
+        "a=rtpmap:0 PCMU/8000\r\n"
+        "a=sendrecv\r\n"
+    )
+    return answer, (host.group(1), int(media.group(1)))
+
+
+async def test_a_phone_calls_a_browser_registered_over_websocket(tmp_path: Path) -> None:
+    async with nuage(tmp_path) as server:
+        loop = asyncio.get_running_loop()
+        _, rtp = await loop.create_datagram_endpoint(RtpEndpoint, local_addr=("127.0.0.1", 0))
+        target = f"127.0.0.1:{server.config.server.sip_port}"
+        alice = _phone(tmp_path, target, "1001", ALICE_TONE)
+        try:
+            async with browser(server, "1002") as bob, alice:
+                assert (await bob.register()).status == 200
+                await alice.wait_event("REGISTER_OK", timeout=10)
+                await alice.dial(f"sip:1002@{DOMAIN}")
+
+                invite = await bob.request("INVITE")
+                assert str(invite.uri) == bob.contact
+                assert invite.top_via.transport == "WS"
+                [contact] = invite.contacts
+                assert contact.uri.params.get("transport") == "ws", contact
+                await bob.respond(invite, 180, to_tag="b1")
+                answer, media_to = answer_to(invite.body, rtp.port)
+                await bob.respond(
+                    invite,
+                    200,
+                    to_tag="b1",
+                    headers=[("Contact", f"<{bob.contact}>")],
+                    body=answer,
+                )
+                ack = await bob.request("ACK")
+                assert ack.call_id == invite.call_id
+                await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+                sender = asyncio.create_task(rtp.send_tone(media_to, BOB_TONE))
+                try:
+                    await asyncio.sleep(2.0)
+                finally:
+                    sender.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sender
+                await alice.hangup()
+                bye = await bob.request("BYE")
+                assert bye.call_id == invite.call_id
+                await bob.respond(bye, 200)
+                await alice.wait_event("CALL_CLOSED", timeout=10)
+                heard_by_alice = alice.received_audio([ALICE_TONE, BOB_TONE])
+        finally:
+            assert rtp.transport is not None
+            rtp.transport.close()
+        # The media went through the server both ways.
+        assert rtp.heard() == ALICE_TONE
+        assert audio.share(heard_by_alice, BOB_TONE) > 0.5, audio.describe(heard_by_alice)
+        record = await only_record(server)
+        assert (record.caller, record.callee, record.outcome) == ("1001", "1002", "answered")
+
+
+async def test_a_browser_that_disconnected_is_not_rung(tmp_path: Path) -> None:
+    async with nuage(tmp_path) as server:
+        target = f"127.0.0.1:{server.config.server.sip_port}"
+        alice = _phone(tmp_path, target, "1001", ALICE_TONE)
+        async with alice:
+            async with browser(server, "1002") as bob:
+                assert (await bob.register()).status == 200
+                assert bindings_of(server, "1002") == [bob.contact]
+            await until(lambda: bindings_of(server, "1002") == [])
+            assert server.endpoint is not None
+            assert server.endpoint.transport.stats.ws_connections == 0
+            for _ in range(100):
+                if await stored_contacts(server, "1002") == []:
+                    break
+                await asyncio.sleep(0.05)
+            assert await stored_contacts(server, "1002") == []
+            await alice.wait_event("REGISTER_OK", timeout=10)
+            sent_before = server.endpoint.transport.stats.send_errors
+            await alice.dial(f"sip:1002@{DOMAIN}")
+            closed = await alice.wait_event(["CALL_CLOSED", "CALL_ESTABLISHED"], timeout=10)
+            assert closed.type == "CALL_CLOSED" and "480" in closed.param, closed
+            # Refused without trying: nothing was sent towards the gone connection.
+            assert server.endpoint.transport.stats.send_errors == sent_before
+        record = await only_record(server)
+        assert (record.callee, record.outcome) == ("1002", "failed")
+
+
+async def test_malformed_messages_and_wrong_subprotocols(tmp_path: Path) -> None:
+    async with nuage(tmp_path) as server:
+        url = sip_url(server)
+        for subprotocols in (["chat"], None):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url, subprotocols=subprotocols):  # type: ignore[arg-type]
+                    pass
+            assert refused.value.response.status_code == 403
+        async with browser(server, "1001") as phone:
+            options = phone.request_text("OPTIONS", f"sip:{DOMAIN}", [])
+            # Garbage, an empty message and a request with a wrong CSeq: the last gets a
+            # 400, the others are dropped; the connection keeps serving.
+            await phone.send("this is not SIP")
+            await phone.send("")
+            await phone.send(options.replace(" OPTIONS\r\n", " INVITE\r\n", 1))
+            bad = await phone.response()
+            assert bad.status == 400
+            await phone.send(options.replace("Content-Length: 0", "Content-Length: 5") + "xx")
+            assert (await phone.response()).status == 400
+            await phone.send(phone.request_text("OPTIONS", f"sip:{DOMAIN}", []).encode())
+            assert (await phone.response()).status == 200
+            await phone.send("\r\n\r\n")
+            await until(lambda: phone.other == ["\r\n"])
+            assert phone.open
+        assert server.endpoint is not None
+        stats = server.endpoint.transport.stats
+        assert stats.dropped >= 2 and stats.rejected >= 2
+
+
+async def test_before_sip_is_ready_the_connection_is_closed_with_1013(tmp_path: Path) -> None:
+    async with nuage(tmp_path) as server:
+        del server.app.state.sip_endpoint
+        async with connect(sip_url(server), subprotocols=["sip"]) as connection:  # type: ignore[list-item]
+            await connection.wait_closed()
+            assert connection.close_code == 1013

@@ -1,0 +1,168 @@
+"""A minimal SIP user agent over a real WebSocket (RFC 7118), shaped like a browser's.
+
+It connects with the ``sip`` subprotocol, names itself with an unresolvable `.invalid`
+host in its Via and Contact (as JsSIP does), registers with digest, and lets a test read
+the requests the server sends it and answer them by hand. One SIP message per WebSocket
+message, sent as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from types import TracebackType
+from typing import Self
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from nuage.sip.digest import authorization_for
+from nuage.sip.message import Request, Response, make_response
+from nuage.sip.parser import parse_message
+
+WAIT = 10.0
+
+
+class WebSocketPhone:
+    """One account over one WebSocket: ``async with WebSocketPhone(url, ...) as phone``."""
+
+    def __init__(self, url: str, domain: str, user: str, password: str) -> None:
+        self.url = url
+        self.domain = domain
+        self.user = user
+        self.password = password
+        self.host = f"{secrets.token_hex(6)}.invalid"
+        self.contact = f"sip:{secrets.token_hex(4)}@{self.host};transport=ws"
+        self.call_id = secrets.token_hex(10)
+        self._cseq = itertools.count(1)
+        self._branches = itertools.count(1)
+        self._tag = secrets.token_hex(4)
+        self._connection: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self.responses: asyncio.Queue[Response] = asyncio.Queue()
+        self.requests: asyncio.Queue[Request] = asyncio.Queue()
+        # What came that was no SIP message: keep-alive answers, or anything unexpected.
+        self.other: list[str | bytes] = []
+        # The last REGISTER's challenge, if one came.
+        self.challenge: Response | None = None
+
+    async def __aenter__(self) -> Self:
+        self._connection = await connect(self.url, subprotocols=["sip"])  # type: ignore[list-item]
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def connection(self) -> ClientConnection:
+        assert self._connection is not None
+        return self._connection
+
+    @property
+    def open(self) -> bool:
+        """Whether the server has not closed the connection."""
+        return self._reader is not None and not self._reader.done()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        if self._reader is not None:
+            await asyncio.wait([self._reader], timeout=WAIT)
+
+    async def _read(self) -> None:
+        try:
+            async for data in self.connection:
+                raw = data.encode() if isinstance(data, str) else bytes(data)
+                try:
+                    message = parse_message(raw, whole=True)
+                except ValueError:
+                    self.other.append(data)
+                    continue
+                if isinstance(message, Response):
+                    self.responses.put_nowait(message)
+                else:
+                    self.requests.put_nowait(message)
+        except ConnectionClosed:
+            pass
+
+    async def send(self, data: str | bytes) -> None:
+        await self.connection.send(data)
+
+    def _via(self) -> str:
+        return f"SIP/2.0/WSS {self.host};branch=z9hG4bK{self._tag}{next(self._branches)}"
+
+    def request_text(self, method: str, uri: str, headers: list[str], body: str = "") -> str:
+        lines = [
+            f"{method} {uri} SIP/2.0",
+            f"Via: {self._via()}",
+            "Max-Forwards: 70",
+            f"From: <sip:{self.user}@{self.domain}>;tag={self._tag}",
+            f"To: <sip:{self.user}@{self.domain}>",
+            f"Call-ID: {self.call_id}",
+            f"CSeq: {next(self._cseq)} {method}",
+            *headers,
+            f"Content-Length: {len(body.encode())}",
+        ]
+        return "\r\n".join(lines) + "\r\n\r\n" + body
+
+    async def response(self, within: float = WAIT) -> Response:
+        """The next final response."""
+        while True:
+            response = await asyncio.wait_for(self.responses.get(), within)
+            if response.status >= 200:
+                return response
+
+    async def register(self, *, password: str | None = None, expires: int = 600) -> Response:
+        """REGISTER (answering the 401) and return the final response."""
+        headers = [
+            f'Contact: <{self.contact}>;reg-id=1;+sip.instance="<urn:uuid:{self.call_id}>"',
+            f"Expires: {expires}",
+        ]
+        uri = f"sip:{self.domain}"
+        await self.send(self.request_text("REGISTER", uri, headers))
+        challenge = self.challenge = await self.response()
+        if challenge.status != 401:
+            return challenge
+        credentials = authorization_for(
+            challenge.headers.values("WWW-Authenticate"),
+            "REGISTER",
+            uri,
+            self.user,
+            password if password is not None else self.password,
+        )
+        await self.send(
+            self.request_text("REGISTER", uri, [*headers, f"Authorization: {credentials}"])
+        )
+        return await self.response()
+
+    async def request(self, method: str, within: float = WAIT) -> Request:
+        """The next request the server sent, which must be a ``method``."""
+        request = await asyncio.wait_for(self.requests.get(), within)
+        assert request.method == method, request
+        return request
+
+    async def respond(
+        self,
+        request: Request,
+        status: int,
+        *,
+        to_tag: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: str = "",
+    ) -> None:
+        response = make_response(request, status)
+        if to_tag is not None and request.to.tag is None:
+            response.headers.set("To", f"{response.headers.get('To')};tag={to_tag}")
+        for name, value in headers or []:
+            response.headers.add(name, value)
+        if body:
+            response.headers.add("Content-Type", "application/sdp")
+        response.body = body.encode()
+        await self.send(bytes(response).decode())
