@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import struct
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
-import numpy as np
 import pytest
 from sqlalchemy import select
 from websockets.asyncio.client import connect
@@ -21,11 +17,11 @@ from websockets.exceptions import InvalidStatus
 from e2e.server import DOMAIN, NO_VOICEMAIL, USERS, acme_plan
 from e2e.test_call_control import ids, in_process_server
 from e2e.test_transfer import ALICE_TONE, BOB_TONE, _phone
-from nuage.media.g711 import ulaw_decode, ulaw_encode
 from nuage.pbx.location import LocationService
 from nuage.server import NuageServer
 from nuage.store.models import CallRecord, Registration
 from peers import audio
+from peers.webrtc import Browser, loopback_only
 from peers.websocket_phone import WebSocketPhone
 
 pytestmark = pytest.mark.timeout(90)
@@ -108,65 +104,21 @@ async def test_a_browser_registers_with_digest_over_websocket(tmp_path: Path) ->
             assert bindings_of(server, "1003") == []
 
 
-class RtpEndpoint(asyncio.DatagramProtocol):
-    """The browser's media: a UDP socket that sends a tone as PCMU and keeps what comes."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
-        self.received: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.received.append(data)
-
-    @property
-    def port(self) -> int:
-        assert self.transport is not None
-        return int(self.transport.get_extra_info("sockname")[1])
-
-    async def send_tone(self, address: tuple[str, int], frequency: float) -> None:
-        """20 ms PCMU packets of ``frequency`` to ``address``, until cancelled."""
-        assert self.transport is not None
-        samples = np.round(audio.tone(frequency, 0.02) * 32767).astype(np.int16)
-        payload = ulaw_encode(samples)
-        for sequence in range(100_000):
-            header = struct.pack("!BBHII", 0x80, 0, sequence & 0xFFFF, sequence * 160, 0x5EB)
-            self.transport.sendto(header + payload, address)
-            await asyncio.sleep(0.02)
-
-    def heard(self) -> float | None:
-        """The dominant tone of what arrived (RTP header of 12 bytes, PCMU payload)."""
-        pcm = np.concatenate([ulaw_decode(packet[12:]) for packet in self.received[-100:]])
-        return audio.dominant_tone(pcm / 32768.0, 8000, [ALICE_TONE, BOB_TONE])
+@pytest.fixture
+def loopback_media(monkeypatch: pytest.MonkeyPatch) -> None:
+    loopback_only(monkeypatch)
 
 
-def answer_to(offer: bytes, port: int) -> tuple[str, tuple[str, int]]:
-    """A plain RTP answer (PCMU) on ``port``, and where the offer wants media sent."""
-    text = offer.decode()
-    host = re.search(r"^c=IN IP4 (\S+)", text, re.MULTILINE)
-    media = re.search(r"^m=audio (\d+) RTP/AVP", text, re.MULTILINE)
-    assert host and media, text
-    answer = (
-        "v=0\r\n"
-        "o=- 1 1 IN IP4 127.0.0.1\r\n"
-        "s=-\r\n"
-        "c=IN IP4 127.0.0.1\r\n"
-        "t=0 0\r\n"
-        f"m=audio {port} RTP/AVP 0\r\n"
-        "a=rtpmap:0 PCMU/8000\r\n"
-        "a=sendrecv\r\n"
-    )
-    return answer, (host.group(1), int(media.group(1)))
-
-
-async def test_a_phone_calls_a_browser_registered_over_websocket(tmp_path: Path) -> None:
+async def test_a_phone_calls_a_browser_registered_over_websocket(
+    tmp_path: Path, loopback_media: None
+) -> None:
+    """Élodie's desk phone calls Lucas, in the web app: the INVITE comes over his
+    WebSocket with a WebRTC offer (ICE-lite, DTLS-SRTP); his browser's media stack
+    answers; they hear each other through the relay."""
     async with nuage(tmp_path) as server:
-        loop = asyncio.get_running_loop()
-        _, rtp = await loop.create_datagram_endpoint(RtpEndpoint, local_addr=("127.0.0.1", 0))
         target = f"127.0.0.1:{server.config.server.sip_port}"
         alice = _phone(tmp_path, target, "1001", ALICE_TONE)
+        lucas = Browser(BOB_TONE)
         try:
             async with browser(server, "1002") as bob, alice:
                 assert (await bob.register()).status == 200
@@ -178,8 +130,10 @@ async def test_a_phone_calls_a_browser_registered_over_websocket(tmp_path: Path)
                 assert invite.top_via.transport == "WS"
                 [contact] = invite.contacts
                 assert contact.uri.params.get("transport") == "ws", contact
+                offer = invite.body.decode()
+                assert "UDP/TLS/RTP/SAVPF" in offer and "a=fingerprint:sha-256" in offer
                 await bob.respond(invite, 180, to_tag="b1")
-                answer, media_to = answer_to(invite.body, rtp.port)
+                answer = await lucas.answer(offer)
                 await bob.respond(
                     invite,
                     200,
@@ -190,13 +144,8 @@ async def test_a_phone_calls_a_browser_registered_over_websocket(tmp_path: Path)
                 ack = await bob.request("ACK")
                 assert ack.call_id == invite.call_id
                 await alice.wait_event("CALL_ESTABLISHED", timeout=10)
-                sender = asyncio.create_task(rtp.send_tone(media_to, BOB_TONE))
-                try:
-                    await asyncio.sleep(2.0)
-                finally:
-                    sender.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sender
+                await asyncio.sleep(3.0)
+                heard_by_lucas = lucas.tone((ALICE_TONE, BOB_TONE))
                 await alice.hangup()
                 bye = await bob.request("BYE")
                 assert bye.call_id == invite.call_id
@@ -204,13 +153,44 @@ async def test_a_phone_calls_a_browser_registered_over_websocket(tmp_path: Path)
                 await alice.wait_event("CALL_CLOSED", timeout=10)
                 heard_by_alice = alice.received_audio([ALICE_TONE, BOB_TONE])
         finally:
-            assert rtp.transport is not None
-            rtp.transport.close()
-        # The media went through the server both ways.
-        assert rtp.heard() == ALICE_TONE
-        assert audio.share(heard_by_alice, BOB_TONE) > 0.5, audio.describe(heard_by_alice)
+            await lucas.close()
+        # The media went through the server both ways, encrypted on the browser's leg.
+        assert heard_by_lucas == ALICE_TONE
+        assert audio.share(heard_by_alice, BOB_TONE) > 0.4, audio.describe(heard_by_alice)
         record = await only_record(server)
         assert (record.caller, record.callee, record.outcome) == ("1001", "1002", "answered")
+
+
+async def test_a_browser_calls_a_phone(tmp_path: Path, loopback_media: None) -> None:
+    """Lucas calls Élodie from the web app: his WebRTC offer reaches her desk phone as
+    plain RTP SDP; they hear each other; he hangs up."""
+    async with nuage(tmp_path) as server:
+        target = f"127.0.0.1:{server.config.server.sip_port}"
+        alice = _phone(tmp_path, target, "1001", ALICE_TONE)
+        lucas = Browser(BOB_TONE)
+        try:
+            async with browser(server, "1002") as bob, alice:
+                assert (await bob.register()).status == 200
+                await alice.wait_event("REGISTER_OK", timeout=10)
+                offer = await lucas.offer()
+                answer = await bob.invite(f"sip:1001@{DOMAIN}", offer)
+                assert answer.status == 200, answer
+                body = answer.body.decode()
+                assert "a=ice-lite" in body and "a=setup:passive" in body
+                await bob.ack(answer)
+                await lucas.accept(body)
+                await alice.wait_event("CALL_ESTABLISHED", timeout=10)
+                await asyncio.sleep(3.0)
+                heard_by_lucas = lucas.tone((ALICE_TONE, BOB_TONE))
+                assert (await bob.bye(answer)).status == 200
+                await alice.wait_event("CALL_CLOSED", timeout=10)
+                heard_by_alice = alice.received_audio([ALICE_TONE, BOB_TONE])
+        finally:
+            await lucas.close()
+        assert heard_by_lucas == ALICE_TONE
+        assert audio.share(heard_by_alice, BOB_TONE) > 0.4, audio.describe(heard_by_alice)
+        record = await only_record(server)
+        assert (record.caller, record.callee, record.outcome) == ("1002", "1001", "answered")
 
 
 async def test_a_browser_that_disconnected_is_not_rung(tmp_path: Path) -> None:

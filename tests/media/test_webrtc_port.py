@@ -6,15 +6,12 @@ The checks, the handshake and a wrong fingerprint are also tested on their own."
 from __future__ import annotations
 
 import asyncio
-import fractions
 import struct
 from collections.abc import AsyncIterator
 
-import aioice.ice
 import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from av import AudioFrame
 
 from nuage.media import sdp
 from nuage.media.engine import LocalMediaEngine
@@ -32,6 +29,7 @@ from nuage.media.webrtc.sdp import (
     to_webrtc,
 )
 from peers import audio
+from peers.webrtc import Tone, loopback_only
 
 from . import free_udp_port_range
 from .test_relay import HOST, phone, rtp, until
@@ -40,9 +38,8 @@ BROWSER_TONE, PHONE_TONE = 1000.0, 1500.0
 
 
 @pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """aiortc gathers candidates on every interface but loopback; tests stay on it."""
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [HOST])
+def loopback_media(monkeypatch: pytest.MonkeyPatch) -> None:
+    loopback_only(monkeypatch)
 
 
 @pytest.fixture
@@ -51,33 +48,6 @@ async def session() -> AsyncIterator[RelaySession]:
     engine = LocalMediaEngine(HOST, low, low + 39)
     yield await engine.create_session()
     await engine.close()
-
-
-class Tone(MediaStreamTrack):
-    """A browser's microphone: a sine at 48 kHz in 20 ms frames, paced in real time."""
-
-    kind = "audio"
-
-    def __init__(self, frequency: float) -> None:
-        super().__init__()
-        self._frequency = frequency
-        self._samples = 0
-        self._start: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        due = self._start + self._samples / 48000
-        await asyncio.sleep(max(0.0, due - loop.time()))
-        t = (np.arange(960) + self._samples) / 48000
-        pcm = (np.sin(2 * np.pi * self._frequency * t) * 12000).astype("<i2")
-        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = 48000
-        frame.pts = self._samples
-        frame.time_base = fractions.Fraction(1, 48000)
-        self._samples += 960
-        return frame
 
 
 def phone_answer(offer: sdp.SessionDescription, port: int) -> sdp.SessionDescription:

@@ -98,15 +98,27 @@ class WebSocketPhone:
     def _via(self) -> str:
         return f"SIP/2.0/WSS {self.host};branch=z9hG4bK{self._tag}{next(self._branches)}"
 
-    def request_text(self, method: str, uri: str, headers: list[str], body: str = "") -> str:
+    def request_text(
+        self,
+        method: str,
+        uri: str,
+        headers: list[str],
+        body: str = "",
+        *,
+        to: str | None = None,
+        call_id: str | None = None,
+        cseq: int | None = None,
+    ) -> str:
+        """A request from this account; by default in its registration's dialog-less
+        sequence (To: itself), else to ``to`` in call ``call_id`` at ``cseq``."""
         lines = [
             f"{method} {uri} SIP/2.0",
             f"Via: {self._via()}",
             "Max-Forwards: 70",
             f"From: <sip:{self.user}@{self.domain}>;tag={self._tag}",
-            f"To: <sip:{self.user}@{self.domain}>",
-            f"Call-ID: {self.call_id}",
-            f"CSeq: {next(self._cseq)} {method}",
+            f"To: {to or f'<sip:{self.user}@{self.domain}>'}",
+            f"Call-ID: {call_id or self.call_id}",
+            f"CSeq: {cseq if cseq is not None else next(self._cseq)} {method}",
             *headers,
             f"Content-Length: {len(body.encode())}",
         ]
@@ -166,3 +178,35 @@ class WebSocketPhone:
             response.headers.add("Content-Type", "application/sdp")
         response.body = body.encode()
         await self.send(bytes(response).decode())
+
+    # -- calls: as the web app places and ends them --------------------------------------
+
+    async def invite(self, target: str, offer: str) -> Response:
+        """INVITE ``target`` with the SDP ``offer`` (answering the digest challenge);
+        the final response. ACK it with ``ack``, end it with ``bye``."""
+        call = {"to": f"<{target}>", "call_id": secrets.token_hex(10)}
+        headers = [f"Contact: <{self.contact}>", "Content-Type: application/sdp"]
+        await self.send(self.request_text("INVITE", target, headers, offer, cseq=1, **call))
+        response = await self.response()
+        if response.status != 401:
+            return response
+        refused = {"to": str(response.to), "call_id": call["call_id"]}
+        await self.send(self.request_text("ACK", target, [], cseq=1, **refused))
+        credentials = authorization_for(
+            response.headers.values("WWW-Authenticate"), "INVITE", target, self.user, self.password
+        )
+        headers.append(f"Authorization: {credentials}")
+        await self.send(self.request_text("INVITE", target, headers, offer, cseq=2, **call))
+        return await self.response(within=30)
+
+    async def ack(self, answer: Response) -> None:
+        target = str(answer.contacts[0].uri)
+        dialog = {"to": str(answer.to), "call_id": answer.call_id}
+        await self.send(self.request_text("ACK", target, [], cseq=answer.cseq.seq, **dialog))
+
+    async def bye(self, answer: Response) -> Response:
+        """BYE the call ``answer`` (its 2xx) set up; the final response."""
+        target = str(answer.contacts[0].uri)
+        dialog = {"to": str(answer.to), "call_id": answer.call_id}
+        await self.send(self.request_text("BYE", target, [], cseq=answer.cseq.seq + 1, **dialog))
+        return await self.response()

@@ -27,10 +27,6 @@ from nuage.pbx.offer_answer import SdpRejected
 
 log = logging.getLogger(__name__)
 
-# Browsers reach the server over SIP WebSocket only (RFC 7118): a device registered over
-# it gets WebRTC offers.
-BROWSER_TRANSPORTS = frozenset({"WS", "WSS"})
-
 
 class BrowserEnd:
     """A relay side facing a browser."""

@@ -51,6 +51,7 @@ from nuage.pbx.dialing import (
     Forking,
     ForkOutcome,
     Party,
+    is_browser,
     most_telling,
 )
 from nuage.pbx.offer_answer import (
@@ -510,6 +511,12 @@ class Call:
     async def _fork(
         self, destinations: list[Destination], offer: sdp.SessionDescription | None
     ) -> ForkOutcome:
+        assert self.session is not None
+        browser_offer: bytes | None = None
+        if offer is not None and any(is_browser(d.peer) for d in destinations):
+            # Browsers among the callee's devices are offered the same media, in WebRTC;
+            # the side stays plain unless one of them answers (answer_a).
+            browser_offer = self._browser(self.session.b).to_browser(offer).encode()
         forks = Forking(
             self.engine,
             self.company,
@@ -519,6 +526,7 @@ class Call:
             on_answer=self.answer_a,
             on_provisional=self.provisional_to_a,
             identity_header=self.direction == "outbound",
+            browser_offer=browser_offer,
         )
         self.tx.add_cancel_callback(forks.cancel)
         return await forks.run()
@@ -535,7 +543,15 @@ class Call:
         b_peer = b_dialog.peer
         assert b_peer is not None
         try:
-            answer = self._anchor(sdp.parse(response.body), self.session.b, self.session.a)
+            described = sdp.parse(response.body)
+            if not is_webrtc(described):
+                # A phone won (or a WebSocket client with plain RTP): B's side stays plain.
+                self._browsers.pop(self.session.b, None)
+            answer = self._anchor(described, self.session.b, self.session.a)
+            browser = self._browsers.get(self.session.b)
+            if browser is not None:
+                # What the browser got was the WebRTC form of the offer.
+                self._sent[self.session.b] = browser.to_browser(self._sent[self.session.b])
             offer = self._received.get(self.session.a)
             transcoded = (
                 transcoded_answer(answer, offer, can_transcode) if offer is not None else None

@@ -21,6 +21,15 @@ from nuage.store.models import Company, Trunk
 if TYPE_CHECKING:
     from nuage.pbx.call_engine import CallEngine
 
+# Browsers reach the server over SIP WebSocket only (RFC 7118): a device registered over
+# it is a WebRTC endpoint, offered DTLS-SRTP.
+BROWSER_TRANSPORTS = frozenset({"ws", "wss"})
+
+
+def is_browser(peer: Peer) -> bool:
+    return peer.transport in BROWSER_TRANSPORTS
+
+
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER, SUBSCRIBE"
 
 
@@ -61,7 +70,8 @@ class Forking:
     cancelled. Ends on answer, on all failing, on ``cancel()`` or on ring timeout.
 
     ``on_answer`` takes the winning 2xx and its dialog and says whether its SDP could be
-    used; ``on_provisional`` gets the 1xx.
+    used; ``on_provisional`` gets the 1xx. Browsers among the destinations get
+    ``browser_offer`` (WebRTC SDP) when given.
     """
 
     def __init__(
@@ -75,12 +85,15 @@ class Forking:
         on_answer: Callable[[Response, Dialog], bool],
         on_provisional: Callable[[Response], None] = lambda response: None,
         identity_header: bool = False,
+        browser_offer: bytes | None = None,
     ) -> None:
         self.engine = engine
         self.company = company
         self.caller = caller
         self.destinations = destinations
         self.offer = offer
+        # What browsers (WebRTC devices) are offered instead; None: the same offer.
+        self.browser_offer = browser_offer
         self._on_answer = on_answer
         self._on_provisional = on_provisional
         self._identity_header = identity_header
@@ -114,11 +127,14 @@ class Forking:
         headers.add("CSeq", f"{cseq} INVITE")
         headers.add("Contact", self.engine.contact_for(destination.peer.transport))
         headers.add("Allow", ALLOW)
-        if self.offer:
+        offer = self.offer
+        if self.browser_offer is not None and is_browser(destination.peer):
+            offer = self.browser_offer
+        if offer:
             headers.add("Content-Type", "application/sdp")
         if self._identity_header:
             headers.add("P-Asserted-Identity", f"<sip:{caller.number}@{domain}>")
-        request.body = self.offer
+        request.body = offer
         return request
 
     async def run(self) -> ForkOutcome:
