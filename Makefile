@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The web app (web/): its npm packages, and its build inside the Python package.
+WEB_MODULES := web/node_modules/.package-lock.json
+WEB_BUILD := src/nuage/webapp/index.html
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) \
+	web/index.html web/sw.js web/vite.config.ts web/tsconfig.json
 
-.PHONY: install demo test lint typecheck unit pg-test bench clean
+.PHONY: install demo test lint typecheck unit pg-test bench clean web
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	./scripts/install-system-deps.sh
@@ -13,29 +18,41 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Node and npm come with the system packages ($(STAMP)).
+$(WEB_MODULES): web/package.json web/package-lock.json | $(STAMP)
+	cd web && npm ci
+	touch $@
 
-demo: $(STAMP)
+$(WEB_BUILD): $(WEB_MODULES) $(WEB_SOURCES)
+	cd web && npm run build
+
+web: $(WEB_BUILD)
+
+install: $(STAMP) web
+
+demo: $(STAMP) web
 	$(BIN)/nuage demo
 
-lint: $(STAMP)
+lint: $(STAMP) $(WEB_MODULES)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	cd web && npm run check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) web
+	cd web && npx vitest run
 	$(BIN)/pytest -q
 
 # The same suite against the machine's PostgreSQL (database `test`).
 pg-test: $(STAMP)
 	NUAGE_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -m "db"
 
-test: lint typecheck unit pg-test
+test: web lint typecheck unit pg-test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info web/node_modules src/nuage/webapp

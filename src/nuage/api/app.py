@@ -1,10 +1,11 @@
-"""The HTTP application: /healthz, and the REST API under /api/v1 with its OpenAPI
-description at /api/v1/openapi.json."""
+"""The HTTP application: /healthz, the REST API under /api/v1 with its OpenAPI
+description at /api/v1/openapi.json, and the web app at / (api/webapp.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 
@@ -20,6 +21,7 @@ from nuage.api import (
     sip_websocket,
     statuses,
     voicemail,
+    webapp,
 )
 from nuage.api.event_feed import EventFeed
 from nuage.api.health import health_router
@@ -40,10 +42,14 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(
-    is_ready: Callable[[], dict[str, bool]], counters: Callable[[], dict[str, int]]
+    is_ready: Callable[[], dict[str, bool]],
+    counters: Callable[[], dict[str, int]],
+    *,
+    webapp_dir: Path | None = None,
 ) -> FastAPI:
     """The HTTP server starts before storage, so that /healthz can say "starting": the
-    API answers 503 until ``serve_api`` gives it the services it uses."""
+    API answers 503 until ``serve_api`` gives it the services it uses. The web app (built
+    into ``webapp_dir``, the package's own by default) answers what no route does."""
     app = FastAPI(
         title="Nuage",
         version="1",
@@ -66,6 +72,7 @@ def create_app(
     api.include_router(voicemail.router)
     api.include_router(admin.router)
     app.include_router(api)
+    app.router.default = webapp.WebApp(webapp_dir or webapp.WEBAPP_DIR, app.router.default)
     return app
 
 
