@@ -41,11 +41,15 @@ from bench.media import MediaResult, MediaRun, measure_media
 from bench.profile import Hotspot
 from bench.signalling import Step, Stepped, measure_registrations, measure_setup_rate
 from bench.stats import median, percentile
+from bench.webrtc import WebRtcResult, measure_webrtc
 
 BENCH = Path(__file__).resolve().parent
 SETUP_RATES = [50.0, 70.0, 90.0, 110.0, 150.0, 200.0, 300.0, 400.0, 500.0]
 REGISTER_RATES = [100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 1500.0, 2000.0]
 MEDIA_POINTS = [100, 250, 500]
+# Concurrent browser calls (issue 6): WebRTC legs bridged to the carrier's RTP.
+WEBRTC_POINTS = [50, 100, 150]
+WEBRTC_TARGET = 100
 HOLD_POINTS = [100, 250, 500, 750]
 RECORD_POINTS = [50, 100, 200, 300]
 SETUP_TARGET = 500.0
@@ -55,7 +59,7 @@ HOLD_TARGET = 500
 RECORD_TARGET = 200
 LOSS_TARGET = 0.5
 RELAY_TIMEOUT = 300
-CHOICES = ["setup", "register", "media", "relay", "hold", "record", "api", "fanout"]
+CHOICES = ["setup", "register", "media", "relay", "hold", "record", "api", "fanout", "webrtc"]
 
 
 def _machine() -> list[str]:
@@ -233,6 +237,65 @@ def _media_section(result: MediaResult) -> tuple[list[str], list[str]]:
         f"(at {best.established if best else 0} calls) | - | - | - | - |",
     ]
     return lines + memory, summary
+
+
+def _webrtc_section(result: WebRtcResult) -> tuple[list[str], list[str]]:
+    lines = [
+        "## 12. Concurrent browser calls: WebRTC legs bridged to RTP (issue 6)",
+        "",
+        "bench/webrtc.py: the carrier places N calls to the company number, which rings "
+        "user 1001, registered over the SIP WebSocket as the web app is; this process "
+        "plays the browser for every call (WebRTC answer, ICE check with USE-CANDIDATE, "
+        "DTLS handshake as the client, then SRTP with rtcp-mux on one socket). Both ends "
+        "send 172-byte PCMU packets every 20 ms per call, numbered (SRTP refuses a packet "
+        f"index twice), {result.seconds:g} s per window. Baseline: the same count of plain "
+        "calls (bench/media.py's phone over UDP: no ICE, DTLS or SRTP), same run.",
+        "",
+        f"Command: `{result.command}`",
+        "",
+        "| calls | secured (DTLS done) | setup p50 ms | windows | packets sent per window "
+        "| loss % (median) | server CPU µs/packet | calls dropped by server |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for point in result.points:
+        sent = median([run.sent for run in point.runs])
+        cpu = median([run.server_cpu_us_per_packet for run in point.runs])
+        lines.append(
+            f"| {point.calls} (established {point.established}) | {point.secured} "
+            f"| {point.setup_ms_p50:.1f} | {len(point.runs)} | {sent:.0f} "
+            f"| {point.loss_percent:.3f} | {cpu:.1f} "
+            f"| {sum(run.calls_lost for run in point.runs)} |"
+        )
+    plain_cpu = median([run.server_cpu_us_per_packet for run in result.plain])
+    largest = max(p.calls for p in result.points)
+    lines.append(
+        f"| baseline: {largest} plain RTP calls | - | - | {len(result.plain)} "
+        f"| {median([run.sent for run in result.plain]):.0f} "
+        f"| {median([run.loss_percent for run in result.plain]):.3f} | {plain_cpu:.1f} "
+        f"| {sum(run.calls_lost for run in result.plain)} |"
+    )
+    lines.append("")
+    good = [
+        p
+        for p in result.points
+        if p.secured == p.calls and p.established == p.calls and p.loss_percent < LOSS_TARGET
+    ]
+    most = max((p.calls for p in good), default=0)
+    at_largest = next(p for p in result.points if p.calls == largest)
+    ratio = median([r.server_cpu_us_per_packet for r in at_largest.runs]) / max(plain_cpu, 1e-9)
+    lines.append(
+        f"Most browser calls with < {LOSS_TARGET} % loss: **{most}**; target "
+        f"{WEBRTC_TARGET}: **{_verdict(most, WEBRTC_TARGET)}**. Server CPU per packet, "
+        f"WebRTC / plain at {largest} calls: {ratio:.2f}."
+    )
+    lines.append("")
+    summary = [
+        f"| Concurrent browser calls (WebRTC to RTP), < {LOSS_TARGET} % loss | {most} "
+        f"(loss {at_largest.loss_percent:.3f} % at {largest}) "
+        f"| plain RTP: {median([r.loss_percent for r in result.plain]):.3f} % loss "
+        f"| CPU/packet {ratio:.2f} | {WEBRTC_TARGET} | {_verdict(most, WEBRTC_TARGET)} |"
+    ]
+    return lines, summary
 
 
 def _problem_lines(problems: list[str]) -> list[str]:
@@ -708,6 +771,14 @@ async def _main(args: argparse.Namespace) -> None:
             f"{command} --only media",
         )
         lines, rows = _media_section(media)
+        sections += lines
+        summary += rows
+    if "webrtc" in only:
+        log("concurrent browser calls (WebRTC legs)")
+        webrtc = await measure_webrtc(
+            workdir / "webrtc", WEBRTC_POINTS, args.runs, args.seconds, f"{command} --only webrtc"
+        )
+        lines, rows = _webrtc_section(webrtc)
         sections += lines
         summary += rows
     if "relay" in only:
