@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.server import DOMAIN
+from e2e.server import DOMAIN, USERS
 from e2e.test_call_control import server, three_phones
 from nuage.server import NuageServer
 
@@ -85,6 +85,9 @@ async def test_a_call_driven_and_logged_through_the_api(
     log = (await http.get("/api/v1/me/calllog", headers=alice_api)).json()
     assert [entry["other"]["number"] for entry in log] == ["1003", "1002"]
     assert [entry["direction"] for entry in log] == ["outgoing", "outgoing"]
+    # Whom she called, by name; why the call to Carol ended as it did.
+    assert [entry["other"]["name"] for entry in log] == [USERS["1003"][0], USERS["1002"][0]]
+    assert log[0]["reason"] == "offline" and log[0]["outcome"] == "voicemail"
     [recorded] = log[1]["recordings"]
     assert 1500 <= recorded["duration_ms"] <= 3500
     only = (await http.get("/api/v1/me/calllog?filter=recordings", headers=alice_api)).json()

@@ -129,6 +129,10 @@ class LogEntryOut(BaseModel):
     answered_at: datetime | None
     ended_at: datetime | None
     outcome: str | None
+    reason: str = Field(
+        description='why it ended so: the refusal or failure (e.g. "486 Busy Here"), or '
+        "what ended it"
+    )
     missed: bool
     recordings: list[RecordingOut]
 
@@ -140,12 +144,13 @@ class LogEntryOut(BaseModel):
             direction="incoming" if entry.incoming else "outgoing",
             other=PartyOut(
                 number=record.caller if entry.incoming else record.callee,
-                name=record.caller_name if entry.incoming else "",
+                name=record.caller_name if entry.incoming else entry.callee_name,
             ),
             started_at=record.started_at,
             answered_at=record.answered_at,
             ended_at=record.ended_at,
             outcome=record.outcome,
+            reason=record.reason,
             missed=entry.missed,
             recordings=[
                 RecordingOut(id=r.id, duration_ms=r.duration_ms, started_at=r.started_at)

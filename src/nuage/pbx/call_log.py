@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import and_, or_, select
 
 from nuage.store.database import Database
-from nuage.store.models import CallRecord, Recording
+from nuage.store.models import CallRecord, Recording, User
 
 FILTERS = ("all", "missed", "recordings")
 
@@ -20,6 +20,8 @@ class LogEntry:
     recordings: list[Recording]
     incoming: bool  # the user was called (else the user called)
     missed: bool
+    # The colleague the user called, by their name today (records keep only the number).
+    callee_name: str = ""
 
 
 class CallLog:
@@ -41,8 +43,10 @@ class CallLog:
         ``record_id`` picks one call."""
         mine = or_(CallRecord.caller_user_id == user_id, CallRecord.callee_user_id == user_id)
         missed = and_(CallRecord.callee_user_id == user_id, CallRecord.answered_at.is_(None))
-        query = select(CallRecord).where(
-            CallRecord.company_id == company_id, CallRecord.ended_at.is_not(None), mine
+        query = (
+            select(CallRecord, User.name)
+            .outerjoin(User, User.id == CallRecord.callee_user_id)
+            .where(CallRecord.company_id == company_id, CallRecord.ended_at.is_not(None), mine)
         )
         if kind == "missed":
             query = query.where(missed)
@@ -58,7 +62,9 @@ class CallLog:
             query = query.where(CallRecord.id == record_id)
         query = query.order_by(CallRecord.id.desc()).limit(limit)
         async with self._db.session() as session:
-            records = list((await session.execute(query)).scalars())
+            rows = (await session.execute(query)).all()
+            records = [record for record, _ in rows]
+            callee_names = {record.id: name or "" for record, name in rows}
             owned = (
                 await session.execute(
                     select(Recording)
@@ -78,6 +84,7 @@ class CallLog:
                 by_call.get(record.id, []),
                 incoming=record.callee_user_id == user_id,
                 missed=record.callee_user_id == user_id and record.answered_at is None,
+                callee_name=callee_names[record.id],
             )
             for record in records
         ]
