@@ -49,3 +49,14 @@ self.addEventListener("fetch", (event) => {
     );
   }
 });
+
+// A notification of an incoming call (shown through the worker on mobile browsers):
+// tapping it brings the app to the front.
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(
+    self.clients
+      .matchAll({ type: "window", includeUncontrolled: true })
+      .then((windows) => (windows.length > 0 ? windows[0].focus() : self.clients.openWindow("/"))),
+  );
+});

@@ -174,10 +174,12 @@ class NuageServer:
         self.location = location = LocationService(self.db, writer)
         await location.load(datetime.now(UTC))
         recorder = CallRecorder(writer)
+        sessions = AppSessions(self.db)
         auth = UserAuthenticator(
             directory,
             DigestAuthenticator(load_secret(server.data_dir), algorithms=server.digest_algorithms),
             FailureThrottle(),
+            sessions=sessions,  # the web app's access token, over /sip (RFC 8898)
         )
         calls = CallEngine(
             self.media,
@@ -271,7 +273,7 @@ class NuageServer:
         serve_api(
             self.app,
             ApiServices(
-                sessions=AppSessions(self.db),
+                sessions=sessions,
                 directory=directory,
                 favorites=Favorites(self.db, directory),
                 presence=presence,

@@ -1,9 +1,10 @@
 """A minimal SIP user agent over a real WebSocket (RFC 7118), shaped like a browser's.
 
 It connects with the ``sip`` subprotocol, names itself with an unresolvable `.invalid`
-host in its Via and Contact (as JsSIP does), registers with digest, and lets a test read
-the requests the server sends it and answer them by hand. One SIP message per WebSocket
-message, sent as text.
+host in its Via and Contact (as JsSIP does), registers with digest, or with the web app's
+access token (``bearer``: ``Authorization: Bearer <token>`` on every request, as JsSIP's
+``authorization_jwt`` does, RFC 8898), and lets a test read the requests the server sends
+it and answer them by hand. One SIP message per WebSocket message, sent as text.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ WAIT = 10.0
 class WebSocketPhone:
     """One account over one WebSocket: ``async with WebSocketPhone(url, ...) as phone``."""
 
-    def __init__(self, url: str, domain: str, user: str, password: str) -> None:
+    def __init__(
+        self, url: str, domain: str, user: str, password: str = "", *, bearer: str | None = None
+    ) -> None:
         self.url = url
         self.domain = domain
         self.user = user
         self.password = password
+        # The app's access token: sent on every request instead of answering challenges.
+        self.bearer = bearer
         self.host = f"{secrets.token_hex(6)}.invalid"
         self.contact = f"sip:{secrets.token_hex(4)}@{self.host};transport=ws"
         self.call_id = secrets.token_hex(10)
@@ -120,6 +125,7 @@ class WebSocketPhone:
             f"Call-ID: {call_id or self.call_id}",
             f"CSeq: {cseq if cseq is not None else next(self._cseq)} {method}",
             *headers,
+            *([f"Authorization: Bearer {self.bearer}"] if self.bearer is not None else []),
             f"Content-Length: {len(body.encode())}",
         ]
         return "\r\n".join(lines) + "\r\n\r\n" + body
@@ -132,7 +138,8 @@ class WebSocketPhone:
                 return response
 
     async def register(self, *, password: str | None = None, expires: int = 600) -> Response:
-        """REGISTER (answering the 401) and return the final response."""
+        """REGISTER (answering the 401 unless it has a bearer token) and return the final
+        response."""
         headers = [
             f'Contact: <{self.contact}>;reg-id=1;+sip.instance="<urn:uuid:{self.call_id}>"',
             f"Expires: {expires}",
@@ -140,7 +147,7 @@ class WebSocketPhone:
         uri = f"sip:{self.domain}"
         await self.send(self.request_text("REGISTER", uri, headers))
         challenge = self.challenge = await self.response()
-        if challenge.status != 401:
+        if challenge.status != 401 or self.bearer is not None:
             return challenge
         credentials = authorization_for(
             challenge.headers.values("WWW-Authenticate"),
@@ -187,11 +194,13 @@ class WebSocketPhone:
         call = {"to": f"<{target}>", "call_id": secrets.token_hex(10)}
         headers = [f"Contact: <{self.contact}>", "Content-Type: application/sdp"]
         await self.send(self.request_text("INVITE", target, headers, offer, cseq=1, **call))
-        response = await self.response()
+        response = await self.response(within=30)
         if response.status != 401:
             return response
         refused = {"to": str(response.to), "call_id": call["call_id"]}
         await self.send(self.request_text("ACK", target, [], cseq=1, **refused))
+        if self.bearer is not None:
+            return response
         credentials = authorization_for(
             response.headers.values("WWW-Authenticate"), "INVITE", target, self.user, self.password
         )

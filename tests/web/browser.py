@@ -62,9 +62,14 @@ async def web_server(tmp_path: Path, **server: object) -> AsyncIterator[NuageSer
 
 
 @contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(*, microphone: Path | None = None) -> AsyncIterator[Browser]:
+    """Chromium; its fake microphone plays the WAV ``microphone`` (in a loop) when given,
+    a beep otherwise."""
+    args = list(CHROMIUM_ARGS)
+    if microphone is not None:
+        args.append(f"--use-file-for-fake-audio-capture={microphone}")
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             yield browser
         finally:

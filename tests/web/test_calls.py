@@ -155,9 +155,20 @@ async def test_the_call_log_and_voicemail_list_and_play_what_happened(tmp_path: 
 
 
 async def test_the_dialpad_calls_through_my_own_phone(tmp_path: Path) -> None:
+    """With calls in the browser turned off in the settings (the softphone: see
+    test_softphone.py), the app places calls through the user's own phone."""
     async with web_server(tmp_path) as server, chromium() as browser:
         page = await new_page(browser, server)
         await log_in(page, "1001")
+        await page.get_by_role("link", name="Ouvrir le menu").click()
+        await page.get_by_role("link", name="Paramètres").click()
+        toggle = page.get_by_role(
+            "checkbox", name="Passer et recevoir les appels dans ce navigateur"
+        )
+        await expect(toggle).to_be_checked()
+        await toggle.uncheck()
+        await expect(page.get_by_text("Désactivé : les appels depuis l'app")).to_be_visible()
+        await page.get_by_role("button", name="Retour").click()
         notice = page.get_by_test_id("no-device")
         await expect(notice).to_be_visible()
 

@@ -14,6 +14,7 @@ import {
   type Lang,
 } from "./i18n";
 import { navigate, usePath } from "./router";
+import { CallEnds, CallScreen, useSoftphone } from "./screens/Call";
 import { CallLog } from "./screens/CallLog";
 import { ContactCard } from "./screens/ContactCard";
 import { Dialpad } from "./screens/Dialpad";
@@ -127,8 +128,9 @@ export function App({ services, stream }: { services: Omit<Services, "notify">; 
 }
 
 function Shell() {
-  const { store } = useServices();
+  const { store, softphone } = useServices();
   const state = useStore(store);
+  const soft = useSoftphone(softphone);
   const path = usePath();
   const t = useT();
 
@@ -149,6 +151,7 @@ function Shell() {
       </main>
     );
   }
+  const call = soft?.call ?? null;
   return (
     <>
       {state.stream !== "open" && (
@@ -156,8 +159,16 @@ function Shell() {
           {t("reconnecting")}
         </p>
       )}
-      <Route path={path} />
-      <CallStrip />
+      {call !== null && softphone !== undefined ? (
+        // A call of this browser's: its screen, full screen, until it ends.
+        <CallScreen call={call} softphone={softphone} />
+      ) : (
+        <>
+          <Route path={path} />
+          <CallStrip />
+        </>
+      )}
+      <CallEnds ended={soft?.ended ?? null} />
     </>
   );
 }

@@ -3,6 +3,7 @@ import { Api } from "./api/client";
 import { App } from "./app";
 import { EventStream } from "./events";
 import { createPhone } from "./phone";
+import { Softphone } from "./phone/softphone";
 import { Session } from "./session";
 import { Store } from "./store";
 import "./styles.css";
@@ -10,7 +11,18 @@ import "./styles.css";
 const session = new Session();
 const api = new Api(session);
 const store = new Store(api);
-const phone = createPhone(api);
+const softphone = new Softphone(session, {
+  nameOf: (number) =>
+    Object.values(store.get().contacts).find((contact) => contact.extension === number)?.name,
+});
+const phone = createPhone(api, softphone);
+// Once I am known (and again if my extension changes): this browser registers as my phone.
+store.subscribe(() => {
+  const me = store.get().me;
+  if (me !== null && session.active) {
+    void softphone.start({ extension: me.extension, domain: me.company.domain, name: me.name });
+  }
+});
 let fallback: ReturnType<typeof setTimeout> | undefined;
 const stream = new EventStream(session, {
   onSync: () => void store.sync(),
@@ -34,7 +46,7 @@ document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") stream.poke();
 });
 
-render(<App services={{ session, api, store, phone }} stream={stream} />, document.getElementById("app")!);
+render(<App services={{ session, api, store, phone, softphone }} stream={stream} />, document.getElementById("app")!);
 
 if ("serviceWorker" in navigator && import.meta.env.PROD) {
   window.addEventListener("load", () => {

@@ -5,6 +5,7 @@ import { createContext } from "preact";
 import { useContext } from "preact/hooks";
 import type { Api } from "./api/client";
 import type { Phone } from "./phone";
+import type { SoftphoneControls } from "./phone/softphone";
 import type { Session } from "./session";
 import type { Store } from "./store";
 
@@ -15,6 +16,8 @@ export interface Services {
   api: Api;
   store: Store;
   phone: Phone;
+  /** The phone in this browser (its calls' screens); absent in some tests. */
+  softphone?: SoftphoneControls;
   notify(text: string, kind?: NoticeKind): void;
 }
 

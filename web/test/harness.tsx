@@ -7,6 +7,7 @@ import type { Api } from "../src/api/client";
 import type { Contact, Me, Status } from "../src/api/types";
 import { I18nContext, translator } from "../src/i18n";
 import type { CallOutcome, Phone } from "../src/phone";
+import type { SoftphoneControls } from "../src/phone/softphone";
 import { ServicesContext, type Services } from "../src/services";
 import type { Session } from "../src/session";
 import { Store } from "../src/store";
@@ -40,7 +41,9 @@ export function contact(id: number, name: string, extra: Partial<Contact> = {}):
   };
 }
 
-export function setup(options: { api?: Partial<Api>; outcome?: CallOutcome } = {}) {
+export function setup(
+  options: { api?: Partial<Api>; outcome?: CallOutcome; softphone?: SoftphoneControls } = {},
+) {
   const api = { ...options.api } as Api;
   const store = new Store(api);
   store.set({
@@ -66,6 +69,7 @@ export function setup(options: { api?: Partial<Api>; outcome?: CallOutcome } = {
     api,
     store,
     phone,
+    softphone: options.softphone,
     notify: (text) => notices.push(text),
   };
   const wrap = (ui: ComponentChildren) => (

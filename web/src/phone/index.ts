@@ -1,11 +1,13 @@
 // The phone: how the app places and ends calls. Screens only use the Phone interface.
 //
-// Today the app has no softphone of its own: ClickToCallPhone places calls through the
-// platform (POST /api/v1/me/calls), which rings the user's registered phones first and
-// then calls the target from the one answered. The in-browser softphone (JsSIP over the
-// /sip WebSocket, WebRTC) implements the same interface and replaces it in createPhone.
+// The browser is a phone of its own (Softphone: JsSIP over the /sip WebSocket, WebRTC)
+// once it is registered; until then, or when the user turned it off, or where the browser
+// cannot (no HTTPS, no microphone), ClickToCallPhone places calls through the platform
+// (POST /api/v1/me/calls), which rings the user's registered phones first and then calls
+// the target from the one answered. AppPhone picks one at each call.
 
 import { ApiError, type Api } from "../api/client";
+import type { Softphone } from "./softphone";
 
 export type CallFailure = "no_device" | "invalid" | "offline" | "error";
 
@@ -49,6 +51,31 @@ export class ClickToCallPhone implements Phone {
   }
 }
 
-export function createPhone(api: Api): Phone {
-  return new ClickToCallPhone(api);
+export class AppPhone implements Phone {
+  private readonly clickToCall: ClickToCallPhone;
+
+  constructor(
+    api: Api,
+    readonly softphone: Softphone,
+  ) {
+    this.clickToCall = new ClickToCallPhone(api);
+  }
+
+  get mode(): Phone["mode"] {
+    return this.softphone.ready ? "softphone" : "click-to-call";
+  }
+
+  call(target: string): Promise<CallOutcome> {
+    return this.softphone.ready ? this.softphone.call(target) : this.clickToCall.call(target);
+  }
+
+  /** A call of the softphone (its id), or any live call of mine (the API's id). */
+  async hangUp(callId: string): Promise<void> {
+    if (this.softphone.owns(callId)) this.softphone.hangUp();
+    else await this.clickToCall.hangUp(callId);
+  }
+}
+
+export function createPhone(api: Api, softphone: Softphone): Phone {
+  return new AppPhone(api, softphone);
 }

@@ -6,6 +6,7 @@ import type { Contact, LineState, Status } from "../api/types";
 import { useI18n, useT, type Key } from "../i18n";
 import { callingCodeOf, formatNumber } from "../numbers";
 import { back, navigate } from "../router";
+import type { SoftphoneControls, SoftphoneState, SoftphoneStatus } from "../phone/softphone";
 import { useServices } from "../services";
 import { useStore, type AppState } from "../store";
 import { LINE_ICONS, statusColour, statusIcon, textOn } from "./colours";
@@ -166,9 +167,11 @@ export function useCall(): (target: string) => Promise<boolean> {
   const format = useFormat();
   return async (target) => {
     const shown = format(target);
+    const mode = phone.mode;
     const outcome = await phone.call(target);
     if (outcome.ok) {
-      notify(t("calling", { target: shown }));
+      // The softphone shows its call screen; click-to-call rings the user's phone first.
+      if (mode === "click-to-call") notify(t("calling", { target: shown }));
       return true;
     }
     const text =
@@ -186,11 +189,14 @@ export function useCall(): (target: string) => Promise<boolean> {
 
 /** A notice in the page (not a passing message): the user has no registered phone. */
 export function NoDeviceNotice() {
-  const { store } = useServices();
+  const { store, softphone } = useServices();
   const state = useStore(store);
+  const soft = useSoftphoneStatus(softphone);
   const t = useT();
   const mine = state.me ? state.contacts[state.me.id] : undefined;
   if (mine === undefined || mine.line_state !== "offline") return null;
+  // This browser is becoming (or just became) one of my phones.
+  if (soft === "connecting" || soft === "registered") return null;
   return (
     <p class="notice notice-warning" data-testid="no-device">
       {t("no_device")}
@@ -257,4 +263,20 @@ export function EmptyState({ icon, children }: { icon: IconName; children: Compo
 
 export function useLang() {
   return useI18n().lang;
+}
+
+/** The softphone's state in a component, re-rendered at each change; null without one. */
+export function useSoftphone(softphone: SoftphoneControls | undefined): SoftphoneState | null {
+  const [state, setState] = useState(softphone?.get() ?? null);
+  useEffect(() => {
+    if (softphone === undefined) return;
+    setState(softphone.get());
+    return softphone.subscribe(() => setState(softphone.get()));
+  }, [softphone]);
+  return state;
+}
+
+/** The softphone's status ("off" without one). */
+export function useSoftphoneStatus(softphone: SoftphoneControls | undefined): SoftphoneStatus {
+  return useSoftphone(softphone)?.status ?? "off";
 }

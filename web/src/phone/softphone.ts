@@ -1,0 +1,521 @@
+// The softphone: the browser itself is one of the user's phones. JsSIP, loaded on demand
+// after login (it weighs more than the rest of the app), registers over the /sip WebSocket
+// of the same server with the app's access token (RFC 8898: `Authorization: Bearer`, the
+// server keeps no SIP password the browser could know), and places and answers calls with
+// WebRTC; the server bridges them to any phone, trunk, menu or voicemail.
+//
+// One call at a time for now: a second incoming call gets "busy" (486). The screens read
+// the state (get/subscribe) and act through SoftphoneControls only.
+
+import type { EndEvent, RTCSession } from "jssip/lib/RTCSession";
+import type { RTCSessionEvent, UA, UAConfiguration } from "jssip/lib/UA";
+import type { Session } from "../session";
+import type { CallOutcome } from "./index";
+
+export type SoftphoneStatus = "off" | "unsupported" | "connecting" | "registered" | "failed";
+
+/** calling: our INVITE is out; ringing: the far end rings; incoming: it rings here;
+ * connecting: answered here, media starting; talking: answered. */
+export type SoftCallState = "calling" | "ringing" | "incoming" | "connecting" | "talking";
+
+export type EndReason =
+  | "hangup"
+  | "busy"
+  | "declined"
+  | "unavailable"
+  | "not_found"
+  | "no_answer"
+  | "missed"
+  | "microphone"
+  | "failed";
+
+export interface SoftCall {
+  id: string;
+  incoming: boolean;
+  /** The other party's extension or number (the user part of their SIP URI). */
+  number: string;
+  /** Their name, when the server or the directory gives one ("" otherwise). */
+  name: string;
+  state: SoftCallState;
+  /** Date.now() when the call was answered. */
+  answeredAt: number | null;
+  muted: boolean;
+  held: boolean;
+  /** The keys sent during the call (DTMF). */
+  keys: string;
+  /** What the other party sends, for an <audio> element. */
+  remote: MediaStream | null;
+}
+
+export interface CallEnd {
+  /** Counts the calls ended, so that each end is told once. */
+  seq: number;
+  number: string;
+  name: string;
+  incoming: boolean;
+  reason: EndReason;
+}
+
+export interface SoftphoneState {
+  status: SoftphoneStatus;
+  /** In settings: whether the user wants calls in this browser. */
+  enabled: boolean;
+  call: SoftCall | null;
+  ended: CallEnd | null;
+}
+
+/** What the call screens use. */
+export interface SoftphoneControls {
+  get(): SoftphoneState;
+  subscribe(listener: () => void): () => void;
+  setEnabled(on: boolean): void;
+  answer(): void;
+  decline(): void;
+  hangUp(): void;
+  setMuted(on: boolean): void;
+  setHeld(on: boolean): void;
+  sendDtmf(key: string): void;
+}
+
+export interface Account {
+  extension: string;
+  /** The company's SIP domain. */
+  domain: string;
+  name: string;
+}
+
+type JsSip = typeof import("jssip");
+
+export interface SoftphoneOptions {
+  /** Loads JsSIP (a separate chunk of the build). */
+  load?: () => Promise<JsSip>;
+  /** The SIP WebSocket's URL; by default /sip on the page's own host. */
+  url?: () => string;
+  /** A colleague's name from their extension, when the call does not carry one. */
+  nameOf?: (number: string) => string | undefined;
+  storage?: Storage;
+  supported?: () => boolean;
+}
+
+const ENABLED_KEY = "nuage.softphone";
+const MEDIA: MediaStreamConstraints = { audio: true, video: false };
+// No STUN or TURN: the server is an ICE-lite agent with a public address, and gathering
+// host candidates only is quick (JsSIP sends the SDP once gathering is over).
+const PC_CONFIG: RTCConfiguration = { iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" };
+const DTMF_OPTIONS = { duration: 160, interToneGap: 80 };
+
+async function loadJsSip(): Promise<JsSip> {
+  const module = (await import("jssip")) as JsSip & { default?: JsSip };
+  return module.default ?? module;
+}
+
+function defaultUrl(): string {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/sip`;
+}
+
+/** WebRTC with a microphone: a secure context (HTTPS, or localhost) is needed. */
+export function webRtcSupported(): boolean {
+  return (
+    typeof window !== "undefined" &&
+    window.isSecureContext === true &&
+    typeof RTCPeerConnection !== "undefined" &&
+    typeof navigator !== "undefined" &&
+    typeof navigator.mediaDevices?.getUserMedia === "function"
+  );
+}
+
+/** The user part to dial for a number as typed (separators dropped); null if it is no
+ * extension or number. */
+export function dialTarget(target: string): string | null {
+  const user = target.replace(/[\s().\-/]/g, "");
+  return /^\+?[0-9*#]{1,32}$/.test(user) ? user : null;
+}
+
+/** Why a call ended, from JsSIP's cause and whether it was ever answered. */
+export function endReason(
+  event: { cause: string; originator: string },
+  incoming: boolean,
+  answered: boolean,
+): EndReason {
+  if (answered) return "hangup";
+  switch (event.cause) {
+    case "Busy":
+      return "busy";
+    case "Rejected":
+      return incoming ? "hangup" : "declined";
+    case "Unavailable":
+    case "Redirected":
+      return "unavailable";
+    case "Not Found":
+    case "Address Incomplete":
+      return "not_found";
+    case "No Answer":
+    case "Expires":
+      return incoming ? "missed" : "no_answer";
+    case "Canceled":
+      return incoming && event.originator === "remote" ? "missed" : "hangup";
+    case "User Denied Media Access":
+      return "microphone";
+    case "Terminated":
+    case "BYE":
+      return "hangup";
+    default:
+      return "failed";
+  }
+}
+
+export class Softphone implements SoftphoneControls {
+  private state: SoftphoneState;
+  private readonly listeners = new Set<() => void>();
+  private ua: UA | null = null;
+  private rtc: RTCSession | null = null;
+  private account: Account | null = null;
+  // Bumped at each start and stop: a start still loading JsSIP sees it was superseded.
+  private generation = 0;
+  // The outgoing call being set up (JsSIP announces it from inside ua.call).
+  private dialling: { number: string; name: string } | null = null;
+  // A refused token is refreshed once, then registration is given up until a new one.
+  private refreshedAfterRefusal = false;
+  private ends = 0;
+  private readonly load: () => Promise<JsSip>;
+  private readonly url: () => string;
+  private readonly nameOf: (number: string) => string | undefined;
+  private readonly storage: Storage;
+  private readonly supported: () => boolean;
+
+  constructor(
+    private readonly session: Session,
+    options: SoftphoneOptions = {},
+  ) {
+    this.load = options.load ?? loadJsSip;
+    this.url = options.url ?? defaultUrl;
+    this.nameOf = options.nameOf ?? (() => undefined);
+    this.storage = options.storage ?? localStorage;
+    this.supported = options.supported ?? webRtcSupported;
+    this.state = {
+      status: "off",
+      enabled: this.storage.getItem(ENABLED_KEY) !== "off",
+      call: null,
+      ended: null,
+    };
+    session.subscribe((change) => {
+      if (change === "tokens") void this.renewToken();
+      else if (change === "logged-out") this.stop();
+    });
+  }
+
+  get(): SoftphoneState {
+    return this.state;
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Registered: calls from the app go through this browser. */
+  get ready(): boolean {
+    return this.state.status === "registered";
+  }
+
+  /** Whether ``callId`` is this softphone's call. */
+  owns(callId: string): boolean {
+    return this.state.call?.id === callId;
+  }
+
+  /** Registers as ``account`` (again only if the account changed). */
+  async start(account: Account): Promise<void> {
+    const same =
+      this.account !== null &&
+      this.account.extension === account.extension &&
+      this.account.domain === account.domain;
+    this.account = account;
+    if (!this.state.enabled) return;
+    // Started already; but a start that failed before JsSIP was up (offline) is tried
+    // again at the next occasion.
+    const retry = this.state.status === "failed" && this.ua === null;
+    if (same && this.state.status !== "off" && !retry) return;
+    if (!this.supported()) {
+      this.set({ status: "unsupported" });
+      return;
+    }
+    this.shutDown();
+    const generation = ++this.generation;
+    this.set({ status: "connecting" });
+    let JsSIP: JsSip;
+    let token: string | null;
+    try {
+      JsSIP = await this.load();
+      token = await this.session.token();
+    } catch {
+      if (generation === this.generation) this.set({ status: "failed" });
+      return;
+    }
+    if (generation !== this.generation) return;
+    if (token === null) {
+      this.set({ status: "off" });
+      return;
+    }
+    const configuration: UAConfiguration = {
+      sockets: [new JsSIP.WebSocketInterface(this.url())],
+      uri: `sip:${account.extension}@${account.domain}`,
+      display_name: account.name,
+      authorization_jwt: `Bearer ${token}`,
+      register: true,
+      register_expires: 600,
+      session_timers: false,
+      user_agent: "Nuage web",
+      connection_recovery_min_interval: 2,
+      connection_recovery_max_interval: 30,
+    };
+    const ua = new JsSIP.UA(configuration);
+    this.ua = ua;
+    const current = () => this.ua === ua;
+    ua.on("registered", () => {
+      if (!current()) return;
+      this.refreshedAfterRefusal = false;
+      this.set({ status: "registered" });
+    });
+    ua.on("disconnected", () => {
+      if (current() && this.state.status === "registered") this.set({ status: "connecting" });
+    });
+    ua.on("registrationFailed", (event) => {
+      if (!current()) return;
+      if (event.response?.status_code === 401 && !this.refreshedAfterRefusal) {
+        // The token expired meanwhile (a sleeping laptop): a new one re-registers.
+        this.refreshedAfterRefusal = true;
+        this.set({ status: "connecting" });
+        void this.session.refresh();
+        return;
+      }
+      this.set({ status: "failed" });
+    });
+    ua.on("newRTCSession", (event: RTCSessionEvent) => {
+      if (current()) this.newSession(event);
+    });
+    ua.start();
+  }
+
+  /** Unregisters and forgets the account (logout). */
+  stop(): void {
+    this.account = null;
+    this.shutDown();
+    this.set({ status: "off" });
+  }
+
+  setEnabled(on: boolean): void {
+    if (on) this.storage.removeItem(ENABLED_KEY);
+    else this.storage.setItem(ENABLED_KEY, "off");
+    this.set({ enabled: on });
+    if (!on) {
+      this.shutDown();
+      this.set({ status: "off" });
+    } else if (this.account !== null) {
+      void this.start(this.account);
+    }
+  }
+
+  async call(target: string): Promise<CallOutcome> {
+    const ua = this.ua;
+    const account = this.account;
+    if (ua === null || account === null || !this.ready) {
+      return { ok: false, reason: "offline", message: "The phone in this browser is not connected" };
+    }
+    if (this.rtc !== null) {
+      return { ok: false, reason: "error", message: "Already in a call" };
+    }
+    const user = dialTarget(target);
+    if (user === null) return { ok: false, reason: "invalid", message: `${target}: not a number` };
+    try {
+      const token = await this.session.token();
+      if (token !== null) ua.set("authorization_jwt", `Bearer ${token}`);
+    } catch {
+      // Offline: the call fails on its own if the token is refused.
+    }
+    this.dialling = { number: user, name: this.nameOf(user) ?? "" };
+    try {
+      const rtc = ua.call(user, {
+        mediaConstraints: MEDIA,
+        pcConfig: PC_CONFIG,
+      });
+      return { ok: true, callId: rtc.id };
+    } catch (error) {
+      return { ok: false, reason: "invalid", message: (error as Error).message };
+    } finally {
+      this.dialling = null;
+    }
+  }
+
+  answer(): void {
+    const rtc = this.rtc;
+    if (rtc === null || this.state.call?.state !== "incoming") return;
+    this.patchCall({ state: "connecting" });
+    rtc.answer({ mediaConstraints: MEDIA, pcConfig: PC_CONFIG });
+  }
+
+  decline(): void {
+    const rtc = this.rtc;
+    if (rtc === null || this.state.call?.state !== "incoming") return;
+    rtc.terminate({ status_code: 603, reason_phrase: "Decline" });
+  }
+
+  hangUp(): void {
+    const rtc = this.rtc;
+    if (rtc === null) return;
+    if (rtc.isEnded()) return;
+    rtc.terminate();
+  }
+
+  setMuted(on: boolean): void {
+    const rtc = this.rtc;
+    if (rtc === null) return;
+    if (on) rtc.mute({ audio: true });
+    else rtc.unmute({ audio: true });
+    this.patchCall({ muted: on });
+  }
+
+  setHeld(on: boolean): void {
+    const rtc = this.rtc;
+    if (rtc === null || this.state.call?.state !== "talking") return;
+    const sent = on ? rtc.hold() : rtc.unhold();
+    if (sent) this.patchCall({ held: on });
+  }
+
+  sendDtmf(key: string): void {
+    const rtc = this.rtc;
+    if (rtc === null || !/^[0-9*#]$/.test(key)) return;
+    try {
+      rtc.sendDTMF(key, DTMF_OPTIONS);
+    } catch {
+      return;
+    }
+    const call = this.state.call;
+    if (call !== null) this.patchCall({ keys: call.keys + key });
+  }
+
+  // -- JsSIP's events ----------------------------------------------------------------
+
+  private newSession(event: RTCSessionEvent): void {
+    const rtc = event.session;
+    if (event.originator === "local") {
+      const dialling = this.dialling ?? { number: "", name: "" };
+      this.adopt(rtc, { incoming: false, number: dialling.number, name: dialling.name, state: "calling" });
+      return;
+    }
+    if (this.rtc !== null) {
+      rtc.terminate({ status_code: 486, reason_phrase: "Busy Here" });
+      return;
+    }
+    const identity = rtc.remote_identity;
+    const number = identity.uri.user ?? "";
+    const name = identity.display_name || this.nameOf(number) || "";
+    this.adopt(rtc, { incoming: true, number, name, state: "incoming" });
+  }
+
+  private adopt(
+    rtc: RTCSession,
+    call: Pick<SoftCall, "incoming" | "number" | "name" | "state">,
+  ): void {
+    this.rtc = rtc;
+    this.set({
+      call: {
+        id: rtc.id,
+        ...call,
+        answeredAt: null,
+        muted: false,
+        held: false,
+        keys: "",
+        remote: null,
+      },
+    });
+    const mine = () => this.rtc === rtc;
+    const watch = (connection: RTCPeerConnection) => {
+      connection.addEventListener("track", (event) => {
+        if (!mine()) return;
+        const stream = event.streams[0] ?? new MediaStream([event.track]);
+        this.patchCall({ remote: stream });
+      });
+    };
+    if (rtc.connection) watch(rtc.connection);
+    else rtc.on("peerconnection", (event) => watch(event.peerconnection));
+    rtc.on("progress", () => {
+      if (mine() && this.state.call?.state === "calling") this.patchCall({ state: "ringing" });
+    });
+    const answered = () => {
+      if (mine() && this.state.call?.answeredAt === null) {
+        this.patchCall({ state: "talking", answeredAt: Date.now() });
+      }
+    };
+    rtc.on("accepted", answered);
+    rtc.on("confirmed", answered);
+    rtc.on("hold", (event) => {
+      if (mine() && event.originator === "local") this.patchCall({ held: true });
+    });
+    rtc.on("unhold", (event) => {
+      if (mine() && event.originator === "local") this.patchCall({ held: false });
+    });
+    const ended = (event: EndEvent) => {
+      if (!mine()) return;
+      const current = this.state.call;
+      this.rtc = null;
+      if (event.cause === "Authentication Error") void this.session.refresh();
+      this.set({
+        call: null,
+        ended: {
+          seq: ++this.ends,
+          number: current?.number ?? "",
+          name: current?.name ?? "",
+          incoming: current?.incoming ?? false,
+          reason: endReason(event, current?.incoming ?? false, current?.answeredAt != null),
+        },
+      });
+    };
+    rtc.on("ended", ended);
+    rtc.on("failed", ended);
+  }
+
+  // -- the token ---------------------------------------------------------------------
+
+  /** A new access token: used from now on, and registered with at once (the server
+   * stops accepting the old one). */
+  private async renewToken(): Promise<void> {
+    const ua = this.ua;
+    if (ua === null) return;
+    let token: string | null;
+    try {
+      token = await this.session.token();
+    } catch {
+      return;
+    }
+    if (token === null || this.ua !== ua) return;
+    ua.set("authorization_jwt", `Bearer ${token}`);
+    if (ua.isConnected()) ua.register();
+  }
+
+  private shutDown(): void {
+    this.generation++;
+    const ua = this.ua;
+    this.ua = null;
+    const rtc = this.rtc;
+    this.rtc = null;
+    if (rtc !== null && !rtc.isEnded()) {
+      try {
+        rtc.terminate();
+      } catch {
+        // Already ending.
+      }
+    }
+    if (this.state.call !== null) this.set({ call: null });
+    if (ua !== null) ua.stop();
+  }
+
+  private patchCall(patch: Partial<SoftCall>): void {
+    const call = this.state.call;
+    if (call !== null) this.set({ call: { ...call, ...patch } });
+  }
+
+  private set(patch: Partial<SoftphoneState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const listener of [...this.listeners]) listener();
+  }
+}
