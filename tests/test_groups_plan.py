@@ -4,6 +4,7 @@ from the carrier."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from nuage.pbx.routing import (
     route_from_trunk,
     route_from_user,
 )
+from nuage.pbx.voicemail.store import BoxKey, VoicemailStore
 from nuage.store import repositories as repo
 from nuage.store.database import Database
 from nuage.store.models import Group, VoicemailBox
@@ -186,3 +188,38 @@ async def test_routes_to_groups_and_boxes(database: Database, tmp_path: Path) ->
     assert route_from_trunk(directory, acme, "+3225550190") == ToGroup(support)
     assert route_from_trunk(directory, acme, "025550199") == ToMailbox(support)
     assert route_from_trunk(directory, acme, "+3225550101") == ToUser(jan)
+
+
+async def test_files_of_deleted_boxes_are_removed_once_old(
+    database: Database, tmp_path: Path
+) -> None:
+    """Support leaves the plan: the database deletes its box and messages; the next sweep
+    deletes their files, but not a file written a moment ago (a deposit writes its file
+    before its row), nor any file a row still refers to."""
+    await apply_plan(database, write(tmp_path, PLAN))
+    support = (await groups(database))["2000"]
+    data = tmp_path / "data"
+    store = VoicemailStore(database, data)
+    kept, gone = store.new_message_path(support.company_id), store.greeting_path(BoxKey.of(support))
+    async with database.session() as session:
+        jan = await repo.user_by_extension(session, support.company_id, "1002")
+    assert jan is not None
+    jans = store.new_message_path(support.company_id).with_name("jan.wav")
+    for path in (kept, gone, jans):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"RIFF")
+    await store.add_message(
+        BoxKey.of(support), caller="1001", caller_name="", path=kept, duration_ms=2000
+    )
+    await store.add_message(
+        BoxKey.of(jan), caller="1001", caller_name="", path=jans, duration_ms=1000
+    )
+    await store.set_greeting(BoxKey.of(support), gone)
+    fresh = kept.with_name("being-recorded.wav")
+    fresh.write_bytes(b"RIFF")
+    assert await store.remove_orphans() == 0  # everything referenced or young
+    await apply_plan(database, write(tmp_path, FULL))  # Support and its box go
+    assert await store.remove_orphans() == 0  # its files are still young
+    assert await store.remove_orphans(older_than=timedelta(0)) == 3
+    assert not kept.exists() and not gone.exists() and not fresh.exists()
+    assert jans.exists()  # Jan's message is still his

@@ -59,6 +59,8 @@ from nuage.store.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 _HOUSEKEEPING_PERIOD = 60.0
+# Voicemail files left by deleted boxes are looked for this often (a scan of the files).
+_VOICEMAIL_SWEEP_PERIOD = 3600.0
 
 
 def load_secret(data_dir: Path) -> bytes:
@@ -323,12 +325,18 @@ class NuageServer:
             await asyncio.sleep(0.02)
 
     async def _housekeeping(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
         while True:
             await asyncio.sleep(_HOUSEKEEPING_PERIOD)
-            if self.location is None:
-                continue
             try:
-                await self.location.expire(datetime.now(UTC))
+                if self.location is not None:
+                    await self.location.expire(datetime.now(UTC))
+                if self.voicemail is not None and loop.time() >= next_sweep:
+                    next_sweep = loop.time() + _VOICEMAIL_SWEEP_PERIOD
+                    removed = await self.voicemail.store.remove_orphans()
+                    if removed:
+                        log.info("voicemail: %d files no message or box refers to removed", removed)
             except Exception:
                 log.exception("housekeeping failed")
 

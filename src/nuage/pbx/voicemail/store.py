@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -28,6 +29,8 @@ from nuage.store.models import Group, User, VoicemailBox, VoicemailMessage
 
 # The box a user has before any row says otherwise.
 DEFAULT_MAX_SECONDS = 180
+# A file younger than this may be a message or greeting whose row is not written yet.
+ORPHAN_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +224,29 @@ class VoicemailStore:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(path.unlink)
         return True
+
+    async def remove_orphans(self, *, older_than: timedelta = ORPHAN_GRACE) -> int:
+        """Delete the files under voicemail/ that no row refers to any more (a user's or
+        group's box deleted with its messages by the database, a crash between a file and
+        its row), once older than ``older_than``: a deposit writes its file before its
+        row. How many were deleted."""
+        async with self._db.session() as session:
+            kept = set(await session.scalars(select(VoicemailMessage.path)))
+            kept |= {p for p in await session.scalars(select(VoicemailBox.greeting_path)) if p}
+        cutoff = time.time() - older_than.total_seconds()
+        return await asyncio.to_thread(_remove_unreferenced, self.data_dir, kept, cutoff)
+
+
+def _remove_unreferenced(data_dir: Path, kept: set[str], cutoff: float) -> int:
+    removed = 0
+    for path in (data_dir / "voicemail").rglob("*.wav"):
+        if str(path.relative_to(data_dir)) in kept:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def _of_box(box: BoxKey) -> Select[VoicemailMessage]:
