@@ -120,6 +120,10 @@ def _cmd_calls(args: argparse.Namespace) -> int:
     return 0
 
 
+# The demo's RTP ports (its SIP and HTTP ports must lie outside them).
+DEMO_RTP_PORTS = (20000, 20999)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="nuage-"))
     config = Config.from_mapping(
@@ -129,8 +133,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 "sip_port": args.sip_port,
                 "http_host": args.host,
                 "http_port": args.http_port,
-                "rtp_port_min": 20000,
-                "rtp_port_max": 20999,
+                "rtp_port_min": DEMO_RTP_PORTS[0],
+                "rtp_port_max": DEMO_RTP_PORTS[1],
                 "data_dir": str(data_dir),
             }
         }

@@ -9,11 +9,20 @@ from pathlib import Path
 import httpx
 
 from e2e.server import NUAGE
+from nuage.cli import DEMO_RTP_PORTS
 from peers.ports import free_port
 
 
+def port_outside_the_demos_rtp() -> int:
+    """A free port the demo does not take for RTP (it refuses a SIP port among them)."""
+    low, high = DEMO_RTP_PORTS
+    while low <= (port := free_port()) <= high:
+        pass
+    return port
+
+
 async def test_the_demo_serves_its_company(tmp_path: Path) -> None:
-    sip_port, http_port = free_port(), free_port()
+    sip_port, http_port = port_outside_the_demos_rtp(), port_outside_the_demos_rtp()
     output = tmp_path / "demo.log"
     with output.open("wb") as log:
         demo = await asyncio.create_subprocess_exec(

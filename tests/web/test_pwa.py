@@ -47,8 +47,11 @@ async def test_the_app_installs_and_opens_offline(tmp_path: Path) -> None:
         assert loaded["js"]["wire"] < loaded["js"]["decoded"] / 2
         await log_in(page, "1001")
         # The softphone's JsSIP comes after login, in a chunk of its own.
+        # Predicates as functions: a bare expression is eval'ed in the page while polling,
+        # which the app's Content-Security-Policy (no 'unsafe-eval') refuses.
         await page.wait_for_function(
-            "performance.getEntriesByType('resource').some((e) => /JsSIP-[^/]*\\.js$/.test(e.name))"
+            "() => performance.getEntriesByType('resource')"
+            ".some((e) => /JsSIP-[^/]*\\.js$/.test(e.name))"
         )
         # Counted as the server sends them (the build's gzipped copies): the service
         # worker, which has cached the shell meanwhile, may answer the page itself.
@@ -69,7 +72,7 @@ async def test_the_app_installs_and_opens_offline(tmp_path: Path) -> None:
             sizes.add(icon["sizes"])
         assert {"192x192", "512x512"} <= sizes
 
-        await page.wait_for_function("navigator.serviceWorker.controller !== null")
+        await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
         cached = await page.evaluate(CACHED)
         assert len(cached["keys"]) == 1 and cached["keys"][0].startswith("nuage-shell-")
         paths = cached["paths"]
