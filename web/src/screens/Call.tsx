@@ -10,6 +10,7 @@ import type { CallEnd, EndReason, SoftCall, SoftphoneControls } from "../phone/s
 import { Ringtone } from "../phone/ringtone";
 import { useServices } from "../services";
 import { useStore } from "../store";
+import { KEYS } from "./Dialpad";
 import { initials, useFormat } from "../ui/components";
 
 export { useSoftphone } from "../ui/components";
@@ -114,21 +115,6 @@ function IncomingCall({ call, softphone }: { call: SoftCall; softphone: Softphon
     </main>
   );
 }
-
-const KEYS: [string, string][] = [
-  ["1", ""],
-  ["2", "ABC"],
-  ["3", "DEF"],
-  ["4", "GHI"],
-  ["5", "JKL"],
-  ["6", "MNO"],
-  ["7", "PQRS"],
-  ["8", "TUV"],
-  ["9", "WXYZ"],
-  ["*", ""],
-  ["0", "+"],
-  ["#", ""],
-];
 
 const PROGRESS: Partial<Record<SoftCall["state"], Key>> = {
   calling: "call_calling",

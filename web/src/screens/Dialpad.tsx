@@ -8,7 +8,8 @@ import { dialable } from "../numbers";
 import { Screen, NoDeviceNotice, useCall, useFormat } from "../ui/components";
 import { Icon } from "../ui/icons";
 
-const KEYS: [string, string][] = [
+/** The phone keypad: each key and the letters printed under it. */
+export const KEYS: [string, string][] = [
   ["1", ""],
   ["2", "ABC"],
   ["3", "DEF"],
