@@ -3,7 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from nuage.certificates import self_signed
 from nuage.config import Config, ConfigError, load_config
 
 
@@ -23,6 +26,7 @@ def test_defaults() -> None:
     assert server.data_dir == Path("data")
     assert server.public_address is None
     assert server.ring_timeout == 30
+    assert (server.tls_cert, server.tls_key) == (None, None)
     assert config.database_url == "sqlite+aiosqlite:///data/nuage.db"
     assert config.log.level == "info"
 
@@ -197,3 +201,65 @@ def test_smtp_errors_name_the_key(smtp: dict[str, object], message: str) -> None
     with pytest.raises(ConfigError) as info:
         Config.from_mapping({"smtp": smtp})
     assert str(info.value).startswith(message)
+
+
+def tls_files(tmp_path: Path) -> tuple[str, str]:
+    cert, key = self_signed(tmp_path, ["127.0.0.1"])
+    return str(cert), str(key)
+
+
+def test_tls_certificate_and_key(tmp_path: Path) -> None:
+    cert, key = tls_files(tmp_path)
+    server = Config.from_mapping({"server": {"tls_cert": cert, "tls_key": key}}).server
+    assert (server.tls_cert, server.tls_key) == (Path(cert), Path(key))
+
+
+def test_tls_errors_name_the_key(tmp_path: Path) -> None:
+    cert, key = tls_files(tmp_path)
+    other = tmp_path / "other-key.pem"
+    other.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    absent = tmp_path / "absent.pem"
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"tls_cert": cert}, "server.tls_key: missing: tls_cert and tls_key go together"),
+        ({"tls_key": key}, "server.tls_key: set without tls_cert: the two go together"),
+        (
+            {"tls_cert": str(absent), "tls_key": key},
+            f"server.tls_cert: cannot read {absent}: No such file or directory",
+        ),
+        (
+            {"tls_cert": str(tmp_path), "tls_key": key},
+            f"server.tls_cert: cannot read {tmp_path}: Is a directory",
+        ),
+        ({"tls_cert": key, "tls_key": key}, f"server.tls_cert: {key} holds no PEM certificate"),
+        (
+            {"tls_cert": cert, "tls_key": str(absent)},
+            f"server.tls_key: cannot read {absent}: No such file or directory",
+        ),
+        ({"tls_cert": cert, "tls_key": cert}, f"server.tls_key: {cert} holds no PEM private key"),
+        (
+            {"tls_cert": cert, "tls_key": str(encrypted)},
+            f"server.tls_key: {encrypted} is encrypted; give a key without a passphrase",
+        ),
+        (
+            {"tls_cert": cert, "tls_key": str(other)},
+            f"server.tls_key: {other} is not the key of the certificate in tls_cert ({cert})",
+        ),
+    ]
+    for server, message in cases:
+        with pytest.raises(ConfigError) as info:
+            Config.from_mapping({"server": server})
+        assert str(info.value) == message

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Coroutine, Sequence
@@ -24,6 +26,7 @@ from nuage.carrier import (
     CallResult,
     CarrierSimulator,
 )
+from nuage.certificates import local_names, self_signed
 from nuage.config import Config, ConfigError, load_config
 from nuage.pbx.provision import (
     CompanyNotFoundError,
@@ -36,6 +39,7 @@ from nuage.pbx.provision import (
 )
 from nuage.server import serve
 from nuage.sip.peer import Peer
+from nuage.sip.transport import primary_ip
 from nuage.store.database import open_database
 
 
@@ -126,28 +130,35 @@ DEMO_RTP_PORTS = (20000, 20999)
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="nuage-"))
-    config = Config.from_mapping(
-        {
-            "server": {
-                "sip_host": args.host,
-                "sip_port": args.sip_port,
-                "http_host": args.host,
-                "http_port": args.http_port,
-                "rtp_port_min": DEMO_RTP_PORTS[0],
-                "rtp_port_max": DEMO_RTP_PORTS[1],
-                "data_dir": str(data_dir),
-            }
-        }
-    )
-    _configure_logging(config.log.level)
     data_dir.mkdir(parents=True, exist_ok=True)
+    server: dict[str, object] = {
+        "sip_host": args.host,
+        "sip_port": args.sip_port,
+        "http_host": args.host,
+        "http_port": args.http_port,
+        "rtp_port_min": DEMO_RTP_PORTS[0],
+        "rtp_port_max": DEMO_RTP_PORTS[1],
+        "data_dir": str(data_dir),
+    }
+    if args.tls:
+        cert, key = self_signed(data_dir, [*local_names(), args.host])
+        server |= {"tls_cert": str(cert), "tls_key": str(key)}
+    config = Config.from_mapping({"server": server})
+    _configure_logging(config.log.level)
     plan = _demo_plan(config, "demo-plan")
     provider = _demo_plan(config, "demo-provider")
     company = plan.company
+    web = f"{'https' if args.tls else 'http'}://{_url_host(args.host)}:{args.http_port}"
     print(f"Nuage demo: company {company.name}, SIP domain {company.domain}")
     print(f"  SIP server   {args.host}:{args.sip_port} (UDP and TCP)")
-    print(f"  health       http://{args.host}:{args.http_port}/healthz")
-    print(f"  REST API     http://{args.host}:{args.http_port}/api/v1 (docs/api.md)")
+    print(f"  web app      {web}/")
+    print(f"  health       {web}/healthz")
+    print(f"  REST API     {web}/api/v1 (docs/api.md)")
+    if args.tls:
+        print(
+            f"  certificate  {config.server.tls_cert} (self-signed: accept it in the browser "
+            "or install it on the phone)"
+        )
     print(f"  data         {data_dir}")
     print("  extension  SIP password  app login (email / password)        role   name")
     for user in plan.users:
@@ -201,6 +212,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     _run(main())
     return 0
+
+
+def _url_host(host: str) -> str:
+    """``host`` as written in a URL; for a wildcard bind, the address phones can use."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.is_unspecified:
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        address = ipaddress.ip_address(primary_ip(family))
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 def _demo_plan(config: Config, name: str) -> Plan:
@@ -323,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sip-port", type=int, default=5060)
     demo.add_argument("--http-port", type=int, default=8080)
     demo.add_argument("--data-dir", help="keep the demo's data here (default: a new temp dir)")
+    demo.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate kept in the data dir (browsers on "
+        "other machines give the microphone only to HTTPS pages)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     carrier = sub.add_parser("carrier", help="a telephone carrier simulator (the demo trunk)")

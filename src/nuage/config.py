@@ -12,6 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -88,6 +92,10 @@ class ServerConfig(_Section):
     # instead of skipping it, as RFC 8760 asks.
     # pydantic copies a mutable default per instance.
     digest_algorithms: list[Literal["MD5", "SHA-256"]] = Field(default=["MD5"], min_length=1)
+    # PEM files; with both, the HTTP port serves HTTPS (and WSS), which browsers require
+    # before they give a page the microphone.
+    tls_cert: Path | None = Field(default=None, strict=False)
+    tls_key: Path | None = Field(default=None, strict=False)
 
     @field_validator("sip_host", "http_host")
     @classmethod
@@ -145,6 +153,63 @@ class ServerConfig(_Section):
         if sip_port is not None and low <= sip_port <= value:
             raise ValueError(f"RTP range {low}-{value} includes sip_port ({sip_port})")
         return value
+
+    @field_validator("tls_cert")
+    @classmethod
+    def _tls_cert(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _read_certificate(value)
+        return value
+
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_key(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if "tls_cert" not in info.data:
+            return value  # tls_cert is invalid, and reported as such
+        cert = info.data["tls_cert"]
+        if cert is None:
+            if value is not None:
+                raise ValueError("set without tls_cert: the two go together")
+            return None
+        if value is None:
+            raise ValueError("missing: tls_cert and tls_key go together")
+        key = _read_private_key(value)
+        if _public_der(key.public_key()) != _public_der(_read_certificate(cert).public_key()):
+            raise ValueError(f"{value} is not the key of the certificate in tls_cert ({cert})")
+        return value
+
+
+def _read_pem(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_certificate(path: Path) -> x509.Certificate:
+    """The first certificate of a PEM file (the server's; intermediates may follow)."""
+    data = _read_pem(path)
+    try:
+        return x509.load_pem_x509_certificates(data)[0]
+    except ValueError:
+        raise ValueError(f"{path} holds no PEM certificate") from None
+
+
+def _read_private_key(path: Path) -> PrivateKeyTypes:
+    data = _read_pem(path)
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        # The server starts unattended: nobody is there to type a passphrase.
+        raise ValueError(f"{path} is encrypted; give a key without a passphrase") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError(f"{path} holds no PEM private key") from None
+
+
+def _public_der(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 class DatabaseConfig(_Section):

@@ -293,12 +293,15 @@ class NuageServer:
         self.trunks = TrunkRegistrar(self.db, endpoint)
         await self.trunks.start()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
+        secure = server.tls_cert is not None
         log.info(
-            "nuage ready: SIP %s:%d (udp, tcp), HTTP %s:%d (SIP over WebSocket at /sip), RTP %d-%d",
+            "nuage ready: SIP %s:%d (udp, tcp), %s %s:%d (SIP over %s at /sip), RTP %d-%d",
             server.sip_host,
             server.sip_port,
+            "HTTPS" if secure else "HTTP",
             server.http_host,
             server.http_port,
+            "secure WebSocket" if secure else "WebSocket",
             server.rtp_port_min,
             server.rtp_port_max,
         )
@@ -314,6 +317,10 @@ class NuageServer:
             # Events are small JSON: compressing each one costs more CPU per delivery than
             # it saves (bench/RESULTS.md section 10), and memory per stream.
             ws_per_message_deflate=False,
+            # Both set or neither (the config checks): the app, the API, the event stream
+            # and /sip then become https and wss on this one port.
+            ssl_certfile=server.tls_cert,
+            ssl_keyfile=server.tls_key,
         )
         self._http = _EmbeddedHttpServer(config)
         task = asyncio.create_task(self._http.serve())

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from pathlib import Path
 
 import httpx
+import pytest
 
 from e2e.server import NUAGE
+from nuage.certificates import CERT_FILE
 from nuage.cli import DEMO_RTP_PORTS
 from peers.ports import free_port
 
@@ -21,9 +24,12 @@ def port_outside_the_demos_rtp() -> int:
     return port
 
 
-async def test_the_demo_serves_its_company(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_the_demo_serves_its_company(tmp_path: Path, tls: bool) -> None:
+    """With --tls, over HTTPS with the certificate it made and kept in its data dir."""
     sip_port, http_port = port_outside_the_demos_rtp(), port_outside_the_demos_rtp()
     output = tmp_path / "demo.log"
+    data_dir = tmp_path / "data"
     with output.open("wb") as log:
         demo = await asyncio.create_subprocess_exec(
             str(NUAGE),
@@ -33,19 +39,24 @@ async def test_the_demo_serves_its_company(tmp_path: Path) -> None:
             "--http-port",
             str(http_port),
             "--data-dir",
-            str(tmp_path / "data"),
+            str(data_dir),
+            *(["--tls"] if tls else []),
             stdout=log,
             stderr=log,
         )
+    web = f"{'https' if tls else 'http'}://127.0.0.1:{http_port}"
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
-            for _ in range(150):
-                with contextlib.suppress(httpx.HTTPError):
+        for _ in range(150):
+            # The demo makes its certificate before it serves: until then, no trust root.
+            with contextlib.suppress(httpx.HTTPError, ssl.SSLError, FileNotFoundError):
+                verify = ssl.create_default_context(cafile=data_dir / CERT_FILE) if tls else True
+                async with httpx.AsyncClient(base_url=web, verify=verify) as http:
                     if (await http.get("/healthz")).status_code == 200:
                         break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(output.read_text())
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(output.read_text())
+        async with httpx.AsyncClient(base_url=web, verify=verify) as http:
             login = await http.post(
                 "/api/v1/auth/login", json={"email": "elodie@demo.nuage", "password": "demo-1001"}
             )
@@ -56,6 +67,7 @@ async def test_the_demo_serves_its_company(tmp_path: Path) -> None:
         printed = output.read_text()
         assert "elodie@demo.nuage / demo-1001" in printed
         assert f"127.0.0.1:{sip_port}" in printed
+        assert f"web app      {web}/\n" in printed
     finally:
         demo.terminate()
         await asyncio.wait_for(demo.wait(), 15)

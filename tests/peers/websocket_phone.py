@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+import ssl
 from types import TracebackType
 from typing import Self
 
@@ -29,9 +30,18 @@ class WebSocketPhone:
     """One account over one WebSocket: ``async with WebSocketPhone(url, ...) as phone``."""
 
     def __init__(
-        self, url: str, domain: str, user: str, password: str = "", *, bearer: str | None = None
+        self,
+        url: str,
+        domain: str,
+        user: str,
+        password: str = "",
+        *,
+        bearer: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        # For a wss:// URL: what the server's certificate is checked against.
+        self.tls = tls
         self.domain = domain
         self.user = user
         self.password = password
@@ -53,7 +63,11 @@ class WebSocketPhone:
         self.challenge: Response | None = None
 
     async def __aenter__(self) -> Self:
-        self._connection = await connect(self.url, subprotocols=["sip"])  # type: ignore[list-item]
+        self._connection = await connect(
+            self.url,
+            subprotocols=["sip"],  # type: ignore[list-item]
+            ssl=self.tls,
+        )
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -164,7 +178,7 @@ class WebSocketPhone:
     async def request(self, method: str, within: float = WAIT) -> Request:
         """The next request the server sent, which must be a ``method``."""
         request = await asyncio.wait_for(self.requests.get(), within)
-        assert request.method == method, request
+        assert request.method == method, bytes(request).decode()
         return request
 
     async def respond(
