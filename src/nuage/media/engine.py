@@ -94,6 +94,10 @@ class MediaSide(Protocol):
         """The party is a browser: ICE, DTLS-SRTP and muxed RTCP on the RTP port."""
         ...
 
+    def use_plain(self) -> None:
+        """The party speaks plain RTP (again): a phone took a browser's place."""
+        ...
+
 
 class MediaSession(Protocol):
     """Media between two parties, A and B, anchored on the server."""

@@ -249,6 +249,7 @@ class RelaySide:
         self._clock = clock
         self._playback: Playback | None = None
         self._served = False
+        self._webrtc: WebRtcPort | None = None
 
     @property
     def hears(self) -> str:
@@ -342,10 +343,19 @@ class RelaySide:
         self, ice: IceLiteResponder, dtls: DtlsSrtp, *, on_failure: Callable[[str], None]
     ) -> WebRtcPort:
         """This side's party is a WebRTC endpoint (a browser): from now on its RTP port
-        answers ICE checks, runs DTLS, and carries SRTP and SRTCP (rtcp-mux)."""
-        return WebRtcPort(
+        answers ICE checks, runs DTLS, and carries SRTP and SRTCP (rtcp-mux). A browser
+        that takes the place of another gets a port of its own."""
+        self.use_plain()
+        self._webrtc = WebRtcPort(
             self._rtp.transport, self._rtp, self._rtcp, ice, dtls, on_failure=on_failure
         )
+        return self._webrtc
+
+    def use_plain(self) -> None:
+        """This side's party speaks plain RTP (again): a phone took a browser's place."""
+        if self._webrtc is not None:
+            self._webrtc.release()
+            self._webrtc = None
 
     @property
     def rtp_port(self) -> int:

@@ -49,16 +49,25 @@ class BrowserEnd:
         """The browser's SDP (offer or answer) as plain SDP; the first one starts the
         side's WebRTC port. SdpRejected when it lacks what DTLS-SRTP needs, or a later
         one changes the DTLS peer (not supported: the call keeps its first one)."""
-        try:
-            remote = remote_parameters(description)
-        except sdp.SdpError as exc:
-            raise SdpRejected(str(exc)) from None
+        remote = self.check(description)
         self._mids = mids_of(description)
         if self._remote is None:
             self._start(remote)
         elif remote.fingerprint != self._remote.fingerprint:
             raise SdpRejected("A new DTLS fingerprint mid-call is not supported")
         return to_plain(description)
+
+    def check(self, description: sdp.SessionDescription) -> RemoteParameters:
+        """What the browser's SDP says of its ICE and DTLS; SdpRejected when it lacks
+        what DTLS-SRTP needs. Changes nothing."""
+        try:
+            return remote_parameters(description)
+        except sdp.SdpError as exc:
+            raise SdpRejected(str(exc)) from None
+
+    def stop(self) -> None:
+        """Another party takes this side: its socket speaks plain RTP again."""
+        self._side.use_plain()
 
     def to_browser(self, description: sdp.SessionDescription) -> sdp.SessionDescription:
         """Anchored plain SDP in the browser's flavour, with our credentials."""

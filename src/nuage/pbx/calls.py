@@ -159,6 +159,8 @@ class Transfer:
     target: TransferTarget
     subscribed: bool  # NOTIFYs of its progress are wanted (RFC 3515; RFC 4488 Refer-Sub)
     forking: Forking | None = None
+    # The transferor's side as a browser target would have it (a WebRTC offer made).
+    browser: BrowserEnd | None = None
     transferor_left: asyncio.Event = field(default_factory=asyncio.Event)
     # "answered", or the sipfrag status line of the failure.
     outcome: asyncio.Future[str] = field(
@@ -252,13 +254,33 @@ class Call:
         """``offer_answer.anchor`` in each party's flavour: a browser's SDP is made plain
         first (its first one starts its side's WebRTC port), and what a browser is to
         receive is made WebRTC."""
-        if is_webrtc(description):
-            description = self._browser(sender).from_browser(description)
-        anchored = anchor(description, sender, receiver)
+        anchored = anchor(self._plain(description, sender), sender, receiver)
         browser = self._browsers.get(receiver)
         if browser is None:
             return anchored
         return replace(anchored, description=browser.to_browser(anchored.description))
+
+    def _plain(
+        self, description: sdp.SessionDescription, sender: MediaSide
+    ) -> sdp.SessionDescription:
+        """The SDP ``sender``'s party sent, as plain SDP: a browser's is made plain by its
+        side's browser end (its first one starts the side's WebRTC port)."""
+        if is_webrtc(description):
+            return self._browser(sender).from_browser(description)
+        return description
+
+    def _hand_over(self, side: MediaSide, browser: BrowserEnd | None) -> None:
+        """A new party takes ``side`` (a transfer): a browser it faced is let go, and
+        ``browser`` is the new party's end when it is one."""
+        former = self._browsers.pop(side, None)
+        if former is not None and former is not browser:
+            former.stop()
+        if browser is not None:
+            self._browsers[side] = browser
+
+    def faces_browser(self, leg: Leg) -> bool:
+        """``leg``'s party is a browser (its media is WebRTC)."""
+        return leg.media in self._browsers
 
     def _browser(self, side: MediaSide) -> BrowserEnd:
         """The side's browser end, made on first use."""
@@ -527,6 +549,7 @@ class Call:
             on_provisional=self.provisional_to_a,
             identity_header=self.direction == "outbound",
             browser_offer=browser_offer,
+            api_call_id=self.call_id,
         )
         self.tx.add_cancel_callback(forks.cancel)
         return await forks.run()
@@ -1253,13 +1276,37 @@ class Call:
         """``leg``'s party, in this call and (as ``other_leg``) in ``other_call``, leaves
         both and connects the two parties it was talking to (F13). False if the other
         call's party's phone refused."""
-        if not await self._join(leg, other_call, other_leg):
+        joined = await self._join_either_way(leg, other_call, other_leg)
+        if joined is None:
             return False
-        await asyncio.gather(self._send_bye(leg), other_call.hang_up(other_leg))
+        await self._leave_joined(joined, leg, other_call, other_leg)
         return True
 
+    async def _leave_joined(self, joined: Call, leg: Leg, other_call: Call, other_leg: Leg) -> None:
+        """After a join, the user leaves the call that took a party in (``joined``) and
+        ends the one that lost it."""
+        if joined is self:
+            await asyncio.gather(self._send_bye(leg), other_call.hang_up(other_leg))
+        else:
+            await asyncio.gather(other_call._send_bye(other_leg), self.hang_up(leg))
+
+    async def _join_either_way(self, leg: Leg, other_call: Call, other_leg: Leg) -> Call | None:
+        """Join the party of this call and the other call's, ``leg``'s party (``other_leg``
+        there) leaving both: the call the other party moved into, or None. A browser stays
+        where it is and the phone moves to it: a browser's media cannot move to other
+        ports without a new DTLS association."""
+        stays, moving = leg.other, other_leg.other
+        if stays is None or moving is None:
+            return None
+        if other_call.faces_browser(moving):
+            if self.faces_browser(stays):
+                log.info("call %s: joining two browsers is not supported yet", self.call_id)
+                return None
+            return other_call if await other_call._join(other_leg, self, leg) else None
+        return self if await self._join(leg, other_call, other_leg) else None
+
     async def _join(self, leg: Leg, other_call: Call, other_leg: Leg) -> bool:
-        """The other call's party moves into this call in place of ``leg``: it is
+        """The other call's party (a phone) moves into this call in place of ``leg``: it is
         re-INVITEd to this call's media ports with this call's remaining party's SDP;
         ``leg``'s party is then out of this call (not yet hung up in either)."""
         stays = leg.other
@@ -1273,22 +1320,32 @@ class Call:
         if described is None or last_to_moving is None:
             return False
         try:
-            offer = anchor(described, stays.media, leg.media).description
+            offer = anchor(self._plain(described, stays.media), stays.media, leg.media)
         except SdpRejected:
             return False
-        offer.origin = replace(last_to_moving.origin, version=last_to_moving.origin.version + 1)
-        final = await self._reinvite(moving, offer)
+        offer.description.origin = replace(
+            last_to_moving.origin, version=last_to_moving.origin.version + 1
+        )
+        final = await self._reinvite(moving, offer.description)
         if final is None:
             return False
         try:
             answer = sdp.parse(final.body)
-            anchored = anchor(answer, leg.media, stays.media)
+            if is_webrtc(answer):
+                raise SdpRejected("a phone's answer cannot be WebRTC")
+            self._hand_over(leg.media, None)
+            anchored = self._anchored(answer, leg.media, stays.media)
         except (sdp.SdpError, SdpRejected):
             return False
         # The moving party is this call's now: the other call lets go of it without a BYE.
         other_call.let_go(moving)
         self._take_place(
-            leg, moving.dialog, moving.party, offer=offer, answer=answer, anchored=anchored
+            leg,
+            moving.dialog,
+            moving.party,
+            offer=offer.description,
+            answer=answer,
+            anchored=anchored,
         )
         log.info(
             "call %s: %s joined %s with %s of call %s",
@@ -1397,11 +1454,12 @@ class Call:
         self, leg: Leg, other_call: Call, other_leg: Leg, subscribed: bool
     ) -> None:
         await self._send_notify(leg, subscribed, "100 Trying", final=False)
-        if not await self._join(leg, other_call, other_leg):
+        joined = await self._join_either_way(leg, other_call, other_leg)
+        if joined is None:
             await self._send_notify(leg, subscribed, "488 Not Acceptable Here", final=True)
             return
         await self._send_notify(leg, subscribed, "200 OK", final=True)
-        await asyncio.gather(self._send_bye(leg), other_call.hang_up(other_leg))
+        await self._leave_joined(joined, leg, other_call, other_leg)
 
     def transfer(
         self,
@@ -1458,7 +1516,16 @@ class Call:
             # The target gets the transferee's own SDP, through the transferor's ports.
             described = self._received.get(transferee.media)
             if described is not None:
-                offer = anchor(described, transferee.media, transferor.media).description
+                plain = self._plain(described, transferee.media)
+                offer = anchor(plain, transferee.media, transferor.media).description
+        browser_offer: bytes | None = None
+        if offer is not None and any(is_browser(d.peer) for d in target.destinations):
+            # A browser target gets the transferor's ports with an ICE and DTLS end of
+            # its own; the transferor's, if it is a browser, lasts until the answer.
+            transfer.browser = BrowserEnd(
+                transferor.media, self.engine.media.certificate, self._webrtc_failed
+            )
+            browser_offer = transfer.browser.to_browser(offer).encode()
         if offer is not None:
             offered = offer
             forking = Forking(
@@ -1471,6 +1538,8 @@ class Call:
                     transfer, offered, response, dialog
                 ),
                 identity_header=target.direction == "outbound",
+                browser_offer=browser_offer,
+                api_call_id=self.call_id,
             )
             transfer.forking = forking
             self.engine.changed(self, "transferring")
@@ -1519,11 +1588,19 @@ class Call:
         self.engine.endpoint.send_ack(dialog.create_ack(response.cseq.seq), dialog.peer)
         try:
             answer = sdp.parse(response.body)
-            anchored = anchor(answer, transferor.media, transferee.media)
+            browser = transfer.browser if is_webrtc(answer) else None
+            if browser is not None:
+                browser.check(answer)
+            elif is_webrtc(answer):
+                raise SdpRejected("WebRTC answer to a plain offer")
         except (sdp.SdpError, SdpRejected) as exc:
             log.info("call %s: unusable SDP from the transfer target: %s", self.call_id, exc)
             self._background(asyncio.get_running_loop().create_task(self._send_bye_to(dialog)))
             return False
+        self._hand_over(transferor.media, browser)
+        anchored = self._anchored(answer, transferor.media, transferee.media)
+        if browser is not None:
+            offer = browser.to_browser(offer)
         if transfer.target.direction == "outbound":
             self.count_external()
         target = transfer.target.callee
@@ -1550,7 +1627,7 @@ class Call:
         with contextlib.suppress(sdp.SdpError, SdpRejected):
             answer = sdp.parse(final.body)
             other = leg.other.media if leg.other is not None else leg.media
-            self._sends[leg.media] = anchor(answer, leg.media, other).sends
+            self._sends[leg.media] = self._anchored(answer, leg.media, other).sends
             self._received[leg.media] = answer
         return True
 

@@ -33,6 +33,10 @@ def is_browser(peer: Peer) -> bool:
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER, SUBSCRIBE"
 
 
+# Names, in an INVITE to the web app, the call it belongs to in the REST API.
+API_CALL_ID_HEADER = "X-Nuage-Call"
+
+
 def new_call_id() -> str:
     return secrets.token_hex(16)
 
@@ -71,7 +75,9 @@ class Forking:
 
     ``on_answer`` takes the winning 2xx and its dialog and says whether its SDP could be
     used; ``on_provisional`` gets the 1xx. Browsers among the destinations get
-    ``browser_offer`` (WebRTC SDP) when given.
+    ``browser_offer`` (WebRTC SDP) when given, and the call's id in the REST API
+    (``api_call_id``, in an X-Nuage-Call header): the web app acts on its calls through
+    the API.
     """
 
     def __init__(
@@ -86,6 +92,7 @@ class Forking:
         on_provisional: Callable[[Response], None] = lambda response: None,
         identity_header: bool = False,
         browser_offer: bytes | None = None,
+        api_call_id: str = "",
     ) -> None:
         self.engine = engine
         self.company = company
@@ -94,6 +101,7 @@ class Forking:
         self.offer = offer
         # What browsers (WebRTC devices) are offered instead; None: the same offer.
         self.browser_offer = browser_offer
+        self.api_call_id = api_call_id
         self._on_answer = on_answer
         self._on_provisional = on_provisional
         self._identity_header = identity_header
@@ -128,8 +136,11 @@ class Forking:
         headers.add("Contact", self.engine.contact_for(destination.peer.transport))
         headers.add("Allow", ALLOW)
         offer = self.offer
-        if self.browser_offer is not None and is_browser(destination.peer):
-            offer = self.browser_offer
+        if is_browser(destination.peer):
+            if self.browser_offer is not None:
+                offer = self.browser_offer
+            if self.api_call_id:
+                headers.add(API_CALL_ID_HEADER, self.api_call_id)
         if offer:
             headers.add("Content-Type", "application/sdp")
         if self._identity_header:

@@ -70,6 +70,7 @@ class WebRtcPort(asyncio.DatagramProtocol):
         self._dtls_peer: SocketAddress | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.dropped = 0
+        self._rtcp_transport = rtcp.transport
         transport.set_protocol(self)
         rtp.transport = _Protected(self, transport, rtcp=False)  # type: ignore[assignment]
         rtcp.transport = _Protected(self, rtcp.transport, rtcp=True)  # type: ignore[assignment]
@@ -174,6 +175,14 @@ class WebRtcPort(asyncio.DatagramProtocol):
         if self._dtls_peer is not None:
             for datagram in self.dtls.close():
                 self._transport.sendto(datagram, self._dtls_peer)
+
+    def release(self) -> None:
+        """Give the socket back to the side's plain channels: another party, a plain RTP
+        one, takes this side (a transfer). The browser's DTLS is closed first."""
+        self.close()
+        self._transport.set_protocol(self._rtp)
+        self._rtp.transport = self._transport
+        self._rtcp.transport = self._rtcp_transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
