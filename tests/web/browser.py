@@ -40,17 +40,27 @@ AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" 
 
 NAMES = {extension: name for extension, (name, _, _) in USERS.items()}
 
-# Élodie and Lucas are members of the support group (its box for the groups screen).
-GROUP_PLAN = """
+# Élodie and Lucas are members of the support group (its box for the groups screen); a
+# menu puts callers through to Élodie (1) or Lucas (2).
+EXTRA_PLAN = """
 [[groups]]
 name = "Support"
 extension = "2000"
 members = ["1001", "1002"]
+
+[[ivrs]]
+name = "Reception"
+extension = "800"
+prompt = "ivr_language"
+
+[ivrs.keys]
+"1" = "1001"
+"2" = "1002"
 """
 
 
 def plan() -> str:
-    return acme_plan(5999, extra=GROUP_PLAN)
+    return acme_plan(5999, extra=EXTRA_PLAN)
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ import {
   type Lang,
 } from "./i18n";
 import { navigate, usePath } from "./router";
-import { CallEnds, CallScreen, useSoftphone } from "./screens/Call";
+import { BackToCall, CallEnds, CallScreen, useSoftphone } from "./screens/Call";
 import { CallLog } from "./screens/CallLog";
 import { ContactCard } from "./screens/ContactCard";
 import { Dialpad } from "./screens/Dialpad";
@@ -151,7 +151,11 @@ function Shell() {
       </main>
     );
   }
-  const call = soft?.call ?? null;
+  const calls = soft?.calls ?? [];
+  // A call of this browser's: its screen, full screen, until it ends; the app's screens
+  // while the user chooses whom to call next (a call ringing in comes first).
+  const onCall =
+    calls.length > 0 && (!soft?.choosing || calls.some((call) => call.state === "incoming"));
   return (
     <>
       {state.stream !== "open" && (
@@ -159,11 +163,13 @@ function Shell() {
           {t("reconnecting")}
         </p>
       )}
-      {call !== null && softphone !== undefined ? (
-        // A call of this browser's: its screen, full screen, until it ends.
-        <CallScreen call={call} softphone={softphone} />
+      {soft !== null && softphone !== undefined && onCall ? (
+        <CallScreen state={soft} softphone={softphone} />
       ) : (
         <>
+          {soft !== null && softphone !== undefined && calls.length > 0 && (
+            <BackToCall state={soft} softphone={softphone} />
+          )}
           <Route path={path} />
           <CallStrip />
         </>

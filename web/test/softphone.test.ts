@@ -92,12 +92,14 @@ class FakeUA extends Emitter {
   call(target: string) {
     this.dialled.push(target);
     const rtc = new FakeRtc();
-    this.emit("newRTCSession", { originator: "local", session: rtc });
+    const request = { call_id: `call-id-${this.dialled.length}` };
+    this.emit("newRTCSession", { originator: "local", session: rtc, request });
     return rtc;
   }
-  ring(name: string, number: string) {
+  ring(name: string, number: string, apiId = "") {
     const rtc = new FakeRtc({ display_name: name, uri: { user: number } });
-    this.emit("newRTCSession", { originator: "remote", session: rtc });
+    const request = { getHeader: (header: string) => (header === "X-Nuage-Call" ? apiId : "") };
+    this.emit("newRTCSession", { originator: "remote", session: rtc, request });
     return rtc;
   }
 }
@@ -183,44 +185,97 @@ describe("Softphone", () => {
 
   it("rings, answers, keys, mutes, holds, and says the call ended", async () => {
     const { softphone, ua } = await started();
-    const rtc = ua.ring("Lucas Dubois", "1002");
-    expect(softphone.get().call).toMatchObject({
+    const rtc = ua.ring("Lucas Dubois", "1002", "api-7");
+    const [call] = softphone.get().calls;
+    expect(call).toMatchObject({
       incoming: true,
       name: "Lucas Dubois",
       number: "1002",
       state: "incoming",
+      apiId: "api-7",
     });
-    // A second call while this one rings: busy.
-    const second = ua.ring("Camille Lambert", "1003");
-    expect(second.terminated).toEqual([{ status_code: 486, reason_phrase: "Busy Here" }]);
+    expect(softphone.get().current).toBe(call.id);
+    expect(softphone.find("api-7")?.id).toBe(call.id);
 
-    softphone.answer();
+    softphone.answer(call.id);
     expect(rtc.answered).toMatchObject({ mediaConstraints: { audio: true, video: false } });
-    expect(softphone.get().call?.state).toBe("connecting");
+    expect(softphone.get().calls[0].state).toBe("connecting");
     rtc.emit("accepted");
-    expect(softphone.get().call?.state).toBe("talking");
-    expect(softphone.get().call?.answeredAt).not.toBeNull();
+    expect(softphone.get().calls[0].state).toBe("talking");
+    expect(softphone.get().calls[0].answeredAt).not.toBeNull();
 
-    softphone.sendDtmf("5");
-    softphone.sendDtmf("#");
+    softphone.sendDtmf(call.id, "5");
+    softphone.sendDtmf(call.id, "#");
     expect(rtc.keys).toEqual(["5", "#"]);
-    expect(softphone.get().call?.keys).toBe("5#");
-    softphone.setMuted(true);
+    expect(softphone.get().calls[0].keys).toBe("5#");
+    softphone.setMuted(call.id, true);
     expect(rtc.muted).toBe(true);
-    expect(softphone.get().call?.muted).toBe(true);
-    softphone.setHeld(true);
-    softphone.setHeld(false);
+    expect(softphone.get().calls[0].muted).toBe(true);
+    softphone.setHeld(call.id, true);
+    softphone.setHeld(call.id, false);
     expect(rtc.holds).toEqual([true, false]);
 
     rtc.emit("ended", { originator: "remote", cause: "Terminated" });
-    expect(softphone.get().call).toBeNull();
+    expect(softphone.get().calls).toEqual([]);
+    expect(softphone.get().current).toBeNull();
     expect(softphone.get().ended).toMatchObject({ seq: 1, reason: "hangup", name: "Lucas Dubois" });
+  });
+
+  it("takes a second call on hold, switches between them, refuses a third", async () => {
+    const rtcs: FakeRtc[] = [];
+    const { softphone, ua } = await started();
+    ua.on("newRTCSession", (event) => rtcs.push((event as { session: FakeRtc }).session));
+    await softphone.call("1002");
+    rtcs[0].emit("accepted");
+    const first = softphone.get().calls[0];
+    expect(first.apiId).toBe("call-id-1");
+
+    // Choosing whom to call next holds the first call.
+    softphone.choose(true);
+    expect(rtcs[0].holds).toEqual([true]);
+    expect(softphone.get().choosing).toBe(true);
+    await softphone.call("1003");
+    const second = softphone.get().calls[1];
+    expect(softphone.get()).toMatchObject({ current: second.id, choosing: false });
+    rtcs[1].emit("accepted");
+
+    // A call ringing in while both are up: busy.
+    const third = ua.ring("Paul", "1004");
+    expect(third.terminated).toEqual([{ status_code: 486, reason_phrase: "Busy Here" }]);
+    expect(await softphone.call("1005")).toMatchObject({ ok: false, reason: "error" });
+
+    softphone.switchTo(first.id);
+    expect(rtcs[1].holds).toEqual([true]);
+    expect(rtcs[0].holds).toEqual([true, false]);
+    expect(softphone.get().current).toBe(first.id);
+
+    // An ending the user caused (a transfer) is told as such; the other call comes on screen.
+    softphone.expectEnd(first.id, "transferred");
+    rtcs[0].emit("ended", { originator: "remote", cause: "Terminated" });
+    expect(softphone.get()).toMatchObject({ current: second.id, ended: { reason: "transferred" } });
+  });
+
+  it("answers a call ringing in during a call, holding the first", async () => {
+    const rtcs: FakeRtc[] = [];
+    const { softphone, ua } = await started();
+    ua.on("newRTCSession", (event) => rtcs.push((event as { session: FakeRtc }).session));
+    await softphone.call("1002");
+    rtcs[0].emit("accepted");
+    const first = softphone.get().calls[0];
+    const ringing = ua.ring("Camille Lambert", "1003", "api-9");
+    // The call on screen stays until the user answers.
+    expect(softphone.get().current).toBe(first.id);
+    const second = softphone.get().calls[1];
+    softphone.answer(second.id);
+    expect(rtcs[0].holds).toEqual([true]);
+    expect(ringing.answered).not.toBeNull();
+    expect(softphone.get().current).toBe(second.id);
   });
 
   it("declines with 603", async () => {
     const { softphone, ua } = await started();
     const rtc = ua.ring("", "+3225550199");
-    softphone.decline();
+    softphone.decline(softphone.get().calls[0].id);
     expect(rtc.terminated).toEqual([{ status_code: 603, reason_phrase: "Decline" }]);
     rtc.emit("failed", { originator: "local", cause: "Rejected" });
     expect(softphone.get().ended?.reason).toBe("hangup");
@@ -235,8 +290,7 @@ describe("Softphone", () => {
     const outcome = await phone.call("02 555 01 99");
     expect(ua.dialled).toEqual(["025550199"]);
     expect(outcome).toMatchObject({ ok: true });
-    expect(softphone.get().call).toMatchObject({ incoming: false, state: "calling", number: "025550199" });
-    expect(await phone.call("1002")).toMatchObject({ ok: false, reason: "error" });
+    expect(softphone.get().calls[0]).toMatchObject({ incoming: false, state: "calling", number: "025550199" });
     expect(await softphone.call("letters")).toMatchObject({ ok: false });
 
     ua.emit("disconnected");
@@ -252,9 +306,9 @@ describe("Softphone", () => {
     await softphone.call("1002");
     const [rtc] = rtcs;
     rtc.emit("progress", { originator: "remote" });
-    expect(softphone.get().call?.state).toBe("ringing");
+    expect(softphone.get().calls[0].state).toBe("ringing");
     rtc.emit("failed", { originator: "remote", cause: "Busy" });
-    expect(softphone.get().call).toBeNull();
+    expect(softphone.get().calls).toEqual([]);
     expect(softphone.get().ended).toMatchObject({ reason: "busy", number: "1002", incoming: false });
   });
 });

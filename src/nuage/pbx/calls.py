@@ -222,6 +222,7 @@ class Call:
         self._record: asyncio.Future[int] | None = None
         # From the parties' RTCP, which the relay forwards end to end.
         self.quality = CallQuality(LegQuality(), LegQuality())
+        self._measuring = False
         # Digits each leg's party keyed recently, for feature codes (*1: record).
         self._keyed: dict[str, tuple[str, float]] = {}
         # Set while the server itself is the other party (an IVR menu).
@@ -939,6 +940,9 @@ class Call:
         return bool(self.holding)
 
     def _measure_quality(self) -> None:
+        """Measure the call's quality from both sides' RTCP, in the codec the parties now
+        use: once two parties talk, again when a transfer brings in another one (a call
+        a menu answered is measured from then on)."""
         assert self.a is not None and self.b is not None
         codec = next(
             iter(agreed_codecs(self._received.get(self.a.media), self._sent.get(self.a.media))),
@@ -947,6 +951,9 @@ class Call:
         if codec is not None:
             for leg in (self.quality.a, self.quality.b):
                 leg.set_codec(codec_for(codec.encoding), codec.clock_rate)
+        if self._measuring:
+            return
+        self._measuring = True
         loop = asyncio.get_running_loop()
         quality = self.quality
         self.a.media.add_listener(lambda data: quality.from_a(data, loop.time()), rtcp=True)
@@ -1390,6 +1397,7 @@ class Call:
             # switch too, or the relay would carry audio it cannot decode.
             self._spawn(self._reoffer(stays, anchored.description))
         self.route_media()
+        self._measure_quality()
         self.engine.changed(self, "transferred")
 
     def let_go(self, leg: Leg) -> None:

@@ -106,7 +106,17 @@ export class Api {
     this.json<Contact[]>("GET", `/directory?q=${encodeURIComponent(q)}&limit=${limit}`);
   calls = () => this.json<LiveCall[]>("GET", "/me/calls");
   placeCall = (target: string) => this.json<{ id: string }>("POST", "/me/calls", { target });
-  hangUp = (id: string) => this.send("POST", `/me/calls/${encodeURIComponent(id)}/hangup`);
+  hangUp = (id: string) => this.send("POST", `${callPath(id)}/hangup`);
+  /** Blind transfer of my call's other party to ``target`` (F14). */
+  transfer = (id: string, target: string) => this.send("POST", `${callPath(id)}/transfer`, { target });
+  /** Joins the other parties of two of my calls, and leaves both (F13). */
+  attendedTransfer = (id: string, otherId: string) =>
+    this.send("POST", `${callPath(id)}/attended-transfer`, { other_call_id: otherId });
+  /** Merges my other call into this one (F15). */
+  conference = (id: string, otherId: string) =>
+    this.send("POST", `${callPath(id)}/conference`, { other_call_id: otherId });
+  startRecording = (id: string) => this.send("POST", `${callPath(id)}/recording`);
+  stopRecording = (id: string) => this.send("DELETE", `${callPath(id)}/recording`);
   callLog = (filter: LogFilter, before?: number, limit = 50) =>
     this.json<LogEntry[]>(
       "GET",
@@ -116,6 +126,10 @@ export class Api {
   groups = () => this.json<Group[]>("GET", "/me/groups");
   /** A voicemail box: mine (groupId null) or a group's. */
   voicemail = (groupId: number | null) => new VoicemailBox(this, groupId);
+}
+
+function callPath(id: string): string {
+  return `/me/calls/${encodeURIComponent(id)}`;
 }
 
 export class VoicemailBox {

@@ -61,7 +61,16 @@ export interface LiveCall {
   state: "ringing" | "talking" | "on hold" | "held" | "conference";
   answered_at: string | null;
   recording: boolean;
+  /** From the parties' RTCP (F9); null until measured. */
+  quality: Quality | null;
   participants: Party[];
+}
+
+export interface Quality {
+  mos: number;
+  loss_percent: number;
+  jitter_ms: number;
+  rtt_ms: number | null;
 }
 
 export interface Recording {

@@ -69,9 +69,10 @@ export class AppPhone implements Phone {
     return this.softphone.ready ? this.softphone.call(target) : this.clickToCall.call(target);
   }
 
-  /** A call of the softphone (its id), or any live call of mine (the API's id). */
+  /** A call of the softphone (its id or the API's), or any live call of mine (the API's). */
   async hangUp(callId: string): Promise<void> {
-    if (this.softphone.owns(callId)) this.softphone.hangUp();
+    const own = this.softphone.find(callId);
+    if (own !== null) this.softphone.hangUp(own.id);
     else await this.clickToCall.hangUp(callId);
   }
 }

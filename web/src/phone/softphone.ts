@@ -4,8 +4,11 @@
 // server keeps no SIP password the browser could know), and places and answers calls with
 // WebRTC; the server bridges them to any phone, trunk, menu or voicemail.
 //
-// One call at a time for now: a second incoming call gets "busy" (486). The screens read
-// the state (get/subscribe) and act through SoftphoneControls only.
+// Two calls at a time (F12): one on screen, the other on hold; a third gets "busy" (486).
+// In-call actions JsSIP cannot do (transfers, conference, recording) go through the REST
+// API, which names each call by the id the server gives it (X-Nuage-Call in its INVITE,
+// or our own INVITE's Call-ID). The screens read the state (get/subscribe) and act
+// through SoftphoneControls only.
 
 import type { EndEvent, RTCSession } from "jssip/lib/RTCSession";
 import type { RTCSessionEvent, UA, UAConfiguration } from "jssip/lib/UA";
@@ -27,10 +30,15 @@ export type EndReason =
   | "no_answer"
   | "missed"
   | "microphone"
-  | "failed";
+  | "failed"
+  // Ended by the server after an action of the user's that said so already.
+  | "transferred"
+  | "merged";
 
 export interface SoftCall {
   id: string;
+  /** The call's id in the REST API (and its call.* events); null until known. */
+  apiId: string | null;
   incoming: boolean;
   /** The other party's extension or number (the user part of their SIP URI). */
   number: string;
@@ -60,21 +68,45 @@ export interface SoftphoneState {
   status: SoftphoneStatus;
   /** In settings: whether the user wants calls in this browser. */
   enabled: boolean;
-  call: SoftCall | null;
+  /** The calls of this browser, oldest first. */
+  calls: SoftCall[];
+  /** The one on screen (the others are on hold); null without calls. */
+  current: string | null;
+  /** The user left the call screen to choose whom to call next (F12), calls on hold. */
+  choosing: boolean;
   ended: CallEnd | null;
 }
 
-/** What the call screens use. */
+/** The call on screen. */
+export function currentCall(state: SoftphoneState): SoftCall | null {
+  return state.calls.find((call) => call.id === state.current) ?? null;
+}
+
+/** The calls not on screen (on hold, or ringing in while the user talks). */
+export function otherCalls(state: SoftphoneState): SoftCall[] {
+  return state.calls.filter((call) => call.id !== state.current);
+}
+
+/** What the call screens use; every action names its call. */
 export interface SoftphoneControls {
   get(): SoftphoneState;
   subscribe(listener: () => void): () => void;
   setEnabled(on: boolean): void;
-  answer(): void;
-  decline(): void;
-  hangUp(): void;
-  setMuted(on: boolean): void;
-  setHeld(on: boolean): void;
-  sendDtmf(key: string): void;
+  /** Answers a ringing call; the call on screen, if any, is held. */
+  answer(id: string): void;
+  decline(id: string): void;
+  hangUp(id: string): void;
+  setMuted(id: string, on: boolean): void;
+  setHeld(id: string, on: boolean): void;
+  sendDtmf(id: string, key: string): void;
+  /** Puts the call on screen (resumed), holding the one that was. */
+  switchTo(id: string): void;
+  /** Leaves (or comes back to) the call screen to choose another party; leaving holds
+   * the call on screen. */
+  choose(on: boolean): void;
+  /** The server will end the call because of an action of the user's (a transfer, a
+   * merge): its end is told as ``reason``. */
+  expectEnd(id: string, reason: EndReason): void;
 }
 
 export interface Account {
@@ -98,6 +130,10 @@ export interface SoftphoneOptions {
 }
 
 const ENABLED_KEY = "nuage.softphone";
+// One on screen, one on hold: what a transfer or a conference of two needs (F12-F15).
+const MAX_CALLS = 2;
+// Names, in an INVITE from the server, the call it belongs to in the REST API.
+const API_CALL_HEADER = "X-Nuage-Call";
 const MEDIA: MediaStreamConstraints = { audio: true, video: false };
 // No STUN or TURN: the server is an ICE-lite agent with a public address, and gathering
 // host candidates only is quick (JsSIP sends the SDP once gathering is over).
@@ -168,7 +204,8 @@ export class Softphone implements SoftphoneControls {
   private state: SoftphoneState;
   private readonly listeners = new Set<() => void>();
   private ua: UA | null = null;
-  private rtc: RTCSession | null = null;
+  // JsSIP's session of each call, by the call's id.
+  private readonly sessions = new Map<string, RTCSession>();
   private account: Account | null = null;
   // Bumped at each start and stop: a start still loading JsSIP sees it was superseded.
   private generation = 0;
@@ -177,6 +214,8 @@ export class Softphone implements SoftphoneControls {
   // A refused token is refreshed once, then registration is given up until a new one.
   private refreshedAfterRefusal = false;
   private ends = 0;
+  // Why the server will end some calls (expectEnd), by call id.
+  private readonly expected = new Map<string, EndReason>();
   private readonly load: () => Promise<JsSip>;
   private readonly url: () => string;
   private readonly nameOf: (number: string) => string | undefined;
@@ -195,7 +234,9 @@ export class Softphone implements SoftphoneControls {
     this.state = {
       status: "off",
       enabled: this.storage.getItem(ENABLED_KEY) !== "off",
-      call: null,
+      calls: [],
+      current: null,
+      choosing: false,
       ended: null,
     };
     session.subscribe((change) => {
@@ -218,9 +259,9 @@ export class Softphone implements SoftphoneControls {
     return this.state.status === "registered";
   }
 
-  /** Whether ``callId`` is this softphone's call. */
-  owns(callId: string): boolean {
-    return this.state.call?.id === callId;
+  /** This softphone's call that ``callId`` names (its own id or the API's), if any. */
+  find(callId: string): SoftCall | null {
+    return this.state.calls.find((call) => call.id === callId || call.apiId === callId) ?? null;
   }
 
   /** Registers as ``account`` (again only if the account changed). */
@@ -321,11 +362,14 @@ export class Softphone implements SoftphoneControls {
     if (ua === null || account === null || !this.ready) {
       return { ok: false, reason: "offline", message: "The phone in this browser is not connected" };
     }
-    if (this.rtc !== null) {
-      return { ok: false, reason: "error", message: "Already in a call" };
+    if (this.state.calls.length >= MAX_CALLS) {
+      return { ok: false, reason: "error", message: "Two calls already" };
     }
     const user = dialTarget(target);
     if (user === null) return { ok: false, reason: "invalid", message: `${target}: not a number` };
+    // The call on screen waits on hold while the new one is placed.
+    const current = currentCall(this.state);
+    if (current !== null && current.state === "talking" && !current.held) this.setHeld(current.id, true);
     try {
       const token = await this.session.token();
       if (token !== null) ua.set("authorization_jwt", `Bearer ${token}`);
@@ -346,51 +390,77 @@ export class Softphone implements SoftphoneControls {
     }
   }
 
-  answer(): void {
-    const rtc = this.rtc;
-    if (rtc === null || this.state.call?.state !== "incoming") return;
-    this.patchCall({ state: "connecting" });
+  answer(id: string): void {
+    const rtc = this.sessions.get(id);
+    if (rtc === undefined || this.callOf(id)?.state !== "incoming") return;
+    for (const other of this.state.calls) {
+      if (other.id !== id && other.state === "talking" && !other.held) this.setHeld(other.id, true);
+    }
+    this.patchCall(id, { state: "connecting" });
+    this.set({ current: id, choosing: false });
     rtc.answer({ mediaConstraints: MEDIA, pcConfig: PC_CONFIG });
   }
 
-  decline(): void {
-    const rtc = this.rtc;
-    if (rtc === null || this.state.call?.state !== "incoming") return;
+  decline(id: string): void {
+    const rtc = this.sessions.get(id);
+    if (rtc === undefined || this.callOf(id)?.state !== "incoming") return;
     rtc.terminate({ status_code: 603, reason_phrase: "Decline" });
   }
 
-  hangUp(): void {
-    const rtc = this.rtc;
-    if (rtc === null) return;
-    if (rtc.isEnded()) return;
+  hangUp(id: string): void {
+    const rtc = this.sessions.get(id);
+    if (rtc === undefined || rtc.isEnded()) return;
     rtc.terminate();
   }
 
-  setMuted(on: boolean): void {
-    const rtc = this.rtc;
-    if (rtc === null) return;
+  setMuted(id: string, on: boolean): void {
+    const rtc = this.sessions.get(id);
+    if (rtc === undefined) return;
     if (on) rtc.mute({ audio: true });
     else rtc.unmute({ audio: true });
-    this.patchCall({ muted: on });
+    this.patchCall(id, { muted: on });
   }
 
-  setHeld(on: boolean): void {
-    const rtc = this.rtc;
-    if (rtc === null || this.state.call?.state !== "talking") return;
+  setHeld(id: string, on: boolean): void {
+    const rtc = this.sessions.get(id);
+    if (rtc === undefined || this.callOf(id)?.state !== "talking") return;
     const sent = on ? rtc.hold() : rtc.unhold();
-    if (sent) this.patchCall({ held: on });
+    if (sent) this.patchCall(id, { held: on });
   }
 
-  sendDtmf(key: string): void {
-    const rtc = this.rtc;
-    if (rtc === null || !/^[0-9*#]$/.test(key)) return;
+  sendDtmf(id: string, key: string): void {
+    const rtc = this.sessions.get(id);
+    if (rtc === undefined || !/^[0-9*#]$/.test(key)) return;
     try {
       rtc.sendDTMF(key, DTMF_OPTIONS);
     } catch {
       return;
     }
-    const call = this.state.call;
-    if (call !== null) this.patchCall({ keys: call.keys + key });
+    const call = this.callOf(id);
+    if (call !== null) this.patchCall(id, { keys: call.keys + key });
+  }
+
+  switchTo(id: string): void {
+    const target = this.callOf(id);
+    if (target === null || target.state === "incoming") return;
+    for (const other of this.state.calls) {
+      if (other.id !== id && other.state === "talking" && !other.held) this.setHeld(other.id, true);
+    }
+    if (target.held) this.setHeld(id, false);
+    this.set({ current: id, choosing: false });
+  }
+
+  choose(on: boolean): void {
+    if (on) {
+      const current = currentCall(this.state);
+      if (current === null) return;
+      if (current.state === "talking" && !current.held) this.setHeld(current.id, true);
+    }
+    this.set({ choosing: on && this.state.calls.length > 0 });
+  }
+
+  expectEnd(id: string, reason: EndReason): void {
+    if (this.sessions.has(id)) this.expected.set(id, reason);
   }
 
   // -- JsSIP's events ----------------------------------------------------------------
@@ -399,74 +469,84 @@ export class Softphone implements SoftphoneControls {
     const rtc = event.session;
     if (event.originator === "local") {
       const dialling = this.dialling ?? { number: "", name: "" };
-      this.adopt(rtc, { incoming: false, number: dialling.number, name: dialling.name, state: "calling" });
+      // Our own INVITE's Call-ID names the call in the API.
+      const apiId = event.request.call_id || null;
+      this.adopt(rtc, { incoming: false, number: dialling.number, name: dialling.name, state: "calling", apiId });
       return;
     }
-    if (this.rtc !== null) {
+    if (this.state.calls.length >= MAX_CALLS) {
       rtc.terminate({ status_code: 486, reason_phrase: "Busy Here" });
       return;
     }
     const identity = rtc.remote_identity;
     const number = identity.uri.user ?? "";
     const name = identity.display_name || this.nameOf(number) || "";
-    this.adopt(rtc, { incoming: true, number, name, state: "incoming" });
+    const apiId = event.request.getHeader(API_CALL_HEADER) || null;
+    this.adopt(rtc, { incoming: true, number, name, state: "incoming", apiId });
   }
 
   private adopt(
     rtc: RTCSession,
-    call: Pick<SoftCall, "incoming" | "number" | "name" | "state">,
+    call: Pick<SoftCall, "incoming" | "number" | "name" | "state" | "apiId">,
   ): void {
-    this.rtc = rtc;
+    const id = rtc.id;
+    this.sessions.set(id, rtc);
+    const first = this.state.calls.length === 0;
     this.set({
-      call: {
-        id: rtc.id,
-        ...call,
-        answeredAt: null,
-        muted: false,
-        held: false,
-        keys: "",
-        remote: null,
-      },
+      calls: [
+        ...this.state.calls,
+        { id, ...call, answeredAt: null, muted: false, held: false, keys: "", remote: null },
+      ],
+      // A call placed goes on screen; one ringing in waits for an answer.
+      current: first || !call.incoming ? id : this.state.current,
+      choosing: false,
     });
-    const mine = () => this.rtc === rtc;
+    const mine = () => this.sessions.get(id) === rtc;
     const watch = (connection: RTCPeerConnection) => {
       connection.addEventListener("track", (event) => {
         if (!mine()) return;
         const stream = event.streams[0] ?? new MediaStream([event.track]);
-        this.patchCall({ remote: stream });
+        this.patchCall(id, { remote: stream });
       });
     };
     if (rtc.connection) watch(rtc.connection);
     else rtc.on("peerconnection", (event) => watch(event.peerconnection));
     rtc.on("progress", () => {
-      if (mine() && this.state.call?.state === "calling") this.patchCall({ state: "ringing" });
+      if (mine() && this.callOf(id)?.state === "calling") this.patchCall(id, { state: "ringing" });
     });
     const answered = () => {
-      if (mine() && this.state.call?.answeredAt === null) {
-        this.patchCall({ state: "talking", answeredAt: Date.now() });
+      if (mine() && this.callOf(id)?.answeredAt === null) {
+        this.patchCall(id, { state: "talking", answeredAt: Date.now() });
       }
     };
     rtc.on("accepted", answered);
     rtc.on("confirmed", answered);
     rtc.on("hold", (event) => {
-      if (mine() && event.originator === "local") this.patchCall({ held: true });
+      if (mine() && event.originator === "local") this.patchCall(id, { held: true });
     });
     rtc.on("unhold", (event) => {
-      if (mine() && event.originator === "local") this.patchCall({ held: false });
+      if (mine() && event.originator === "local") this.patchCall(id, { held: false });
     });
     const ended = (event: EndEvent) => {
       if (!mine()) return;
-      const current = this.state.call;
-      this.rtc = null;
+      const gone = this.callOf(id);
+      const expected = this.expected.get(id);
+      this.expected.delete(id);
+      this.sessions.delete(id);
       if (event.cause === "Authentication Error") void this.session.refresh();
+      const calls = this.state.calls.filter((each) => each.id !== id);
+      // The other call comes on screen (still on hold: the user resumes it).
+      const current = this.state.current === id ? (calls.find((each) => each.state !== "incoming") ?? calls[0])?.id ?? null : this.state.current;
       this.set({
-        call: null,
+        calls,
+        current,
+        choosing: this.state.choosing && calls.length > 0,
         ended: {
           seq: ++this.ends,
-          number: current?.number ?? "",
-          name: current?.name ?? "",
-          incoming: current?.incoming ?? false,
-          reason: endReason(event, current?.incoming ?? false, current?.answeredAt != null),
+          number: gone?.number ?? "",
+          name: gone?.name ?? "",
+          incoming: gone?.incoming ?? false,
+          reason: expected ?? endReason(event, gone?.incoming ?? false, gone?.answeredAt != null),
         },
       });
     };
@@ -496,22 +576,27 @@ export class Softphone implements SoftphoneControls {
     this.generation++;
     const ua = this.ua;
     this.ua = null;
-    const rtc = this.rtc;
-    this.rtc = null;
-    if (rtc !== null && !rtc.isEnded()) {
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const rtc of sessions) {
+      if (rtc.isEnded()) continue;
       try {
         rtc.terminate();
       } catch {
         // Already ending.
       }
     }
-    if (this.state.call !== null) this.set({ call: null });
+    if (this.state.calls.length > 0) this.set({ calls: [], current: null, choosing: false });
     if (ua !== null) ua.stop();
   }
 
-  private patchCall(patch: Partial<SoftCall>): void {
-    const call = this.state.call;
-    if (call !== null) this.set({ call: { ...call, ...patch } });
+  private callOf(id: string): SoftCall | null {
+    return this.state.calls.find((call) => call.id === id) ?? null;
+  }
+
+  private patchCall(id: string, patch: Partial<SoftCall>): void {
+    if (!this.state.calls.some((call) => call.id === id)) return;
+    this.set({ calls: this.state.calls.map((call) => (call.id === id ? { ...call, ...patch } : call)) });
   }
 
   private set(patch: Partial<SoftphoneState>): void {

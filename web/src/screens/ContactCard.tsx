@@ -1,13 +1,19 @@
 // A colleague's card (F5): extension, numbers, email, status and line state, each number
 // with its call button; the star (top right) adds them to or removes them from favorites.
+// While the user holds a call to choose whom next (F12), "Transfer" sends the held call
+// to this colleague after a confirmation (F14: a blind transfer).
 
 import { useEffect, useState } from "preact/hooks";
 import { ApiError } from "../api/client";
 import { useT } from "../i18n";
+import { currentCall, type SoftCall } from "../phone/softphone";
+import { useCallName } from "./Call";
+import { navigate } from "../router";
 import { useServices } from "../services";
 import { useStore } from "../store";
 import {
   Avatar,
+  ConfirmDialog,
   EmptyState,
   LineBadge,
   NoDeviceNotice,
@@ -15,6 +21,7 @@ import {
   StatusBadge,
   useCall,
   useFormat,
+  useSoftphone,
 } from "../ui/components";
 import { Icon } from "../ui/icons";
 
@@ -90,6 +97,7 @@ export function ContactCard({ id }: { id: number }) {
         </p>
       </div>
       <NoDeviceNotice />
+      {!mine && <BlindTransfer name={contact.name} extension={contact.extension} />}
       <dl class="card-details">
         <div class="card-row">
           <dt>{t("extension")}</dt>
@@ -133,5 +141,52 @@ export function ContactCard({ id }: { id: number }) {
         </div>
       </dl>
     </Screen>
+  );
+}
+
+/** The call the user holds while choosing whom to call next, if it can be transferred. */
+function useHeldCall(): SoftCall | null {
+  const { softphone } = useServices();
+  const state = useSoftphone(softphone);
+  if (state === null || !state.choosing) return null;
+  const held = currentCall(state);
+  return held !== null && held.held && held.apiId !== null ? held : null;
+}
+
+function BlindTransfer({ name, extension }: { name: string; extension: string }) {
+  const { api, softphone, notify } = useServices();
+  const t = useT();
+  const held = useHeldCall();
+  const heldName = useCallName(held ?? { name: "", number: "", apiId: null }).name;
+  const [asking, setAsking] = useState(false);
+  if (held === null || softphone === undefined) return null;
+  const transfer = async () => {
+    setAsking(false);
+    softphone.expectEnd(held.id, "transferred");
+    try {
+      await api.transfer(held.apiId as string, extension);
+      notify(t("transfer_completed"));
+      navigate("/");
+    } catch (error) {
+      notify(t("error_generic", { message: (error as Error).message }), "error");
+    }
+  };
+  return (
+    <div class="card-transfer">
+      <button type="button" class="button button-primary" onClick={() => setAsking(true)}>
+        <Icon name="transfer" />
+        <span>{t("transfer")}</span>
+      </button>
+      {asking && (
+        <ConfirmDialog
+          title={t("transfer")}
+          confirm={t("transfer")}
+          onCancel={() => setAsking(false)}
+          onConfirm={() => void transfer()}
+        >
+          {t("transfer_confirm", { held: heldName, name })}
+        </ConfirmDialog>
+      )}
+    </div>
   );
 }

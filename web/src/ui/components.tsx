@@ -280,3 +280,44 @@ export function useSoftphone(softphone: SoftphoneControls | undefined): Softphon
 export function useSoftphoneStatus(softphone: SoftphoneControls | undefined): SoftphoneStatus {
   return useSoftphone(softphone)?.status ?? "off";
 }
+
+/** A question before an action that cannot be undone (a transfer, recording someone):
+ * modal, focus on the confirm button, Escape cancels. */
+export function ConfirmDialog(props: {
+  title: string;
+  confirm: string;
+  onConfirm: () => void;
+  onCancel: () => void;
+  children: ComponentChildren;
+}) {
+  const t = useT();
+  const confirm = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    const opener = document.activeElement as HTMLElement | null;
+    confirm.current?.focus();
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === "Escape") props.onCancel();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => {
+      document.removeEventListener("keydown", onKey);
+      opener?.focus?.();
+    };
+  }, []);
+  return (
+    <div class="dialog-backdrop">
+      <div class="dialog" role="alertdialog" aria-modal="true" aria-labelledby="dialog-title" aria-describedby="dialog-text">
+        <h2 id="dialog-title">{props.title}</h2>
+        <p id="dialog-text">{props.children}</p>
+        <div class="dialog-actions">
+          <button type="button" class="button" onClick={props.onCancel}>
+            {t("cancel")}
+          </button>
+          <button type="button" class="button button-primary" ref={confirm} onClick={props.onConfirm}>
+            {props.confirm}
+          </button>
+        </div>
+      </div>
+    </div>
+  );
+}
