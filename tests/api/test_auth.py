@@ -34,7 +34,7 @@ async def test_a_user_logs_in_and_reads_their_profile(api: httpx.AsyncClient) ->
     assert me.status_code == 200
     body = me.json()
     assert (body["name"], body["extension"], body["role"]) == ("Élodie Martin", "1001", "user")
-    assert body["company"]["domain"] == "acme.example"
+    assert (body["company"]["domain"], body["company"]["country"]) == ("acme.example", "BE")
     # Emails are matched case-insensitively, as the login screen types them.
     await login(api, email="Elodie@ACME.example", password="app-1001")
 

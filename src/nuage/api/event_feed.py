@@ -6,7 +6,8 @@ the event bus in the API's own shapes (the same JSON the REST routes return):
   (offline, available, ringing, in call, on hold) changes on this node;
 - ``call.ringing``, ``call.answered``, ``call.held``, ``call.resumed``,
   ``call.transferred``, ``call.conference``, ``call.recording``, ``call.quality`` {the
-  call as GET /me/calls shows it} and ``call.ended`` {id} to each user of the call;
+  call as GET /me/calls shows it} and ``call.ended`` {id} to each user of the call (a
+  click-to-call from its devices' ringing on);
 - ``call_log.created`` {the entry as GET /me/calllog shows it} to each user of a call
   once its record is complete;
 - ``favorites.changed`` {user_id, favorite} to the user who starred or unstarred.
@@ -32,6 +33,7 @@ from nuage.pbx.calls import Call
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
+from nuage.pbx.originated import Dialling
 from nuage.pbx.presence import Presence
 from nuage.pbx.records import CallRecorder
 from nuage.pbx.statuses import StatusError, StatusService
@@ -66,9 +68,10 @@ class EventFeed:
         self._presence = presence
         self._statuses = statuses
         self._call_log = call_log
-        # What each user was last told: their line state, each of their live calls.
+        # What each user was last told: their line state, each of their live calls (by
+        # id: a click-to-call's dialling and the call that takes it over are one call).
         self._lines: dict[tuple[int, int], str] = {}
-        self._calls: dict[tuple[Call, int], dict[str, Any]] = {}
+        self._calls: dict[tuple[str, int], tuple[Call | Dialling, dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._quality_task: asyncio.Task[None] | None = None
         engine.add_observer(self._call_changed)
@@ -119,14 +122,14 @@ class EventFeed:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def _call_changed(self, call: Call, change: str) -> None:
+    def _call_changed(self, call: Call | Dialling, change: str) -> None:
         company_id = call.company.id
         for user_id in sorted(call.user_ids()):
             self._line_may_have_changed(company_id, user_id)
             self._tell(call, user_id, change)
 
-    def _tell(self, call: Call, user_id: int, change: str) -> None:
-        key = (call, user_id)
+    def _tell(self, call: Call | Dialling, user_id: int, change: str) -> None:
+        key = (call.call_id, user_id)
         view = None if change == "ended" else self._control.view(call, user_id)
         if view is None:
             if self._calls.pop(key, None) is not None:
@@ -135,10 +138,12 @@ class EventFeed:
                 )
             return
         data = LiveCallOut.of(view).model_dump(mode="json")
-        previous = self._calls.get(key)
+        told = self._calls.get(key)
+        previous = told[1] if told is not None else None
+        # Kept even when unchanged: the call that took a dialling over is the one to watch.
+        self._calls[key] = (call, data)
         if previous == data:
             return
-        self._calls[key] = data
         self._bus.publish(
             call.company.id, f"call.{_kind(change, previous, view.state)}", data, user_id=user_id
         )
@@ -146,7 +151,7 @@ class EventFeed:
     async def _watch_quality(self) -> None:
         while True:
             await asyncio.sleep(QUALITY_PERIOD)
-            for call, user_id in list(self._calls):
+            for (_, user_id), (call, _) in list(self._calls.items()):
                 try:
                     self._tell(call, user_id, "quality")
                 except Exception:

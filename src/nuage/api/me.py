@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from nuage.api.auth import Caller
 from nuage.api.errors import ApiError
@@ -14,6 +14,9 @@ class CompanyOut(BaseModel):
     id: int
     name: str
     domain: str
+    country: str = Field(
+        description="ISO 3166 alpha-2: numbers without a country code are read in it"
+    )
     language: str
 
 
@@ -44,6 +47,10 @@ async def me(caller: Caller, request: Request) -> MeOut:
         email=user.email,
         role=user.role,
         company=CompanyOut(
-            id=company.id, name=company.name, domain=company.domain, language=company.language
+            id=company.id,
+            name=company.name,
+            domain=company.domain,
+            country=company.country,
+            language=company.language,
         ),
     )

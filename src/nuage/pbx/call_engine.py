@@ -2,7 +2,9 @@
 
 Each call (calls.py) runs as its own task from its INVITE to its last BYE; the engine
 keeps them by dialog, sheds load when too many are being set up, counts each company's
-external calls, and hangs up the forks that answered too late.
+external calls, and hangs up the forks that answered too late. It also keeps the
+click-to-calls still ringing their user's devices (originated.py), which are calls to
+the API before they are the engine's.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nuage.pbx.calls import (
     TransferResolver,
 )
 from nuage.pbx.dialing import Destination, Party
+from nuage.pbx.originated import Dialling
 from nuage.pbx.records import CallRecorder
 from nuage.sip.dialog import Dialog
 from nuage.sip.endpoint import ClientTransactionHandle, ServerTransactionHandle, SipEndpoint
@@ -45,8 +48,10 @@ MAX_CALLS_IN_SETUP = 500
 
 # Told of each change of a live call: (the call, what changed). The changes: "created",
 # "answered", "held", "resumed", "transferring" (a blind transfer's target rings),
-# "transferred", "transfer_failed", "conference", "recording", "ended".
-CallObserver = Callable[[Call, str], None]
+# "transferred", "transfer_failed", "conference", "recording", "ended". A dialling is
+# "created", then "ended" unless a call takes it over (the call is then "created" under
+# the same id).
+CallObserver = Callable[[Call | Dialling, str], None]
 
 
 class CallEngine:
@@ -75,11 +80,12 @@ class CallEngine:
         self.recordings: RecordingService | None = None
         self._releases: set[asyncio.Task[None]] = set()
         self._observers: list[CallObserver] = []
+        self._diallings: dict[str, Dialling] = {}
 
     def add_observer(self, observer: CallObserver) -> None:
         self._observers.append(observer)
 
-    def changed(self, call: Call, change: str) -> None:
+    def changed(self, call: Call | Dialling, change: str) -> None:
         for observer in self._observers:
             try:
                 observer(call, change)
@@ -100,6 +106,19 @@ class CallEngine:
 
     def live_calls(self) -> list[Call]:
         return list(self._calls)
+
+    def diallings(self) -> list[Dialling]:
+        return list(self._diallings.values())
+
+    def dialling_started(self, dialling: Dialling) -> None:
+        self._diallings[dialling.call_id] = dialling
+        self.changed(dialling, "created")
+
+    def dialling_over(self, dialling: Dialling) -> None:
+        """The dialling ends, unless a call took it over."""
+        if self._diallings.get(dialling.call_id) is dialling:
+            del self._diallings[dialling.call_id]
+            self.changed(dialling, "ended")
 
     @property
     def calls_on_hold(self) -> int:
@@ -160,6 +179,10 @@ class CallEngine:
             self, tx, company, caller, callee, direction=direction, shown_caller=shown_caller
         )
         call.fallback = fallback
+        dialling = self._diallings.get(call.call_id)
+        if dialling is not None and dialling.invite is tx:
+            # The click-to-call goes on as this call, under its id: no end in between.
+            del self._diallings[call.call_id]
         self._calls.add(call)
         self._setting_up.add(call)
         if direction == "outbound":

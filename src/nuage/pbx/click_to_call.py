@@ -2,6 +2,9 @@
 as if that device had dialled the number (routing, policy, the callee's status, the
 call log: everything a call from the phone gets).
 
+While the devices ring, the call is a ``Dialling``: the user sees it and may cancel it
+through the API; if no device takes it, its record says why.
+
 RFC 3725 calls this third-party call control. The device gets the server's own offer
 (the relay's ports, every codec the server handles), so it is answered and acknowledged
 at once and never waits for the callee's SDP; its answer then stands for the caller's
@@ -20,9 +23,9 @@ from nuage.media.engine import MediaSession
 from nuage.media.player import can_encode
 from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.calls import CallerTransaction
-from nuage.pbx.dialing import ALLOW, Destination, Forking, Party
+from nuage.pbx.dialing import ALLOW, Destination, Forking, ForkOutcome, Party
 from nuage.pbx.offer_answer import audio_section, own_offer
-from nuage.pbx.originated import OriginatedInvite
+from nuage.pbx.originated import Dialling, OriginatedInvite
 from nuage.sip.dialog import Dialog
 from nuage.sip.endpoint import ServerTransactionHandle
 from nuage.sip.message import URI, Address, Request, Response
@@ -63,7 +66,7 @@ class ClickToCall:
             assert dialog.peer is not None
             self._engine.endpoint.send_ack(dialog.create_ack(response.cseq.seq), dialog.peer)
             answered.append(dialog)
-            invite = OriginatedInvite(
+            dialling.invite = invite = OriginatedInvite(
                 self._engine.endpoint,
                 _as_if_dialled(company, user, target, response, dialog),
                 dialog,
@@ -84,37 +87,52 @@ class ClickToCall:
             own_offer(session.a).encode(),
             on_answer=on_answer,
         )
-        task = asyncio.get_running_loop().create_task(
-            self._run(forks, session, answered, company, user)
-        )
+        dialling = Dialling(company, user.id, target, forks)
+        self._engine.dialling_started(dialling)
+        task = asyncio.get_running_loop().create_task(self._run(dialling, session, answered, user))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return forks.call_id
+        return dialling.call_id
 
     async def _run(
-        self,
-        forks: Forking,
-        session: MediaSession,
-        answered: list[Dialog],
-        company: Company,
-        user: User,
+        self, dialling: Dialling, session: MediaSession, answered: list[Dialog], user: User
     ) -> None:
-        outcome = await forks.run()
-        invite = self._waiting.get((forks.call_id, forks.from_tag))
-        if outcome.kind != "answered" or invite is None:
+        outcome = await dialling.forks.run()
+        invite = dialling.invite
+        if outcome.kind != "answered" or invite is None or dialling.cancelled:
             if invite is not None:
                 self._settled(invite)
             log.info("click-to-call: no device of %s took it (%s)", user.extension, outcome.kind)
+            self._engine.dialling_over(dialling)
+            # An answer that crossed the user's cancel is no answer.
+            taken = ForkOutcome("cancelled") if dialling.cancelled else outcome
+            self._record(dialling, user, *_not_taken(taken))
             for dialog in answered:
                 await self._hang_up(dialog)
             await session.close()
             return
         try:
-            await self._place(invite, company, user)
+            await self._place(invite, dialling.company, user)
         finally:
+            # The call took the dialling over, or placing it failed and recorded why.
+            self._engine.dialling_over(dialling)
             self._settled(invite)
             if not invite.final_sent:
                 await session.close()
+
+    def _record(self, dialling: Dialling, user: User, outcome: str, reason: str) -> None:
+        self._engine.recorder.refused(
+            dialling.company.id,
+            dialling.call_id,
+            direction="internal",
+            caller=user.extension,
+            callee=dialling.target.number,
+            outcome=outcome,
+            reason=reason,
+            caller_name=user.name,
+            caller_user_id=user.id,
+            started_at=dialling.started_at,
+        )
 
     def _ring_back(self, session: MediaSession, device_sdp: bytes) -> None:
         """The device hears the ringing tone while the target rings (until the call
@@ -148,6 +166,18 @@ class ClickToCall:
         else:
             tx.respond(200 if request.method == "INFO" else 405, headers=[("Allow", ALLOW)])
         return True
+
+
+def _not_taken(outcome: ForkOutcome) -> tuple[str, str]:
+    """The outcome and reason a click-to-call that no device took is recorded with."""
+    if outcome.kind == "cancelled":
+        return "cancelled", "caller hung up"
+    if outcome.kind == "timeout":
+        return "cancelled", "not answered on the caller's phones"
+    if outcome.kind == "failed":
+        refusals = ", ".join(str(r.status) for r in outcome.failures)
+        return "failed", f"refused by the caller's phones: {refusals}"
+    return "failed", "bad SDP from the caller's phone"
 
 
 def _usable(body: bytes) -> bool:

@@ -4,6 +4,10 @@ quality, conference); SIP phones reach the same actions with their own buttons a
 
 Every action names the call by its id and is checked against the asking user and their
 company: another user's call, or another company's, is simply not found.
+
+A click-to-call is the user's call from the start: while their devices ring (a dialling),
+then under the same id as the call it becomes; until the target answers, hanging it up
+cancels it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.calls import Call, Leg
 from nuage.pbx.conference import ConferenceError, merge
 from nuage.pbx.dialing import Party
+from nuage.pbx.originated import Dialling, OriginatedInvite
 
 
 class CallNotFoundError(LookupError):
@@ -50,7 +55,8 @@ class CallControl:
     def calls(self, company_id: int, user_id: int) -> list[LiveCall]:
         """The user's live calls."""
         found = []
-        for call in self._engine.live_calls():
+        calls: list[Call | Dialling] = [*self._engine.diallings(), *self._engine.live_calls()]
+        for call in calls:
             if call.company.id != company_id:
                 continue
             view = self.view(call, user_id)
@@ -65,6 +71,10 @@ class CallControl:
         raise CallNotFoundError(call_id)
 
     async def hang_up(self, company_id: int, user_id: int, call_id: str) -> None:
+        placing = self._click_to_call(company_id, user_id, call_id)
+        if placing is not None:
+            placing.hang_up()
+            return
         call, leg = self._find(company_id, user_id, call_id)
         await call.hang_up(leg)
 
@@ -132,8 +142,39 @@ class CallControl:
         call, _ = self._find(company_id, user_id, call_id)
         return call.quality.current()
 
+    def _click_to_call(
+        self, company_id: int, user_id: int, call_id: str
+    ) -> Dialling | OriginatedInvite | None:
+        """The user's click-to-call ``call_id`` while its target has not answered: ringing
+        their devices, or the call placed from the one that answered."""
+        dialling = self._dialling(company_id, user_id, call_id)
+        if dialling is not None:
+            return dialling
+        for call in self._engine.live_calls():
+            if (
+                call.call_id == call_id
+                and call.company.id == company_id
+                and call.caller.user_id == user_id
+                and call.answered_at is None
+                and isinstance(call.tx, OriginatedInvite)
+            ):
+                return call.tx
+        return None
+
+    def _dialling(self, company_id: int, user_id: int, call_id: str) -> Dialling | None:
+        for dialling in self._engine.diallings():
+            if (dialling.call_id, dialling.company.id, dialling.user_id) == (
+                call_id,
+                company_id,
+                user_id,
+            ):
+                return dialling
+        return None
+
     def _find(self, company_id: int, user_id: int, call_id: str) -> tuple[Call, Leg]:
         """The answered call and the user's leg in it."""
+        if self._dialling(company_id, user_id, call_id) is not None:
+            raise CallControlError("the call is not answered yet")
         for call in self._engine.live_calls():
             if call.call_id != call_id or call.company.id != company_id:
                 continue
@@ -144,8 +185,22 @@ class CallControl:
                 raise CallControlError("the call is not answered yet")
         raise CallNotFoundError(call_id)
 
-    def view(self, call: Call, user_id: int) -> LiveCall | None:
+    def view(self, call: Call | Dialling, user_id: int) -> LiveCall | None:
         """The call as ``user_id`` sees it; None if they are not (or no longer) in it."""
+        if isinstance(call, Dialling):
+            if user_id != call.user_id:
+                return None
+            return LiveCall(
+                id=call.call_id,
+                # Only the company's own devices ring yet: routing the target comes after.
+                direction="internal",
+                incoming=False,
+                other=call.target,
+                state="ringing",
+                answered_at=None,
+                recording=False,
+                quality=None,
+            )
         recordings = self._engine.recordings
         recording = recordings is not None and recordings.is_recording(call)
         leg = call.leg_of(user_id)

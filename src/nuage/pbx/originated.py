@@ -2,6 +2,10 @@
 the user's device first, the device answered, and the call then goes on as if the device
 had dialled the target.
 
+``Dialling`` is the call while the user's devices ring: no call of the engine's yet, but
+a live call to the API already (listed, published, cancellable), under the id the call
+keeps: the devices' Call-ID, which the call reads from the answering device's dialog.
+
 ``OriginatedInvite`` stands where the device's INVITE transaction stands in a call the
 device placed: the call reads the "request" (the device's SDP, its identity, the number
 dialled) and answers it. But the device's dialog exists already, confirmed and
@@ -15,17 +19,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from nuage.media.engine import MediaSession
+from nuage.pbx.dialing import Forking, Party
 from nuage.sip.dialog import Dialog
 from nuage.sip.endpoint import SipEndpoint
 from nuage.sip.message import Request, Response, make_response
 from nuage.sip.peer import Peer
+from nuage.store.models import Company
 
 log = logging.getLogger(__name__)
 
 _BYE_TIMEOUT = 5.0
+
+
+class Dialling:
+    """A click-to-call while the server rings the user's devices."""
+
+    def __init__(self, company: Company, user_id: int, target: str, forks: Forking) -> None:
+        self.company = company
+        self.user_id = user_id
+        self.started_at = datetime.now(UTC)
+        # As dialled: who it is, routing tells once a device answers.
+        self.target = Party(target)
+        self.forks = forks
+        # The answering device's side, until the call it places takes the dialling over.
+        self.invite: OriginatedInvite | None = None
+        # The user gave up before a device answered (an answer may cross the CANCEL).
+        self.cancelled = False
+
+    @property
+    def call_id(self) -> str:
+        return self.forks.call_id
+
+    def user_ids(self) -> set[int]:
+        return {self.user_id}
+
+    def hang_up(self) -> None:
+        """The user gave up: the devices stop ringing, or the one that answered is hung
+        up (the call it was placing then ends as cancelled)."""
+        if self.invite is not None:
+            self.invite.hang_up()
+            return
+        self.cancelled = True
+        self.forks.cancel()
 
 
 class OriginatedInvite:
@@ -72,6 +112,14 @@ class OriginatedInvite:
         for callback in callbacks:
             callback()
 
+    def hang_up(self) -> None:
+        """The user hung up (through the API) before the target answered: the call ends
+        as if the device had hung up, and the device is hung up."""
+        if self._final is not None or self.cancelled.is_set():
+            return
+        self.mark_cancelled()
+        self._spawn(self._hang_up_device())
+
     def respond(
         self,
         status: int,
@@ -100,10 +148,13 @@ class OriginatedInvite:
         self._on_settled(self)
         if status >= 300 and not self.cancelled.is_set():
             log.info("click-to-call %s failed: %d %s", self.dialog.call_id, status, reason)
-            task = asyncio.get_running_loop().create_task(self._hang_up_device())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._hang_up_device())
         return response
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def wait_ack(self) -> Request | None:
         """The device's "ACK": it answered our INVITE and we acknowledged it already."""

@@ -16,6 +16,7 @@ from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.calls import Call
 from nuage.pbx.listeners import UserListener, UserListeners
 from nuage.pbx.location import LocationService
+from nuage.pbx.originated import Dialling
 
 LINE_STATES = ("offline", "available", "ringing", "in call", "on hold")
 
@@ -38,7 +39,7 @@ class Presence:
     def may_have_changed(self, company_id: int, user_id: int) -> None:
         self._listeners.notify(company_id, user_id)
 
-    def _call_changed(self, call: Call, change: str) -> None:
+    def _call_changed(self, call: Call | Dialling, change: str) -> None:
         for user_id in call.user_ids():
             self.may_have_changed(call.company.id, user_id)
 

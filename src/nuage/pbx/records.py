@@ -112,9 +112,11 @@ class CallRecorder:
         caller_name: str = "",
         caller_user_id: int | None = None,
         callee_user_id: int | None = None,
+        started_at: datetime | None = None,
     ) -> None:
         """A call refused before it rang anywhere (policy, unknown number, the callee's
-        status): still recorded."""
+        status), or a click-to-call the user's devices did not take (``started_at``:
+        when they started ringing): still recorded."""
         now = datetime.now(UTC)
 
         async def record(session: AsyncSession) -> int:
@@ -125,7 +127,7 @@ class CallRecorder:
                 direction=direction,
                 caller=caller,
                 callee=callee,
-                started_at=now,
+                started_at=started_at or now,
                 caller_name=caller_name,
                 caller_user_id=caller_user_id,
                 callee_user_id=callee_user_id,
