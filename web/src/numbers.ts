@@ -20,6 +20,19 @@ export function splitCountry(international: string): [string, string] {
   return [digits.slice(0, size), digits.slice(size)];
 }
 
+// The calling codes of the countries companies are set up in most; others are found from
+// the numbers the app has seen (callingCodeOf).
+const CALLING_CODES: Record<string, string> = {
+  BE: "32", NL: "31", LU: "352", FR: "33", DE: "49", GB: "44", IE: "353", CH: "41",
+  AT: "43", ES: "34", PT: "351", IT: "39", DK: "45", SE: "46", NO: "47", FI: "358",
+  PL: "48", CZ: "420", US: "1", CA: "1",
+};
+
+/** The calling code of an ISO country ("BE" -> "32"), if known. */
+export function callingCodeOfCountry(country: string | undefined): string | null {
+  return (country && CALLING_CODES[country.toUpperCase()]) || null;
+}
+
 /** The calling code of the first E.164 number among ``numbers`` ("32"), or null. */
 export function callingCodeOf(numbers: Iterable<string>): string | null {
   for (const number of numbers) {

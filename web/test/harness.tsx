@@ -24,7 +24,7 @@ export const ME: Me = {
   extension: "1001",
   email: "elodie@acme.example",
   role: "user",
-  company: { id: 1, name: "Acme", domain: "acme.example", language: "fr" },
+  company: { id: 1, name: "Acme", domain: "acme.example", country: "BE", language: "fr" },
 };
 
 export function contact(id: number, name: string, extra: Partial<Contact> = {}): Contact {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { callingCodeOf, dialable, formatNumber, splitCountry } from "../src/numbers";
+import { callingCodeOf, callingCodeOfCountry, dialable, formatNumber, splitCountry } from "../src/numbers";
 
 describe("dialable", () => {
   it("keeps digits, * and #, and + only first", () => {
@@ -65,5 +65,14 @@ describe("calling codes", () => {
   it("finds the company's code among its numbers", () => {
     expect(callingCodeOf(["1002", "+3225550100"])).toBe("32");
     expect(callingCodeOf([])).toBeNull();
+  });
+});
+
+describe("callingCodeOfCountry", () => {
+  it("knows the countries companies are set up in most", () => {
+    expect(callingCodeOfCountry("BE")).toBe("32");
+    expect(callingCodeOfCountry("lu")).toBe("352");
+    expect(callingCodeOfCountry("ZZ")).toBeNull();
+    expect(callingCodeOfCountry(undefined)).toBeNull();
   });
 });

@@ -12,6 +12,8 @@ export interface Company {
   id: number;
   name: string;
   domain: string;
+  /** ISO 3166 code of the company's default country ("BE"). */
+  country: string;
   language: string;
 }
 

@@ -4,7 +4,7 @@ import type { ComponentChildren, JSX } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Contact, LineState, Status } from "../api/types";
 import { useI18n, useT, type Key } from "../i18n";
-import { callingCodeOf, formatNumber } from "../numbers";
+import { callingCodeOf, callingCodeOfCountry, formatNumber } from "../numbers";
 import { back, navigate } from "../router";
 import type { SoftphoneControls, SoftphoneState, SoftphoneStatus } from "../phone/softphone";
 import { useServices } from "../services";
@@ -147,10 +147,12 @@ export function ContactRow({ contact }: { contact: Contact }) {
   );
 }
 
-/** The company's calling code, from the company numbers seen (GET /me has no country). */
+/** The company's calling code: its country's (GET /me), else that of the numbers seen. */
 export function useHomeCode(): string | null {
   const { store } = useServices();
   const state = useStore(store);
+  const fromCountry = callingCodeOfCountry(state.me?.company.country);
+  if (fromCountry !== null) return fromCountry;
   const own = state.me ? (state.contacts[state.me.id]?.numbers ?? []) : [];
   return callingCodeOf([...own, ...Object.values(state.contacts).flatMap((c) => c.numbers)]);
 }
