@@ -232,3 +232,40 @@ async def test_a_phone_calls_the_browser_which_declines_then_answers(tmp_path: P
             await elodie.wait_event("CALL_CLOSED", timeout=10)
             await expect(screen).to_have_count(0)
             assert_no_script_errors(page)
+
+
+async def test_every_tab_rings_and_the_one_answered_wins(tmp_path: Path) -> None:
+    """Two tabs of the app, one session: both register and ring; answered in one, the
+    other stops ringing without calling it a missed call (the CANCEL says "completed
+    elsewhere", RFC 3326)."""
+    microphone = audio.write_tone_wav(tmp_path / "browser.wav", BROWSER_TONE, rate=48000)
+    async with web_server(tmp_path) as server, chromium(microphone=microphone) as browser:
+        target = f"127.0.0.1:{server.config.server.sip_port}"
+        elodie = _phone(tmp_path, target, "1001", PHONE_TONE)
+        async with elodie:
+            await elodie.wait_event("REGISTER_OK", timeout=10)
+            first = await new_page(browser, server)
+            await log_in(first, "1002")
+            second = await first.context.new_page()
+            await second.goto("/")
+            await expect(second.locator(".statusbar")).to_be_visible()
+            for _ in range(200):
+                if sum(";transport=ws" in c for c in bindings_of(server, "1002")) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"not two tabs registered: {bindings_of(server, '1002')}")
+
+            await elodie.dial(f"sip:1002@{DOMAIN}")
+            for page in (first, second):
+                await expect(page.locator(".call-screen")).to_contain_text("Appel entrant")
+            await second.get_by_role("button", name="Répondre à l'appel de Élodie Martin").click()
+            await expect(first.locator(".call-screen")).to_have_count(0)
+            await elodie.wait_event("CALL_ESTABLISHED", timeout=10)
+            await phone_hears(elodie, tone(BROWSER_TONE), "the tab that answered")
+            await page_hears(second, PHONE_TONE)
+            await expect(first.locator(".notices[role=status]")).to_be_empty()
+            await elodie.hangup()
+            await elodie.wait_event("CALL_CLOSED", timeout=10)
+            await expect(second.locator(".call-screen")).to_have_count(0)
+            assert_no_script_errors(first)

@@ -326,6 +326,10 @@ describe("endReason", () => {
     );
     expect(endReason({ cause: "Busy", originator: "remote" }, false, true)).toBe("hangup");
     expect(endReason({ cause: "SIP Failure Code", originator: "remote" }, false, false)).toBe("failed");
+    const elsewhere = { getHeader: () => 'SIP;cause=200;text="Call completed elsewhere"' };
+    expect(endReason({ cause: "Canceled", originator: "remote", message: elsewhere }, true, false)).toBe(
+      "elsewhere",
+    );
   });
 
   it("dials extensions and numbers, separators dropped", () => {

@@ -33,6 +33,10 @@ def is_browser(peer: Peer) -> bool:
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER, SUBSCRIBE"
 
 
+# Why the other devices of the callee stop ringing when one answered (RFC 3326): phones
+# then show no missed call.
+ANSWERED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
+
 # Names, in an INVITE to the web app, the call it belongs to in the REST API.
 API_CALL_ID_HEADER = "X-Nuage-Call"
 
@@ -226,7 +230,7 @@ class Forking:
         for handle in self._handles:
             if handle is not winner:
                 with contextlib.suppress(Exception):
-                    handle.cancel()
+                    handle.cancel(ANSWERED_ELSEWHERE)
         return self._on_answer(response, dialog)
 
     def _cancel_all(self) -> None:

@@ -257,6 +257,7 @@ class ClientTransactionHandle:
 
     __slots__ = (
         "_cancel_pending",
+        "_cancel_reason",
         "_cancelled",
         "_endpoint",
         "_final",
@@ -280,6 +281,8 @@ class ClientTransactionHandle:
         self._provisional_seen = False
         self._cancel_pending = False
         self._cancelled = False
+        # The CANCEL's Reason header (RFC 3326), if the canceller gave one.
+        self._cancel_reason: str | None = None
         # The CANCEL's own transaction, once it has been sent.
         self.cancel_handle: ClientTransactionHandle | None = None
 
@@ -302,12 +305,14 @@ class ClientTransactionHandle:
             return self._final
         return await _wait(self._final_waiters)
 
-    def cancel(self) -> None:
-        """CANCEL this INVITE (RFC 3261 9.1): now if a provisional came, else on the first one."""
+    def cancel(self, reason: str | None = None) -> None:
+        """CANCEL this INVITE (RFC 3261 9.1): now if a provisional came, else on the first one.
+        ``reason`` goes in a Reason header (RFC 3326), e.g. why a fork is no longer wanted."""
         if self.request.method != "INVITE":
             raise ValueError("only an INVITE can be cancelled")
         if self._final is not None or self._cancelled:
             return
+        self._cancel_reason = reason
         if self._provisional_seen:
             self._send_cancel()
         else:
@@ -443,6 +448,8 @@ class SipEndpoint:
             return
         now = self._loop.time()
         cancel = self._manager.cancel_request(handle.request)
+        if handle._cancel_reason is not None:
+            cancel.headers.add("Reason", handle._cancel_reason)
         transaction, actions = self._manager.start_client(cancel, handle.peer, now)
         cancel_handle = ClientTransactionHandle(self, cancel, handle.peer)
         cancel_handle._transaction = transaction

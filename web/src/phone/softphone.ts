@@ -33,7 +33,9 @@ export type EndReason =
   | "failed"
   // Ended by the server after an action of the user's that said so already.
   | "transferred"
-  | "merged";
+  | "merged"
+  // Answered on another of the user's devices (another tab, a desk phone).
+  | "elsewhere";
 
 export interface SoftCall {
   id: string;
@@ -167,13 +169,17 @@ export function dialTarget(target: string): string | null {
   return /^\+?[0-9*#]{1,32}$/.test(user) ? user : null;
 }
 
-/** Why a call ended, from JsSIP's cause and whether it was ever answered. */
+/** Why a call ended, from JsSIP's cause (and the CANCEL's Reason, RFC 3326: cause 200
+ * says another device answered) and whether it was ever answered. */
 export function endReason(
-  event: { cause: string; originator: string },
+  event: { cause: string; originator: string; message?: { getHeader?(name: string): string } | null },
   incoming: boolean,
   answered: boolean,
 ): EndReason {
   if (answered) return "hangup";
+  if (event.cause === "Canceled" && /cause=200\b/.test(event.message?.getHeader?.("Reason") ?? "")) {
+    return "elsewhere";
+  }
   switch (event.cause) {
     case "Busy":
       return "busy";

@@ -577,7 +577,11 @@ function CallTimer({ since }: { since: number }) {
   );
 }
 
-const ENDS: Record<Exclude<EndReason, "transferred" | "merged">, Key> = {
+// The ends that need no message: the action that caused them said so, or the user
+// answered on another device.
+const UNTOLD: readonly EndReason[] = ["transferred", "merged", "elsewhere"];
+
+const ENDS: Record<Exclude<EndReason, "transferred" | "merged" | "elsewhere">, Key> = {
   hangup: "call_ended",
   busy: "call_end_busy",
   declined: "call_end_declined",
@@ -589,10 +593,11 @@ const ENDS: Record<Exclude<EndReason, "transferred" | "merged">, Key> = {
   failed: "call_end_failed",
 };
 
-/** How a call ended, in words; null when the action that ended it said so already. */
+/** How a call ended, in words; null when nothing needs saying (UNTOLD). */
 export function endMessage(t: Translate, end: CallEnd, name: string): string | null {
-  if (end.reason === "transferred" || end.reason === "merged") return null;
-  return t(ENDS[end.reason], { name });
+  const reason = end.reason;
+  if (UNTOLD.includes(reason)) return null;
+  return t(ENDS[reason as keyof typeof ENDS], { name });
 }
 
 /** Says how each call of the softphone ended (once each). */
