@@ -1596,11 +1596,13 @@ class Call:
         self.engine.endpoint.send_ack(dialog.create_ack(response.cseq.seq), dialog.peer)
         try:
             answer = sdp.parse(response.body)
-            browser = transfer.browser if is_webrtc(answer) else None
-            if browser is not None:
+            browser: BrowserEnd | None = None
+            if is_webrtc(answer):
+                # A browser answered: its end is the one its offer was made with.
+                if transfer.browser is None:
+                    raise SdpRejected("a WebRTC answer to a plain offer")
+                browser = transfer.browser
                 browser.check(answer)
-            elif is_webrtc(answer):
-                raise SdpRejected("WebRTC answer to a plain offer")
         except (sdp.SdpError, SdpRejected) as exc:
             log.info("call %s: unusable SDP from the transfer target: %s", self.call_id, exc)
             self._background(asyncio.get_running_loop().create_task(self._send_bye_to(dialog)))
