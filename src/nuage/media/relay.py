@@ -224,6 +224,14 @@ class _Channel(asyncio.DatagramProtocol):
         self.candidate = None
         self.strays = 0
 
+    def unlink(self) -> None:
+        """Closed for good: drop the references to the peer channel and the transport."""
+        self.listeners.clear()
+        self.tap = None
+        for name in ("peer", "transport"):
+            if hasattr(self, name):
+                delattr(self, name)
+
     def counters(self) -> Counters:
         return Counters(
             self.packets_in, self.bytes_in, self.packets_out, self.bytes_out, self.dropped
@@ -350,6 +358,10 @@ class RelaySide:
             self._rtp.transport, self._rtp, self._rtcp, ice, dtls, on_failure=on_failure
         )
         return self._webrtc
+
+    def forget_webrtc(self) -> None:
+        """The session is closed: the browser's port (closed with the socket) is dropped."""
+        self._webrtc = None
 
     def use_plain(self) -> None:
         """This side's party speaks plain RTP (again): a phone took a browser's place."""
@@ -478,5 +490,15 @@ class RelaySession:
                     channel.transport.close()
                     waits.append(channel.closed)
             self._finished = asyncio.gather(*waits)
-            self._finished.add_done_callback(lambda _: self._on_closed(self))
+            self._finished.add_done_callback(self._released)
         await asyncio.shield(self._finished)
+
+    def _released(self, _: object) -> None:
+        """The sockets are closed: the ports go back, and the channels (paired with each
+        other, wrapped by a browser's port) let go of each other and of their sides, so
+        that the session is freed by reference counting, not left to the collector."""
+        self._on_closed(self)
+        for channel in self._channels:
+            channel.unlink()
+        for side in (self.a, self.b):
+            side.forget_webrtc()

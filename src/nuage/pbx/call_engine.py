@@ -195,6 +195,7 @@ class CallEngine:
             self.external_calls[company.id] -= call.external_legs
             self.forget(call)
             self.changed(call, "ended")
+            call.dismantle()
 
     async def handle_in_dialog(self, tx: ServerTransactionHandle) -> bool:
         """Pass an in-dialog request to its call; False when no call has that dialog."""

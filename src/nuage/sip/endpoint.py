@@ -231,6 +231,11 @@ class ServerTransactionHandle:
 
     def send(self, response: Response) -> None:
         """Send a response built by the TU (it must carry the request's Via, CSeq, ...)."""
+        if response.status >= 200:
+            # A CANCEL after the final response changes nothing (RFC 3261 9.2); the
+            # transaction outlives it (RFC 6026 Timer L) and must not keep the callbacks'
+            # owners (a whole call) alive that long.
+            self._cancel_callbacks.clear()
         self._endpoint._respond(self._transaction, response)
 
     async def wait_ack(self) -> Request | None:
