@@ -11,7 +11,7 @@ import aioice.ice
 import numpy as np
 import numpy.typing as npt
 import pytest
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from av import AudioFrame
 
 from peers import audio
@@ -55,10 +55,8 @@ class Browser:
     """One peer connection speaking ``frequency``; ``heard`` keeps what it receives, as
     (samples, sample rate) per frame."""
 
-    def __init__(self, frequency: float, *, codecs: tuple[str, ...] = ()) -> None:
+    def __init__(self, frequency: float) -> None:
         self.connection = RTCPeerConnection()
-        # The codecs it takes, by name (all it has when empty).
-        self._codecs = codecs
         self.connection.addTrack(Tone(frequency))
         self.heard: list[tuple[npt.NDArray[np.int16], int]] = []
         self._listening: list[asyncio.Task[None]] = []
@@ -80,11 +78,6 @@ class Browser:
         return self.connection.localDescription.sdp
 
     async def answer(self, offer: str) -> str:
-        if self._codecs:
-            capabilities = RTCRtpSender.getCapabilities("audio").codecs
-            preferred = [c for c in capabilities if c.mimeType.split("/")[1] in self._codecs]
-            for transceiver in self.connection.getTransceivers():
-                transceiver.setCodecPreferences(preferred)
         await self.connection.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         await self.connection.setLocalDescription(await self.connection.createAnswer())
         return self.connection.localDescription.sdp

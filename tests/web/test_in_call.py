@@ -14,17 +14,10 @@ from playwright.async_api import Page, expect
 
 from e2e.test_transfer import CAROL_TONE, _phone
 from peers import audio
+from peers.hearing import music, phone_hears, tone
 from web.browser import assert_no_script_errors, chromium, log_in, new_page, screenshot, web_server
 from web.test_calls import key_in, wait_until_playable
-from web.test_softphone import (
-    BROWSER_TONE,
-    PHONE_TONE,
-    music,
-    page_hears,
-    phone_hears,
-    registered,
-    tone,
-)
+from web.test_softphone import BROWSER_TONE, PHONE_TONE, page_hears, registered
 
 pytestmark = pytest.mark.timeout(150)
 

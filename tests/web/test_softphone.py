@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from e2e.test_sip_websocket import bindings_of
 from e2e.test_transfer import ALICE_TONE, BOB_TONE, CAROL_TONE, _phone
 from nuage.server import NuageServer
 from peers import audio
-from peers.baresip import BaresipPhone
+from peers.hearing import music, phone_hears, silence, tone
 from web.browser import (
     assert_no_script_errors,
     chromium,
@@ -90,42 +89,6 @@ async def page_hears(page: Page, *tones: float, within: float = 10.0) -> None:
     await page.wait_for_function(
         HEARS, arg=[list(tones), list(TONES), 5, share], polling=100, timeout=within * 1000
     )
-
-
-async def phone_hears(
-    phone: BaresipPhone,
-    what: Callable[[audio.Samples, int], Sequence[bool]],
-    label: str,
-    seconds: float = 1.0,
-    within: float = 10.0,
-) -> None:
-    """Until the last ``seconds`` of what ``phone`` received are all ``what`` (per 20 ms
-    frame, a frame or two of leeway)."""
-    frames = int(seconds * 1000 / audio.FRAME_MS)
-    verdicts: Sequence[bool] = []
-    for _ in range(int(within / 0.1)):
-        samples, rate = phone.received_samples()
-        if rate:
-            verdicts = what(samples, rate)[-frames:]
-            if len(verdicts) == frames and sum(verdicts) >= frames - 2:
-                return
-        await asyncio.sleep(0.1)
-    samples, rate = phone.received_samples()
-    summary = audio.describe(audio.timeline(samples, rate, TONES)[-150:]) if rate else "nothing"
-    raise AssertionError(f"{phone.user} did not hear {label}: last 3 s {summary}")
-
-
-def tone(frequency: float) -> Callable[[audio.Samples, int], list[bool]]:
-    return lambda samples, rate: [t == frequency for t in audio.timeline(samples, rate, TONES)]
-
-
-def silence(samples: audio.Samples, rate: int) -> list[bool]:
-    return [not loud for loud in audio.loud_frames(samples, rate)]
-
-
-def music(samples: audio.Samples, rate: int) -> list[bool]:
-    others = set(audio.other_sound_frames(samples, rate, TONES))
-    return [i in others for i in range(len(audio.loud_frames(samples, rate)))]
 
 
 async def registered(server: NuageServer, extension: str, within: float = 10.0) -> None:
