@@ -39,6 +39,20 @@ from bench.in_call import (
 )
 from bench.media import MediaResult, MediaRun, measure_media
 from bench.profile import Hotspot
+from bench.ringing import BASELINE as RINGING_BASELINE
+from bench.ringing import CASES as RINGING_CASES
+from bench.ringing import LOADS as RINGING_LOADS
+from bench.ringing import PAUSE_MS as RINGING_PAUSE_MS
+from bench.ringing import TARGET_MS as RINGING_TARGET_MS
+from bench.ringing import (
+    RingingResult,
+    Sample,
+    answered,
+    measure_ringing,
+    slow_episodes,
+    spread,
+)
+from bench.ringing import figures as ringing_figures
 from bench.signalling import Step, Stepped, measure_registrations, measure_setup_rate
 from bench.stats import median, percentile
 from bench.webrtc import WebRtcResult, measure_webrtc
@@ -59,7 +73,18 @@ HOLD_TARGET = 500
 RECORD_TARGET = 200
 LOSS_TARGET = 0.5
 RELAY_TIMEOUT = 300
-CHOICES = ["setup", "register", "media", "relay", "hold", "record", "api", "fanout", "webrtc"]
+CHOICES = [
+    "setup",
+    "register",
+    "media",
+    "relay",
+    "hold",
+    "record",
+    "api",
+    "fanout",
+    "webrtc",
+    "ringing",
+]
 
 
 def _machine() -> list[str]:
@@ -673,6 +698,144 @@ def _fanout_section(result: FanoutResult) -> tuple[list[str], list[str]]:
     return lines, summary
 
 
+def _ringing_section(result: RingingResult) -> tuple[list[str], list[str]]:
+    lines = [
+        "## 13. Time from placing a call to ringing (issue 6)",
+        "",
+        "bench/ringing.py (user agents: bench/sip_ua.py): each call is timed from the "
+        "caller's first INVITE to the callee's device receiving the server's INVITE (it "
+        "rings: the issue's figure) and to the caller receiving 180 Ringing. Browser: the "
+        "web app's SIP over WebSocket (/sip), the app's access token as Bearer credential "
+        "on every request, a Chrome-like WebRTC offer (ICE credentials and host candidate, "
+        "DTLS fingerprint, setup:actpass, rtcp-mux, BUNDLE, Opus/RED/G.722/G.711); the "
+        "browser callee checks it gets a WebRTC offer made for it. Desk phone: SIP over UDP "
+        "with a plain RTP offer; as a caller it answers the digest challenge of every "
+        "INVITE (401, ACK, INVITE with credentials: included in its time). Callees send "
+        "180 at once, then 200; the caller ACKs and hangs up at once. The three kinds of "
+        "call are interleaved call by call. Idle: one call at a time, 20 ms apart. Loaded: "
+        f"{result.rate:g} calls/s (all kinds together, open loop) while {result.background} "
+        "calls from the carrier to a browser (user 1001) are up with SRTP both ways "
+        "(bench/webrtc.py's ends). Every user agent and the background media run in this "
+        f"process. {result.runs} run(s), each on a fresh server: {result.calls} calls of "
+        "each kind idle, then as many loaded. Percentiles per run; the table gives their "
+        "median over the runs, 'p99 per run' the spread. Ratios against the baseline (desk "
+        "phone to desk phone, same runs, same load). The server runs under "
+        "bench/gc_pauses.py, which logs its garbage collections (time, generation, "
+        "length).",
+        "",
+        f"Command: `{result.command}`",
+        "",
+        "| load | call | answered / placed | offer of the callee's kind "
+        "| callee rings: p50 / p95 / p99 / max ms | p99 per run ms "
+        "| caller has 180: p50 / p95 / p99 / max ms | rings p50 / baseline "
+        "| rings p99 / baseline | retransmissions |",
+        "|---|---|---:|---:|---|---|---|---:|---:|---:|",
+    ]
+    summary: list[str] = []
+
+    def shown(values: tuple[float, ...]) -> str:
+        return " / ".join(f"{v:.1f}" for v in values)
+
+    def rings(sample: Sample) -> float:
+        return sample.rings_ms
+
+    for load in RINGING_LOADS:
+        base = result.medians(load, RINGING_BASELINE, rings)
+        for index, case in enumerate(RINGING_CASES):
+            samples = result.samples(load, index)
+            figures = result.medians(load, index, rings)
+            per_run = [ringing_figures(p.of(index), rings)[2] for p in result.phases_of(load)]
+            lines.append(
+                f"| {load} | {case.name} | {len(answered(samples))} / {len(samples)} "
+                f"| {sum(s.offer_ok for s in samples)} | {shown(figures)} "
+                f"| {', '.join(f'{v:.0f}' for v in per_run)} "
+                f"| {shown(result.medians(load, index, lambda s: s.ringback_ms))} "
+                f"| {figures[0] / base[0]:.2f} | {figures[2] / base[2]:.2f} "
+                f"| {sum(s.retransmissions for s in samples)} |"
+            )
+            if index == RINGING_BASELINE:
+                continue
+            p99 = figures[2]
+            met = p99 < RINGING_TARGET_MS and len(answered(samples)) == len(samples)
+            verdict = "met" if met else f"not met (p99 {p99 / RINGING_TARGET_MS:.1f}x)"
+            summary.append(
+                f"| 13. Placing a call to ringing at the callee, {case.name}, {load}: "
+                f"p50 / p95 / p99 | {shown(figures[:3])} ms "
+                f"| desk phone → desk phone: {base[0]:.1f} / {base[2]:.1f} ms "
+                f"| p99 {p99 / base[2]:.2f} | p99 < {RINGING_TARGET_MS:g} ms | {verdict} |"
+            )
+    lines.append("")
+    for load in RINGING_LOADS:
+        phases = result.phases_of(load)
+        everything = [s for p in phases for s in p.samples]
+        episodes = slow_episodes(everything)
+        if not episodes:
+            lines.append(f"{load.capitalize()}: every call rang within {RINGING_TARGET_MS:g} ms.")
+            continue
+        slow = [s for e in episodes for s in e]
+        paused = sum(1 for p in phases for s in p.samples if s in slow and p.paused(s))
+        longest = max(episodes, key=lambda e: e[-1].started - e[0].started)
+        lines.append(
+            f"{load.capitalize()}: {len(slow)} of {len(everything)} calls rang "
+            f"{RINGING_TARGET_MS:g} ms or more after their INVITE (or never), in "
+            f"{len(episodes)} episode(s) of calls started within 1 s of each other (the "
+            f"longest: {len(longest)} calls of {len({s.case for s in longest})} kind(s) over "
+            f"{longest[-1].started - longest[0].started:.1f} s; the slowest call "
+            f"{max(s.rings_ms for s in slow):.0f} ms); {paused} of them were waiting while "
+            f"the server ran a garbage collection of {RINGING_PAUSE_MS:g} ms or more."
+        )
+    challenge = spread(
+        s.challenge_ms
+        for load in RINGING_LOADS
+        for s in answered(result.samples(load, RINGING_BASELINE))
+    )
+    lines += [
+        "",
+        "Of the baseline's time, the digest challenge (first INVITE to the INVITE with "
+        f"credentials) took p50 {challenge[0]:.1f} ms, p99 {challenge[2]:.1f} ms (all calls "
+        "pooled).",
+        "",
+        "Per phase: CPU % of one core over the phase (server, this process, every other "
+        "process on the machine); the server's garbage collections of "
+        f"{RINGING_PAUSE_MS:g} ms or more (bench/gc_pauses.py: count, the longest with its "
+        "generation, objects it collected); the background calls' RTP.",
+        "",
+        "| load | run | seconds | calls | server CPU % "
+        "| server CPU ms per call (loaded: the background's media included) "
+        f"| generator CPU % | others' CPU % | collections ≥ {RINGING_PAUSE_MS:g} ms "
+        "| longest collection | background calls secured | background RTP loss % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for phase in result.phases:
+        background = phase.background
+        long = [p for p in phase.pauses if p.ms >= RINGING_PAUSE_MS]
+        worst = max(phase.pauses, key=lambda p: p.ms, default=None)
+        longest_text = (
+            f"{worst.ms:.0f} ms (gen {worst.generation}, {worst.collected} objects)"
+            if worst is not None
+            else "-"
+        )
+        lines.append(
+            f"| {phase.load} | {phase.run + 1} | {phase.seconds:.1f} | {len(phase.samples)} "
+            f"| {phase.percent(phase.server_cpu_seconds):.0f} "
+            f"| {1000 * phase.server_cpu_seconds / max(len(phase.samples), 1):.1f} "
+            f"| {phase.percent(phase.generator_cpu_seconds):.0f} "
+            f"| {phase.others_cpu_percent:.0f} | {len(long)} | {longest_text} "
+            f"| {phase.secured if background else '-'} "
+            f"| {f'{background.loss_percent:.3f}' if background else '-'} |"
+        )
+    lines.append("")
+    if result.problems:
+        lines += _problem_lines(result.problems)
+    lines += _hotspot_lines(
+        result.profile,
+        "py-spy on the server during one more run's loaded phase (it used "
+        f"{result.profile_cpu_percent:.0f} % of a core; % of the samples where its loop "
+        "thread ran Python):",
+    )
+    return lines, summary
+
+
 def _relay(seconds: float, runs: int) -> tuple[list[str], str]:
     argv = [sys.executable, str(BENCH / "relay_bench.py")]
     argv += ["--seconds", f"{min(seconds, 10):g}", "--rounds", str(runs)]
@@ -781,6 +944,14 @@ async def _main(args: argparse.Namespace) -> None:
         lines, rows = _webrtc_section(webrtc)
         sections += lines
         summary += rows
+    if "ringing" in only:
+        log("time from placing a call to ringing")
+        ringing = await measure_ringing(
+            workdir / "ringing", args.runs, f"{command} --only ringing", profile=args.profile
+        )
+        lines, rows = _ringing_section(ringing)
+        sections += lines
+        summary += rows
     if "relay" in only:
         log("relay micro-benchmark")
         lines, row = await asyncio.to_thread(_relay, args.seconds, args.runs)
@@ -862,7 +1033,7 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="api, fanout: one more phase under py-spy (if installed), its hot spots",
+        help="api, fanout, ringing: one more phase under py-spy (if installed), its hot spots",
     )
     args = parser.parse_args()
     uvloop.run(_main(args))

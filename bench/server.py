@@ -18,6 +18,7 @@ from tests.peers.ports import free_port
 from tests.peers.process import spawn, tail, wait_or_kill
 
 NUAGE = Path(sys.executable).with_name("nuage")
+GC_PAUSES = Path(__file__).resolve().with_name("gc_pauses.py")
 PY_SPY = Path(sys.executable).with_name("py-spy")
 DOMAIN = "acme.example"
 # The carrier's own loopback address: Nuage recognises a trunk by its source address.
@@ -80,6 +81,8 @@ class BenchServer:
     workdir: Path
     sip_port: int
     http_port: int
+    # With a path: the server runs under bench/gc_pauses.py, which logs its collections there.
+    gc_log: Path | None = None
     process: asyncio.subprocess.Process | None = None
     profiler: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
@@ -144,9 +147,12 @@ class BenchServer:
 
     async def start(self, within: float = 30.0) -> None:
         log = self.workdir / "nuage.log"
-        self.process = await spawn(
-            [str(NUAGE), "serve", "--config", str(self.workdir / "nuage.toml")], log, self.workdir
-        )
+        argv = ["serve", "--config", str(self.workdir / "nuage.toml")]
+        if self.gc_log is None:
+            argv = [str(NUAGE), *argv]
+        else:
+            argv = [sys.executable, str(GC_PAUSES), str(self.gc_log), *argv]
+        self.process = await spawn(argv, log, self.workdir)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while not await asyncio.to_thread(self._healthy):
@@ -190,12 +196,13 @@ async def _provision(workdir: Path, plan: str) -> None:
 
 @contextlib.asynccontextmanager
 async def bench_server(
-    workdir: Path, *, users: int = 3, carrier_port: int = 5999
+    workdir: Path, *, users: int = 3, carrier_port: int = 5999, gc_log: Path | None = None
 ) -> AsyncIterator[BenchServer]:
-    """A fresh server (new data directory) with `users` users, stopped on exit."""
+    """A fresh server (new data directory) with `users` users, stopped on exit; with
+    `gc_log`, its garbage collections are logged there (bench/gc_pauses.py)."""
     await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
     await asyncio.to_thread(workdir.mkdir, parents=True)
-    server = BenchServer(workdir, free_port(), free_port())
+    server = BenchServer(workdir, free_port(), free_port(), gc_log)
     (workdir / "nuage.toml").write_text(
         f"""
 [server]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import secrets
 import socket
 import time
@@ -29,10 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import connect
-
 from bench.media import (
-    CARRIER_HOST,
     DRAIN_SECONDS,
     SETUP_RATE,
     SOCKET_BUFFER,
@@ -48,23 +44,15 @@ from bench.media import (
     peers,
     window,
 )
-from bench.server import CALLEE, DOMAIN, BenchServer, bench_server, sip_password
+from bench.server import CALLEE, CARRIER_HOST, BenchServer, bench_server, sip_password
+from bench.sip_ua import Offered, UserAgent, browser_answer, sdp_attribute, websocket_agent
 from bench.stats import machine_busy_seconds, median, percentile
 from nuage.media.webrtc import ice_lite
 from nuage.media.webrtc.dtls import Certificate, DtlsSrtp, is_dtls
-from nuage.sip.digest import authorization_for
-from nuage.sip.message import Request, make_response
-from nuage.sip.parser import parse_message
+from nuage.sip.message import Request
 
 BROWSER_HOST = "127.0.0.1"
 _USERNAME, _PRIORITY, _USE_CANDIDATE, _ICE_CONTROLLING = 0x0006, 0x0024, 0x0025, 0x802A
-
-
-def _attribute(sdp: str, name: str) -> str:
-    found = re.search(rf"^a={name}:(.+?)\r?$", sdp, re.MULTILINE)
-    if found is None:
-        raise ValueError(f"no a={name} in the offer")
-    return found.group(1).strip()
 
 
 @dataclass
@@ -171,113 +159,55 @@ class _BrowserMedia(asyncio.DatagramProtocol):
 
 
 class _Browser:
-    """User 1001 in the web app: registered over the SIP WebSocket, answering every call
-    with WebRTC media on ``media``."""
+    """User 1001 in the web app: registered over the SIP WebSocket (digest), answering
+    every call at once (no 180) with WebRTC media on ``media``."""
 
     def __init__(self, url: str, media: _BrowserMedia) -> None:
         self._url = url
         self.media = media
         self.certificate = Certificate.generate()
-        self._connection: Any = None
-        self._reader: asyncio.Task[None] | None = None
-        self._registered: asyncio.Future[int] | None = None
-        self._challenge: Any = None
+        self.agent: UserAgent | None = None
+        self._answering: dict[str, _Leg] = {}
         self.connecting: set[asyncio.Task[None]] = set()
         self.failures = 0
-        self.host = f"{secrets.token_hex(6)}.invalid"
-        self.contact = f"sip:{CALLEE}@{self.host};transport=ws"
 
     async def start(self) -> None:
-        self._connection = await connect(self._url, subprotocols=["sip"])  # type: ignore[list-item]
-        self._reader = asyncio.create_task(self._read())
-        status = await self._register(None)
-        if status == 401:
-            status = await self._register(self._challenge)
-        if status != 200:
-            raise RuntimeError(f"the browser's REGISTER got {status}")
+        self.agent = await websocket_agent(
+            self._url,
+            CALLEE,
+            password=sip_password(CALLEE),
+            answer=self._answer,
+            answered=self._answered,
+            ring=False,
+        )
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-        if self._reader is not None:
-            self._reader.cancel()
+        if self.agent is not None:
+            await self.agent.close()
 
-    async def _register(self, challenge: Any) -> int:
-        uri = f"sip:{DOMAIN}"
-        lines = [
-            f"REGISTER {uri} SIP/2.0",
-            f"Via: SIP/2.0/WSS {self.host};branch=z9hG4bK{secrets.token_hex(6)}",
-            "Max-Forwards: 70",
-            f"From: <sip:{CALLEE}@{DOMAIN}>;tag=bench",
-            f"To: <sip:{CALLEE}@{DOMAIN}>",
-            "Call-ID: bench-browser",
-            f"CSeq: {2 if challenge else 1} REGISTER",
-            f"Contact: <{self.contact}>",
-            "Expires: 600",
-        ]
-        if challenge is not None:
-            credentials = authorization_for(
-                challenge.headers.values("WWW-Authenticate"),
-                "REGISTER",
-                uri,
-                CALLEE,
-                sip_password(CALLEE),
-            )
-            lines.append(f"Authorization: {credentials}")
-        lines.append("Content-Length: 0")
-        self._registered = asyncio.get_running_loop().create_future()
-        await self._connection.send("\r\n".join(lines) + "\r\n\r\n")
-        return await asyncio.wait_for(self._registered, 10)
-
-    async def _read(self) -> None:
-        async for data in self._connection:
-            message = parse_message(data.encode() if isinstance(data, str) else data, whole=True)
-            if isinstance(message, Request):
-                await self._request(message)
-            elif message.cseq.method == "REGISTER" and message.status >= 200:
-                self._challenge = message
-                if self._registered is not None and not self._registered.done():
-                    self._registered.set_result(message.status)
-
-    async def _request(self, request: Request) -> None:
-        if request.method == "ACK":
-            return
-        if request.method != "INVITE":
-            await self._connection.send(bytes(make_response(request, 200)).decode())
-            return
+    def _answer(self, request: Request, arrival: float) -> str:
         offer = request.body.decode()
-        candidate = _attribute(offer, "candidate").split()
-        algorithm, fingerprint = _attribute(offer, "fingerprint").split(" ", 1)
-        ufrag, pwd = ice_lite.new_credentials()
+        mid = sdp_attribute(offer, "mid")
+        candidate = sdp_attribute(offer, "candidate").split()
+        algorithm, fingerprint = sdp_attribute(offer, "fingerprint").split(" ", 1)
+        ice = ice_lite.new_credentials()
         leg = _Leg(
             (candidate[4], int(candidate[5])),
-            ufrag,
-            pwd,
-            _attribute(offer, "ice-ufrag"),
-            _attribute(offer, "ice-pwd"),
+            *ice,
+            sdp_attribute(offer, "ice-ufrag"),
+            sdp_attribute(offer, "ice-pwd"),
             DtlsSrtp(self.certificate, client=True, remote_fingerprint=(algorithm, fingerprint)),
         )
         self.media.legs[leg.server] = leg
-        host, port = self.media.address
-        mid = _attribute(offer, "mid")
-        answer = (
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
-            f"a=group:BUNDLE {mid}\r\n"
-            f"m=audio {port} UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 {host}\r\n"
-            f"a=mid:{mid}\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\na=rtcp-mux\r\n"
-            f"a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"
-            f"a=fingerprint:sha-256 {self.certificate.fingerprint}\r\na=setup:active\r\n"
-            f"a=candidate:1 1 udp 2130706431 {host} {port} typ host\r\n"
-        )
-        response = make_response(request, 200)
-        response.headers.set("To", f"{response.headers.get('To')};tag=b{secrets.token_hex(3)}")
-        response.headers.add("Contact", f"<{self.contact}>")
-        response.headers.add("Content-Type", "application/sdp")
-        response.body = answer.encode()
-        await self._connection.send(bytes(response).decode())
-        task = asyncio.create_task(self._connect(leg))
-        self.connecting.add(task)
-        task.add_done_callback(self.connecting.discard)
+        self._answering[request.call_id] = leg
+        return browser_answer(mid, self.media.address, self.certificate.fingerprint, ice)
+
+    def _answered(self, offered: Offered) -> None:
+        leg = self._answering.pop(offered.request.call_id, None)
+        if leg is not None:
+            task = asyncio.create_task(self._connect(leg))
+            self.connecting.add(task)
+            task.add_done_callback(self.connecting.discard)
 
     async def _connect(self, leg: _Leg) -> None:
         try:
@@ -307,101 +237,114 @@ class WebRtcResult:
     command: str
 
 
-async def _window(
-    senders: list[tuple[Any, tuple[str, int]]],
-    ends: tuple[_Rtp, _BrowserMedia],
-    seconds: float,
-    server: BenchServer,
-    carrier: _Carrier,
-    *,
-    numbering: Numbering,
-) -> MediaRun:
-    """Like media.window: every packet numbered, since SRTP refuses to protect (or
-    accept) a packet index twice."""
-    carrier_rtp, browser = ends
-    await latch(senders, numbering)  # type: ignore[arg-type]
-    carrier_rtp.reset()
-    browser.reset()
-    lost_before = carrier.hung_up_by_server
-    cpu_before, own_before, since = server.cpu_seconds(), time.process_time(), time.monotonic()
-    busy_before = machine_busy_seconds()
-    sent, errors = await blast(senders, seconds, numbering)  # type: ignore[arg-type]
-    await asyncio.sleep(DRAIN_SECONDS)
-    cpu, elapsed = server.cpu_seconds() - cpu_before, time.monotonic() - since
-    own, busy = time.process_time() - own_before, machine_busy_seconds() - busy_before
-    return MediaRun(
-        len(senders) // 2,
-        sent,
-        carrier_rtp.received + browser.received,
-        errors,
-        cpu,
-        carrier.hung_up_by_server - lost_before,
-        elapsed=elapsed,
-        generator_cpu_seconds=own,
-        machine_busy_seconds=busy,
-    )
+@dataclass
+class BrowserCalls:
+    """Calls from the carrier to user 1001's browser, established: ICE and DTLS done (or
+    given up on), each call's two legs ready to send (``senders``)."""
+
+    calls: list[Call]
+    legs: list[_Leg]
+    senders: list[tuple[Any, tuple[str, int]]]
+    numbering: Numbering
+
+
+@dataclass
+class BrowserEnds:
+    """The carrier and user 1001's browser, on one server."""
+
+    server: BenchServer
+    carrier: _Carrier
+    carrier_rtp: _Rtp
+    browser: _Browser
+
+    async def establish(self, count: int) -> BrowserCalls:
+        """Place ``count`` calls at SETUP_RATE; returns once every answered one's browser
+        leg is secured or failed."""
+        placing = (self.carrier.call(i, timeout=20.0) for i in range(count))
+        outcomes = await paced(placing, SETUP_RATE)
+        calls = [outcome for outcome in outcomes if isinstance(outcome, Call)]
+        await asyncio.gather(*self.browser.connecting, return_exceptions=True)
+        legs = list(self.browser.media.legs.values())
+        senders: list[tuple[Any, tuple[str, int]]] = [
+            (self.carrier_rtp.socket, call.remote_media) for call in calls if call.remote_media
+        ]
+        senders += [(_Protected(self.browser.media.socket, leg), leg.server) for leg in legs]
+        return BrowserCalls(calls, legs, senders, Numbering(len(senders)))
+
+    async def tear_down(self, established: BrowserCalls) -> None:
+        await asyncio.gather(
+            *(self.carrier.hang_up(call, timeout=10.0) for call in established.calls),
+            return_exceptions=True,
+        )
+        self.browser.media.legs.clear()
+
+    async def window(self, established: BrowserCalls, seconds: float) -> MediaRun:
+        """Like media.window: every packet numbered, since SRTP refuses to protect (or
+        accept) a packet index twice."""
+        senders, numbering = established.senders, established.numbering
+        carrier, server = self.carrier, self.server
+        await latch(senders, numbering)
+        self.carrier_rtp.reset()
+        self.browser.media.reset()
+        lost_before = carrier.hung_up_by_server
+        cpu_before, own_before, since = server.cpu_seconds(), time.process_time(), time.monotonic()
+        busy_before = machine_busy_seconds()
+        sent, errors = await blast(senders, seconds, numbering)
+        await asyncio.sleep(DRAIN_SECONDS)
+        cpu, elapsed = server.cpu_seconds() - cpu_before, time.monotonic() - since
+        own, busy = time.process_time() - own_before, machine_busy_seconds() - busy_before
+        return MediaRun(
+            len(senders) // 2,
+            sent,
+            self.carrier_rtp.received + self.browser.media.received,
+            errors,
+            cpu,
+            carrier.hung_up_by_server - lost_before,
+            elapsed=elapsed,
+            generator_cpu_seconds=own,
+            machine_busy_seconds=busy,
+        )
 
 
 @contextlib.asynccontextmanager
-async def _browser_ends(
-    workdir: Path,
-) -> AsyncIterator[tuple[BenchServer, _Carrier, _Rtp, _Browser]]:
-    async with bench_server(workdir / "server") as server:
-        loop = asyncio.get_running_loop()
-        carrier_rtp, media = _Rtp(CARRIER_HOST), _BrowserMedia()
-        await carrier_rtp.start()
-        await media.start()
-        browser = _Browser(f"ws://127.0.0.1:{server.http_port}/sip", media)
-        await browser.start()
-        carrier = _Carrier(("127.0.0.1", server.sip_port), carrier_rtp)
-        await loop.create_datagram_endpoint(lambda: carrier, local_addr=(CARRIER_HOST, 0))
-        try:
-            yield server, carrier, carrier_rtp, browser
-        finally:
-            await browser.close()
-            for end in (carrier, carrier_rtp, media):
-                if end.transport is not None:
-                    end.transport.close()
+async def browser_ends(server: BenchServer) -> AsyncIterator[BrowserEnds]:
+    loop = asyncio.get_running_loop()
+    carrier_rtp, media = _Rtp(CARRIER_HOST), _BrowserMedia()
+    await carrier_rtp.start()
+    await media.start()
+    browser = _Browser(f"ws://127.0.0.1:{server.http_port}/sip", media)
+    await browser.start()
+    carrier = _Carrier(("127.0.0.1", server.sip_port), carrier_rtp)
+    await loop.create_datagram_endpoint(lambda: carrier, local_addr=(CARRIER_HOST, 0))
+    try:
+        yield BrowserEnds(server, carrier, carrier_rtp, browser)
+    finally:
+        await browser.close()
+        for end in (carrier, carrier_rtp, media):
+            if end.transport is not None:
+                end.transport.close()
 
 
 async def measure_webrtc(
     workdir: Path, points: list[int], runs: int, seconds: float, command: str
 ) -> WebRtcResult:
     results: list[WebRtcPoint] = []
-    async with _browser_ends(workdir / "webrtc") as (server, carrier, carrier_rtp, browser):
+    async with (
+        bench_server(workdir / "webrtc" / "server") as server,
+        browser_ends(server) as ends,
+    ):
         for count in points:
-            placing = (carrier.call(i, timeout=20.0) for i in range(count))
-            outcomes = await paced(placing, SETUP_RATE)
-            calls = [outcome for outcome in outcomes if isinstance(outcome, Call)]
-            await asyncio.gather(*browser.connecting, return_exceptions=True)
-            legs = list(browser.media.legs.values())
+            established = await ends.establish(count)
             point = WebRtcPoint(
                 count,
-                len(calls),
-                sum(1 for leg in legs if leg.dtls.established),
-                percentile([call.setup_ms for call in calls], 0.5),
+                len(established.calls),
+                sum(1 for leg in established.legs if leg.dtls.established),
+                percentile([call.setup_ms for call in established.calls], 0.5),
             )
             results.append(point)
-            senders: list[tuple[Any, tuple[str, int]]] = [
-                (carrier_rtp.socket, call.remote_media) for call in calls if call.remote_media
-            ]
-            senders += [(_Protected(browser.media.socket, leg), leg.server) for leg in legs]
-            numbering = Numbering(len(senders))
             for _ in range(runs):
-                point.runs.append(
-                    await _window(
-                        senders,
-                        (carrier_rtp, browser.media),
-                        seconds,
-                        server,
-                        carrier,
-                        numbering=numbering,
-                    )
-                )
-            await asyncio.gather(
-                *(carrier.hang_up(call, timeout=10.0) for call in calls), return_exceptions=True
-            )
-            browser.media.legs.clear()
+                point.runs.append(await ends.window(established, seconds))
+            await ends.tear_down(established)
     plain = await _plain(workdir / "plain", max(points), runs, seconds)
     return WebRtcResult(results, plain, seconds, command)
 
