@@ -367,8 +367,9 @@ async def test_a_side_hears_a_sound_or_nothing_instead_of_the_other_side(
     session.b.silence()
     assert session.b.hears == "nothing"
     await asyncio.sleep(0.05)
+    last_music = music[-1].sequence
     while not b.received.empty():
-        b.received.get_nowait()
+        last_music = RtpPacket.parse(b.received.get_nowait()[0]).sequence
     a.send(rtp(3, ssrc=0xA), session.a.rtp_port)
     await asyncio.sleep(0.1)
     assert b.received.empty()
@@ -376,7 +377,11 @@ async def test_a_side_hears_a_sound_or_nothing_instead_of_the_other_side(
     session.b.relay()
     assert session.b.hears == "peer"
     a.send(rtp(4, ssrc=0xA), session.a.rtp_port)
-    assert (await b.receive())[0] == rtp(4, ssrc=0xA)
+    # A's stream continues the numbering B last heard (the music's): nothing it gets is
+    # "late"; all else is A's packet as sent.
+    resumed = (await b.receive())[0]
+    assert RtpPacket.parse(resumed).sequence == (last_music + 1) & 0xFFFF
+    assert resumed[:2] + resumed[4:] == rtp(4, ssrc=0xA)[:2] + rtp(4, ssrc=0xA)[4:]
     assert len(engine.clock) == 0
 
 
@@ -394,3 +399,23 @@ async def test_closing_a_session_stops_its_sound(engine: LocalMediaEngine) -> No
     assert len(engine.clock) == 1
     await session.close()
     assert len(engine.clock) == 0
+
+
+async def test_a_new_source_continues_the_numbering_its_listener_had(
+    session: RelaySession,
+) -> None:
+    """After a transfer another party sends on the same side, numbered from anywhere: the
+    party listening gets it numbered after what it had (a phone's jitter buffer, a
+    browser's SRTP replay window would drop it as late); SSRC and payload unchanged."""
+    a, c, b = await phone(), await phone(), await phone()
+    session.b.set_remote(HOST, b.port)
+    session.a.set_remote(HOST, a.port)
+    a.send(rtp(40000, ssrc=0xA), session.a.rtp_port)
+    assert (await b.receive())[0] == rtp(40000, ssrc=0xA)
+    a.send(rtp(40001, ssrc=0xA), session.a.rtp_port)
+    assert (await b.receive())[0] == rtp(40001, ssrc=0xA)
+    session.a.set_remote(HOST, c.port)  # C takes A's place on the same ports
+    for sent, expected in ((7, 40002), (8, 40003), (10, 40005)):
+        c.send(rtp(sent, ssrc=0xC), session.a.rtp_port)
+        got = RtpPacket.parse((await b.receive())[0])
+        assert (got.ssrc, got.sequence, got.payload) == (0xC, expected, bytes([sent]) * 160)

@@ -83,6 +83,7 @@ class _Channel(asyncio.DatagramProtocol):
         "candidate",
         "closed",
         "dropped",
+        "last_seq",
         "listeners",
         "min_size",
         "packets_in",
@@ -91,7 +92,10 @@ class _Channel(asyncio.DatagramProtocol):
         "peer",
         "relaying",
         "remote",
+        "renumbers",
+        "seq_shift",
         "source",
+        "source_ssrc",
         "strays",
         "tap",
         "transport",
@@ -119,6 +123,13 @@ class _Channel(asyncio.DatagramProtocol):
         self.packets_out = 0
         self.bytes_out = 0
         self.dropped = 0
+        # What this channel sends its party is one RTP sequence, whichever source it comes
+        # from (the other party, then another after a transfer, music, the mixer): phones
+        # and browsers (SRTP's replay window) drop packets numbered behind what they had.
+        self.renumbers = min_size == _RTP_HEADER
+        self.source_ssrc = b""
+        self.seq_shift = 0
+        self.last_seq = -1
         self.closed: asyncio.Future[None] = loop.create_future()
 
     def itself(self) -> _Channel:
@@ -170,11 +181,30 @@ class _Channel(asyncio.DatagramProtocol):
         for listener in self.listeners:
             listener(data)
 
+    def continued(self, packet: bytes) -> bytes:
+        """``packet`` numbered after the last one sent here: a new source (a new SSRC)
+        continues the sequence where the previous one left it."""
+        if len(packet) < _RTP_HEADER or packet[0] >> 6 != 2 or 192 <= packet[1] <= 223:
+            # Not RTP, or RTCP multiplexed on the RTP port (RFC 5761): passed as it is.
+            return packet
+        ssrc = packet[8:12]
+        seq = (packet[2] << 8) | packet[3]
+        if ssrc != self.source_ssrc:
+            self.source_ssrc = ssrc
+            self.seq_shift = 0 if self.last_seq < 0 else (self.last_seq + 1 - seq) & 0xFFFF
+        if self.seq_shift:
+            seq = (seq + self.seq_shift) & 0xFFFF
+            packet = b"".join((packet[:2], seq.to_bytes(2, "big"), packet[4:]))
+        self.last_seq = seq
+        return packet
+
     def send_own(self, packet: bytes) -> None:
         """Send a packet the server made (a sound) to this channel's party."""
         remote = self.remote
         if remote is None or self.paused or not hasattr(self, "transport"):
             return
+        if self.renumbers:
+            packet = self.continued(packet)
         self.transport.sendto(packet, remote)
         self.packets_out += 1
         self.bytes_out += len(packet)
@@ -196,6 +226,8 @@ class _Channel(asyncio.DatagramProtocol):
         if remote is None or peer.blocked:
             self.dropped += 1
             return
+        if peer.renumbers:
+            data = peer.continued(data)
         peer.transport.sendto(data, remote)
         peer.packets_out += 1
         peer.bytes_out += len(data)
