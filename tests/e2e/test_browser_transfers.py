@@ -8,6 +8,7 @@ tests/web/test_in_call.py.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,12 +88,20 @@ def control_of(server: NuageServer) -> CallControl:
     return server.control
 
 
-def phones(server: NuageServer, tmp_path: Path) -> tuple[BaresipPhone, BaresipPhone]:
+@contextlib.asynccontextmanager
+async def lucas_and_two_phones(
+    server: NuageServer, tmp_path: Path
+) -> AsyncIterator[tuple[WebSocketPhone, BaresipPhone, BaresipPhone]]:
+    """Lucas's browser (1002) and the desk phones of Élodie (1001) and Camille (1003),
+    all registered."""
     target = f"127.0.0.1:{server.config.server.sip_port}"
-    return (
-        _phone(tmp_path, target, "1001", ALICE_TONE),
-        _phone(tmp_path, target, "1003", CAROL_TONE),
-    )
+    alice = _phone(tmp_path, target, "1001", ALICE_TONE)
+    carol = _phone(tmp_path, target, "1003", CAROL_TONE)
+    async with browser(server, "1002") as ws, alice, carol:
+        assert (await ws.register()).status == 200
+        await alice.wait_event("REGISTER_OK", timeout=10)
+        await carol.wait_event("REGISTER_OK", timeout=10)
+        yield ws, alice, carol
 
 
 async def test_a_browser_blind_transfers_its_caller_to_a_phone(
@@ -103,11 +112,7 @@ async def test_a_browser_blind_transfers_its_caller_to_a_phone(
     control = control_of(server)
     company, lucas = ids(server, "1002")
     _, camille = ids(server, "1003")
-    alice, carol = phones(server, tmp_path)
-    async with browser(server, "1002") as ws, alice, carol:
-        assert (await ws.register()).status == 200
-        await alice.wait_event("REGISTER_OK", timeout=10)
-        await carol.wait_event("REGISTER_OK", timeout=10)
+    async with lucas_and_two_phones(server, tmp_path) as (ws, alice, carol):
         call = await place(ws, "1001", BOB_TONE)
         try:
             await call.hears(ALICE_TONE)
@@ -130,11 +135,7 @@ async def test_a_phone_blind_transfers_to_a_browser(server: NuageServer, tmp_pat
     offer naming the call, answers, and they hear each other."""
     control = control_of(server)
     company, camille = ids(server, "1003")
-    alice, carol = phones(server, tmp_path)
-    async with browser(server, "1002") as ws, alice, carol:
-        assert (await ws.register()).status == 200
-        await alice.wait_event("REGISTER_OK", timeout=10)
-        await carol.wait_event("REGISTER_OK", timeout=10)
+    async with lucas_and_two_phones(server, tmp_path) as (ws, alice, carol):
         await alice.dial(f"sip:1003@{DOMAIN}")
         await carol.wait_event("CALL_ESTABLISHED", timeout=10)
         await phone_hears(alice, tone(CAROL_TONE), "Camille before the transfer")
@@ -158,11 +159,7 @@ async def test_a_browser_attended_transfers_two_phones(server: NuageServer, tmp_
     to the first call's ports, where Lucas's WebRTC side was; Lucas leaves both."""
     control = control_of(server)
     company, lucas = ids(server, "1002")
-    alice, carol = phones(server, tmp_path)
-    async with browser(server, "1002") as ws, alice, carol:
-        assert (await ws.register()).status == 200
-        await alice.wait_event("REGISTER_OK", timeout=10)
-        await carol.wait_event("REGISTER_OK", timeout=10)
+    async with lucas_and_two_phones(server, tmp_path) as (ws, alice, carol):
         first = await place(ws, "1001", BOB_TONE)
         second: BrowserCall | None = None
         try:
