@@ -185,3 +185,54 @@ async def test_a_browser_attended_transfers_two_phones(server: NuageServer, tmp_
             await first.media.close()
             if second is not None:
                 await second.media.close()
+
+
+async def test_a_browser_attended_transfers_two_browsers(server: NuageServer) -> None:
+    """Lucas (web app) calls Élodie's and Camille's browsers, then joins them: neither
+    browser can move to other ports without a new DTLS association, so Camille's relay
+    side moves to the first call with her, ports and all; nobody is re-INVITEd."""
+    control = control_of(server)
+    company, lucas = ids(server, "1002")
+    _, elodie = ids(server, "1001")
+    async with (
+        browser(server, "1001") as ws_e,
+        browser(server, "1002") as ws_l,
+        browser(server, "1003") as ws_c,
+    ):
+        for ws in (ws_e, ws_l, ws_c):
+            assert (await ws.register()).status == 200
+        calls: list[BrowserCall] = []
+        try:
+            calls.extend(await place_and_take(ws_l, ws_e, "1001", BOB_TONE, ALICE_TONE))
+            calls.extend(await place_and_take(ws_l, ws_c, "1003", BOB_TONE, CAROL_TONE))
+            first, elodies, second, camilles = calls
+            await asyncio.gather(first.hears(ALICE_TONE), second.hears(CAROL_TONE))
+            await asyncio.gather(
+                control.attended_transfer(company, lucas, first.call_id, second.call_id),
+                hung_up(ws_l),
+                hung_up(ws_l),
+            )
+            assert control.calls(company, lucas) == []
+            # Camille's app learns the call it is now in (RFC 3311 UPDATE, no SDP).
+            update = await ws_c.request("UPDATE")
+            assert update.headers.get(API_CALL_ID_HEADER) == first.call_id
+            assert not update.body
+            await ws_c.respond(update, 200)
+            await asyncio.gather(elodies.hears(CAROL_TONE), camilles.hears(ALICE_TONE))
+            [joined] = control.calls(company, elodie)
+            assert joined.id == first.call_id and joined.other.number == "1003"
+            await asyncio.gather(
+                control.hang_up(company, elodie, joined.id), hung_up(ws_e), hung_up(ws_c)
+            )
+            await until(lambda: server.media is not None and server.media.active_sessions == 0)
+        finally:
+            for call in calls:
+                await call.media.close()
+
+
+async def place_and_take(
+    caller: WebSocketPhone, callee: WebSocketPhone, extension: str, tone: float, their: float
+) -> tuple[BrowserCall, BrowserCall]:
+    """A browser calls another's ``extension``: the caller's call and the callee's."""
+    placed, taken = await asyncio.gather(place(caller, extension, tone), take(callee, their))
+    return placed, taken

@@ -419,3 +419,41 @@ async def test_a_new_source_continues_the_numbering_its_listener_had(
         c.send(rtp(sent, ssrc=0xC), session.a.rtp_port)
         got = RtpPacket.parse((await b.receive())[0])
         assert (got.ssrc, got.sequence, got.payload) == (0xC, expected, bytes([sent]) * 160)
+
+
+async def test_exchanged_sides_keep_their_ports_and_change_partners(
+    engine: LocalMediaEngine,
+) -> None:
+    """An attended transfer joining two browsers: C's side (its ports, which a browser's
+    DTLS is bound to) moves to the first session in place of A's, which goes to the
+    second. Each party keeps sending to the same ports and now reaches the other
+    session's party; what listened at a place hears the party now there."""
+    first, second = await engine.create_session(), await engine.create_session()
+    a, b, c, d = await phone(), await phone(), await phone(), await phone()
+    for side, party in ((first.a, a), (first.b, b), (second.a, c), (second.b, d)):
+        side.set_remote(HOST, party.port)
+    heard_at_first_a: list[bytes] = []
+    reports_at_first_a: list[bytes] = []
+    first.a.add_listener(heard_at_first_a.append)
+    first.a.add_listener(reports_at_first_a.append, rtcp=True)
+    a_side, c_side = first.a, second.a
+    first.exchange(a_side, second, c_side)
+    assert (first.a, second.a) == (c_side, a_side)
+
+    c.send(rtp(1, ssrc=0xC), c_side.rtp_port)
+    assert (await b.receive()) == (rtp(1, ssrc=0xC), (HOST, first.b.rtp_port))
+    b.send(rtp(2, ssrc=0xB), first.b.rtp_port)
+    assert (await c.receive()) == (rtp(2, ssrc=0xB), (HOST, c_side.rtp_port))
+    a.send(rtp(3, ssrc=0xA), a_side.rtp_port)
+    assert (await d.receive())[0] == rtp(3, ssrc=0xA)
+    c.send(rtcp(0xC), c_side.rtcp_port)
+    await until(lambda: reports_at_first_a == [rtcp(0xC)])
+    assert heard_at_first_a == [rtp(1, ssrc=0xC)]
+
+    # Each side's ports go back with the session it ended in.
+    await second.close()
+    assert engine.ports.in_use == 2
+    c.send(rtp(4, ssrc=0xC), c_side.rtp_port)
+    assert (await b.receive())[0] == rtp(4, ssrc=0xC)
+    await first.close()
+    assert engine.ports.in_use == 0 and engine.active_sessions == 0

@@ -215,6 +215,13 @@ describe("Softphone", () => {
     softphone.setHeld(call.id, false);
     expect(rtc.holds).toEqual([true, false]);
 
+    // An attended transfer moved the dialog into another call: the server renames it.
+    const update = (apiId: string) => ({ getHeader: (h: string) => (h === "X-Nuage-Call" ? apiId : "") });
+    rtc.emit("update", { originator: "remote", request: update("") });
+    expect(softphone.get().calls[0].apiId).toBe("api-7");
+    rtc.emit("update", { originator: "remote", request: update("api-9") });
+    expect(softphone.find("api-9")?.id).toBe(call.id);
+
     rtc.emit("ended", { originator: "remote", cause: "Terminated" });
     expect(softphone.get().calls).toEqual([]);
     expect(softphone.get().current).toBeNull();

@@ -108,6 +108,11 @@ class MediaSession(Protocol):
     @property
     def b(self) -> MediaSide: ...
 
+    def exchange(self, mine: MediaSide, other: MediaSession, theirs: MediaSide) -> None:
+        """``theirs`` (of ``other``) and ``mine`` change places, each party keeping its
+        ports; what listens at a place stays there."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -35,7 +35,7 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from nuage.media.player import FrameClock, Playback, Sound
 from nuage.media.ports import PortPair
@@ -43,6 +43,9 @@ from nuage.media.sdp import RtpMap
 from nuage.media.webrtc.dtls import DtlsSrtp
 from nuage.media.webrtc.ice_lite import IceLiteResponder
 from nuage.media.webrtc.port import WebRtcPort
+
+if TYPE_CHECKING:
+    from nuage.media.engine import MediaSession, MediaSide
 
 # The same few addresses (ours and the peers') come back on every call set-up, and
 # ipaddress parses slowly; its address objects are immutable, so they can be shared.
@@ -160,22 +163,30 @@ class _Channel(asyncio.DatagramProtocol):
 
     def add_listener(self, listener: Callable[[bytes], object]) -> None:
         self.listeners.append(listener)
-        self.tap = self._dispatch if len(self.listeners) > 1 else listener
+        self._retap()
 
     def remove_listener(self, listener: Callable[[bytes], object]) -> None:
         if listener in self.listeners:
             self.listeners.remove(listener)
-        self.tap = (
-            None
-            if not self.listeners
-            else self.listeners[0]
-            if len(self.listeners) == 1
-            else self._dispatch
-        )
+        self._retap()
 
     def clear_listeners(self) -> None:
         self.listeners.clear()
-        self.tap = None
+        self._retap()
+
+    def trade_listeners(self, other: _Channel) -> None:
+        """Take ``other``'s listeners and give it ours."""
+        self.listeners, other.listeners = other.listeners, self.listeners
+        self._retap()
+        other._retap()
+
+    def _retap(self) -> None:
+        # The hot path calls ``tap`` only: the one listener itself when there is one.
+        listeners = self.listeners
+        if len(listeners) > 1:
+            self.tap = self._dispatch
+        else:
+            self.tap = listeners[0] if listeners else None
 
     def _dispatch(self, data: bytes) -> None:
         for listener in self.listeners:
@@ -391,6 +402,11 @@ class RelaySide:
         )
         return self._webrtc
 
+    @property
+    def channels(self) -> tuple[_Channel, _Channel]:
+        """This side's RTP and RTCP channels."""
+        return self._rtp, self._rtcp
+
     def forget_webrtc(self) -> None:
         """The session is closed: the browser's port (closed with the socket) is dropped."""
         self._webrtc = None
@@ -461,15 +477,10 @@ class RelaySession:
     """Two sides relayed to each other. Create through ``LocalMediaEngine``."""
 
     def __init__(
-        self,
-        a: RelaySide,
-        b: RelaySide,
-        channels: tuple[_Channel, ...],
-        on_closed: Callable[[RelaySession], None],
+        self, a: RelaySide, b: RelaySide, on_closed: Callable[[RelaySession], None]
     ) -> None:
         self.a = a
         self.b = b
-        self._channels = channels
         self._on_closed = on_closed
         self._finished: asyncio.Future[list[None]] | None = None
 
@@ -492,7 +503,6 @@ class RelaySession:
         session = cls(
             RelaySide(pair_a, local_address, a_rtp, a_rtcp, clock),
             RelaySide(pair_b, local_address, b_rtp, b_rtcp, clock),
-            (a_rtp, a_rtcp, b_rtp, b_rtcp),
             on_closed,
         )
         sockets = (pair_a.rtp_socket, pair_a.rtcp_socket, pair_b.rtp_socket, pair_b.rtcp_socket)
@@ -505,8 +515,42 @@ class RelaySession:
         return session
 
     @property
+    def _channels(self) -> tuple[_Channel, ...]:
+        return (*self.a.channels, *self.b.channels)
+
+    @property
     def closed(self) -> bool:
         return self._finished is not None
+
+    def exchange(self, mine: MediaSide, other: MediaSession, theirs: MediaSide) -> None:
+        """``theirs``, a side of ``other``, takes the place of ``mine`` here and ``mine``
+        takes its place there: each party keeps its ports (a browser its ICE and DTLS
+        association) and now talks with the party of the other session. What listens at
+        each place (a recording, the quality measure, key presses) stays with the place
+        and hears its new party. The ports go back with the session a side ends in."""
+        if not (
+            isinstance(mine, RelaySide)
+            and isinstance(theirs, RelaySide)
+            and isinstance(other, RelaySession)
+        ):
+            raise TypeError("only sides of relay sessions can be exchanged")
+        if self.closed or other.closed:
+            raise RuntimeError("a closed session's sides cannot be exchanged")
+        if mine not in (self.a, self.b) or theirs not in (other.a, other.b):
+            raise ValueError("each side must be one of its session's")
+        for own, their in zip(mine.channels, theirs.channels, strict=True):
+            own_partner, their_partner = own.peer, their.peer
+            own.peer, their_partner.peer = their_partner, own
+            their.peer, own_partner.peer = own_partner, their
+            own.trade_listeners(their)
+        self._replace(mine, theirs)
+        other._replace(theirs, mine)
+
+    def _replace(self, side: RelaySide, by: RelaySide) -> None:
+        if self.a is side:
+            self.a = by
+        else:
+            self.b = by
 
     async def close(self) -> None:
         """Stop relaying, close the four sockets and give the ports back. Idempotent;

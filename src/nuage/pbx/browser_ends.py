@@ -36,7 +36,8 @@ class BrowserEnd:
     ) -> None:
         self._side = side
         self._certificate = certificate
-        self._on_failure = on_failure
+        # The call's: it changes when the browser moves to another call with its side.
+        self.on_failure = on_failure
         ufrag, pwd = new_credentials()
         self.local = LocalParameters(ufrag, pwd, certificate.fingerprint)
         self._remote: RemoteParameters | None = None
@@ -76,6 +77,9 @@ class BrowserEnd:
             mids = [str(index) for index in range(len(description.media))]
         return to_webrtc(description, self.local, setup=self._setup, mids=mids)
 
+    def _failed(self, reason: str) -> None:
+        self.on_failure(reason)
+
     def _start(self, remote: RemoteParameters) -> None:
         self._setup, client = our_setup(remote.setup)
         try:
@@ -83,5 +87,5 @@ class BrowserEnd:
         except DtlsError as exc:
             raise SdpRejected(str(exc)) from None
         ice = IceLiteResponder(self.local.ufrag, self.local.pwd, remote_ufrag=remote.ufrag)
-        self._side.use_webrtc(ice, dtls, on_failure=self._on_failure)
+        self._side.use_webrtc(ice, dtls, on_failure=self._failed)
         self._remote = remote

@@ -47,6 +47,7 @@ from nuage.pbx.browser_ends import BrowserEnd
 from nuage.pbx.conference import Conference, ConferenceError, merge
 from nuage.pbx.dialing import (
     ALLOW,
+    API_CALL_ID_HEADER,
     Destination,
     Forking,
     ForkOutcome,
@@ -1320,10 +1321,51 @@ class Call:
             return None
         if other_call.faces_browser(moving):
             if self.faces_browser(stays):
-                log.info("call %s: joining two browsers is not supported yet", self.call_id)
-                return None
+                return self if self._adopt(leg, other_call, other_leg) else None
             return other_call if await other_call._join(other_leg, self, leg) else None
         return self if await self._join(leg, other_call, other_leg) else None
+
+    def _adopt(self, leg: Leg, other_call: Call, other_leg: Leg) -> bool:
+        """The other call's party moves into this call in place of ``leg`` with its relay
+        side: the two calls' sessions exchange that side and ``leg``'s, so the party keeps
+        its ports (a browser its ICE and DTLS association) and needs no re-INVITE; the
+        party that stays is re-offered only if the two spoke different codecs."""
+        stays, moving = leg.other, other_leg.other
+        if stays is None or moving is None or self.conference or other_call.conference:
+            return False
+        if self.transcoding or other_call.transcoding:
+            return False
+        offer = other_call._sent.get(moving.media)
+        answer = other_call._received.get(moving.media)
+        if offer is None or answer is None or self.session is None or other_call.session is None:
+            return False
+        self.session.exchange(leg.media, other_call.session, moving.media)
+        self._hand_over(leg.media, None)
+        browser = other_call._browsers.pop(moving.media, None)
+        if browser is not None:
+            browser.on_failure = self._webrtc_failed
+            self._browsers[moving.media] = browser
+        other_call.let_go(moving)
+        self._take_place(
+            leg,
+            moving.dialog,
+            moving.party,
+            offer=offer,
+            answer=answer,
+            anchored=self._anchored(answer, moving.media, stays.media),
+            media=moving.media,
+        )
+        if stays.other is not None:
+            self._spawn(self._rename_to(stays.other))
+        log.info(
+            "call %s: %s joined %s with %s of call %s (its media moved along)",
+            self.call_id,
+            leg.name,
+            stays.name,
+            moving.name,
+            other_call.call_id,
+        )
+        return True
 
     async def _join(self, leg: Leg, other_call: Call, other_leg: Leg) -> bool:
         """The other call's party (a phone) moves into this call in place of ``leg``: it is
@@ -1386,12 +1428,14 @@ class Call:
         offer: sdp.SessionDescription,
         answer: sdp.SessionDescription,
         anchored: Anchored,
+        media: MediaSide | None = None,
     ) -> None:
         """A new party (its dialog, the SDP we offered it and its answer) takes the place
-        of ``leaving``, on its relay ports, facing the party that stays."""
+        of ``leaving``, on its relay ports or on ``media`` (a side it brought), facing the
+        party that stays."""
         stays = leaving.other
         assert stays is not None
-        joined = Leg(next(self._leg_names), dialog, leaving.media, party)
+        joined = Leg(next(self._leg_names), dialog, media or leaving.media, party)
         self._sent[joined.media] = offer
         self._received[joined.media] = answer
         self._sends[joined.media] = anchored.sends
@@ -1405,7 +1449,9 @@ class Call:
         self._listen_for_digits(joined)
         self.holding.discard(leaving.name)
         self.transferred_to.append(party)
-        if not same_codec(answer, self._received.get(stays.media), self._sent.get(stays.media)):
+        if not same_codec(
+            (answer, offer), (self._received.get(stays.media), self._sent.get(stays.media))
+        ):
             # The new party chose another of the staying party's codecs: that one must
             # switch too, or the relay would carry audio it cannot decode.
             self._spawn(self._reoffer(stays, anchored.description))
@@ -1689,6 +1735,18 @@ class Call:
         )
         self._background(task)
         return task
+
+    async def _rename_to(self, leg: Leg) -> None:
+        """Tell a browser whose dialog moved into this call the call's id in the API (a
+        body-less UPDATE, RFC 3311), so that the app acts on the call it is now in."""
+        if leg.dialog.peer is None:
+            return
+        request = leg.dialog.create_request("UPDATE", headers=[(API_CALL_ID_HEADER, self.call_id)])
+        try:
+            handle = await self.engine.endpoint.request(request, leg.dialog.peer)
+            await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
+        except Exception:
+            log.info("call %s: UPDATE to %s failed", self.call_id, leg.name)
 
     async def _send_notify(self, leg: Leg, subscribed: bool, status: str, final: bool) -> None:
         if not subscribed or leg.gone or leg.dialog.peer is None:

@@ -276,20 +276,20 @@ def keep_telephone_event(
 
 
 def same_codec(
-    answer: sdp.SessionDescription,
-    theirs: sdp.SessionDescription | None,
-    ours: sdp.SessionDescription | None,
+    new: tuple[sdp.SessionDescription | None, sdp.SessionDescription | None],
+    current: tuple[sdp.SessionDescription | None, sdp.SessionDescription | None],
 ) -> bool:
-    """Whether the codec an answer chose is the one the other party already uses."""
-    chosen = next(
-        (c for m in answer.media if m.media == "audio" and not m.rejected for c in m.codecs), None
-    )
-    current = next(iter(agreed_codecs(theirs, ours)), None)
-    if chosen is None or current is None:
+    """Whether a new party speaks the codec the other party already uses, under the same
+    payload type (the relay passes packets as they are); each party given as the last
+    SDP it sent us and the last we sent it."""
+    chosen = next(iter(agreed_codecs(*new)), None)
+    in_use = next(iter(agreed_codecs(*current)), None)
+    if chosen is None or in_use is None:
         return False
-    return (chosen.encoding.lower(), chosen.clock_rate) == (
-        current.encoding.lower(),
-        current.clock_rate,
+    return (chosen.encoding.lower(), chosen.clock_rate, chosen.payload_type) == (
+        in_use.encoding.lower(),
+        in_use.clock_rate,
+        in_use.payload_type,
     )
 
 

@@ -527,6 +527,11 @@ export class Softphone implements SoftphoneControls {
     };
     rtc.on("accepted", answered);
     rtc.on("confirmed", answered);
+    // An attended transfer moved this dialog into another call: the server names it.
+    rtc.on("update", (event) => {
+      const moved = event.request.getHeader(API_CALL_HEADER);
+      if (mine() && moved) this.patchCall(id, { apiId: moved });
+    });
     rtc.on("hold", (event) => {
       if (mine() && event.originator === "local") this.patchCall(id, { held: true });
     });
