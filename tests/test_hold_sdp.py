@@ -12,6 +12,7 @@ from nuage.pbx.offer_answer import (
     local_answer,
     offer_telephone_event,
     own_answer,
+    sending_codec_only,
 )
 
 
@@ -141,3 +142,28 @@ def test_our_own_answer_keeps_one_playable_codec_and_telephone_event() -> None:
     assert held.media[0].direction == sdp.Direction.RECVONLY
     with pytest.raises(SdpRejected):
         own_answer(offer(), Side(), lambda c: False)  # type: ignore[arg-type]
+
+
+def test_an_answer_standing_for_an_offer_keeps_the_codec_its_party_sends_with() -> None:
+    """Click-to-call: a browser answered our offer with three codecs and sends the first
+    (G722); the target must not be offered PCMU, or each would hear what it cannot
+    decode. telephone-event and the codec's own lines stay; the original is untouched."""
+    answer = sdp.parse(
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 101 9 0 8\r\nc=IN IP4 127.0.0.1\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:9 G722/8000\r\n"
+        "a=rtcp-fb:9 nack\r\na=rtpmap:0 PCMU/8000\r\na=rtcp-fb:0 nack\r\n"
+        "a=rtpmap:8 PCMA/8000\r\na=setup:active\r\na=mid:0\r\n"
+    )
+    only = sending_codec_only(answer)
+    [audio] = only.media
+    assert audio.formats == ["101", "9"]
+    assert [(a.name, a.value) for a in audio.attributes] == [
+        ("rtpmap", "101 telephone-event/8000"),
+        ("fmtp", "101 0-15"),
+        ("rtpmap", "9 G722/8000"),
+        ("rtcp-fb", "9 nack"),
+        ("setup", "active"),
+        ("mid", "0"),
+    ]
+    assert answer.media[0].formats == ["101", "9", "0", "8"]

@@ -10,15 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from api.test_events import EventClient, base_url, events_of, phones_bob_answering, token_of
 from e2e.server import USERS, acme_plan
+from e2e.test_browser_transfers import hung_up as browser_hung_up
+from e2e.test_browser_transfers import take
 from e2e.test_call_control import ids, in_process_server, server, three_phones
+from e2e.test_sip_websocket import browser
 from e2e.test_transfer import ALICE_TONE, BOB_TONE, TONES, _phone
 from nuage.media.prompts import RINGBACK_FREQUENCY
 from nuage.server import NuageServer
 from peers import audio
 from peers.baresip import BaresipPhone
+from peers.hearing import phone_hears, tone
+from peers.webrtc import loopback_only
 
 __all__ = ["server"]
 
@@ -244,3 +250,36 @@ async def test_the_call_keeps_its_id_once_my_phone_answers(
             )
             assert call_events(mine, call_id) == ["call.ringing", "call.ringing", "call.ended"]
     assert server.control is not None and server.control.calls(*ids(server, "1001")) == []
+
+
+async def test_my_web_app_answers_and_talks(
+    server: NuageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Élodie's only device is the web app: it is offered WebRTC (ICE-lite, DTLS-SRTP)
+    naming the call, answers, and she and Lucas's phone hear each other."""
+    loopback_only(monkeypatch)
+    target = f"127.0.0.1:{server.config.server.sip_port}"
+    lucas = _phone(tmp_path, target, "1002", BOB_TONE)
+    async with httpx.AsyncClient(base_url=base_url(server)) as client:
+        auth = {"Authorization": f"Bearer {await token_of(client, '1001')}"}
+        async with browser(server, "1001") as ws, lucas:
+            assert (await ws.register()).status == 200
+            await lucas.wait_event("REGISTER_OK", timeout=10)
+            placed = await client.post("/api/v1/me/calls", headers=auth, json={"target": "1002"})
+            assert placed.status_code == 202, placed.text
+            call_id = placed.json()["id"]
+            mine = await take(ws, ALICE_TONE)
+            try:
+                assert mine.call_id == call_id
+                await lucas.wait_event("CALL_ESTABLISHED", timeout=10)
+                await mine.hears(BOB_TONE)
+                await phone_hears(lucas, tone(ALICE_TONE), "Élodie's web app")
+                # The app's dialog ends too (the action returns once it acknowledged).
+                hung_up, _ = await asyncio.gather(
+                    client.post(f"/api/v1/me/calls/{call_id}/hangup", headers=auth),
+                    browser_hung_up(ws),
+                )
+                assert hung_up.status_code == 204
+                await lucas.wait_event("CALL_CLOSED", timeout=10)
+            finally:
+                await mine.media.close()

@@ -535,6 +535,9 @@ class Call:
         if isinstance(tx, OriginatedInvite):
             # The device's SDP answered an offer of this session's ports already.
             self.session = tx.session
+            if tx.browser is not None:
+                tx.browser.on_failure = self._webrtc_failed
+                self._browsers[self.session.a] = tx.browser
             return offer, self.session
         try:
             self.session = await self.engine.media.create_session()

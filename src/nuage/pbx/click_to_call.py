@@ -8,8 +8,10 @@ through the API; if no device takes it, its record says why.
 RFC 3725 calls this third-party call control. The device gets the server's own offer
 (the relay's ports, every codec the server handles), so it is answered and acknowledged
 at once and never waits for the callee's SDP; its answer then stands for the caller's
-offer to the callee: one codec, relayed untouched (or transcoded if the callee has none
-of it).
+offer to the callee, cut down to the one codec it sends with: relayed untouched (or
+transcoded if the callee has none of it). The user's web app is offered the same ports
+in WebRTC (ICE-lite, DTLS-SRTP) with the call's id in the API, and the call takes over
+that WebRTC end if the app answers.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from collections.abc import Awaitable, Callable
 from nuage.media import sdp
 from nuage.media.engine import MediaSession
 from nuage.media.player import can_encode
+from nuage.pbx.browser_ends import BrowserEnd
 from nuage.pbx.call_engine import CallEngine
 from nuage.pbx.calls import CallerTransaction
-from nuage.pbx.dialing import ALLOW, Destination, Forking, ForkOutcome, Party
-from nuage.pbx.offer_answer import audio_section, own_offer
+from nuage.pbx.dialing import (
+    ALLOW,
+    Destination,
+    Forking,
+    ForkOutcome,
+    Party,
+    is_browser,
+    new_call_id,
+)
+from nuage.pbx.offer_answer import SdpRejected, audio_section, own_offer, sending_codec_only
 from nuage.pbx.originated import Dialling, OriginatedInvite
 from nuage.sip.dialog import Dialog
 from nuage.sip.endpoint import ServerTransactionHandle
@@ -61,31 +72,58 @@ class ClickToCall:
             raise NoDeviceError(f"no device of {user.extension} is registered")
         session = await self._engine.media.create_session()
         answered: list[Dialog] = []
+        offer = own_offer(session.a)
+        browser: BrowserEnd | None = None
+        if any(is_browser(device.peer) for device in devices):
+            # The user's web app is offered the same ports with an ICE and DTLS end.
+            browser = BrowserEnd(session.a, self._engine.media.certificate, _webrtc_failed)
 
         def on_answer(response: Response, dialog: Dialog) -> bool:
             assert dialog.peer is not None
             self._engine.endpoint.send_ack(dialog.create_ack(response.cseq.seq), dialog.peer)
             answered.append(dialog)
+            try:
+                # Its answer stands for its offer to the target: one codec, the one it
+                # sends with, so that the target cannot choose another.
+                described: sdp.SessionDescription | None = sending_codec_only(
+                    sdp.parse(response.body)
+                )
+            except sdp.SdpError:
+                described = None
+            body = response.body if described is None else described.encode()
             dialling.invite = invite = OriginatedInvite(
                 self._engine.endpoint,
-                _as_if_dialled(company, user, target, response, dialog),
+                _as_if_dialled(company, user, target, body, dialog),
                 dialog,
                 session,
-                on_ringing=lambda: self._ring_back(session, response.body),
+                on_ringing=lambda: self._ring_back(session, body),
                 on_settled=self._settled,
             )
             self._waiting[(dialog.call_id, dialog.local_tag)] = invite
-            return _usable(response.body)
+            if described is None:
+                return False
+            if browser is not None and is_browser(dialog.peer):
+                try:
+                    # Its first SDP starts the side's WebRTC port: ICE, DTLS, SRTP.
+                    browser.from_browser(described)
+                except SdpRejected:
+                    return False
+                invite.browser = browser
+            return True
 
-        # The device shows whom it will call.
+        # The device shows whom it will call; the web app learns the call's id.
         shown = Party(target, f"→ {target}")
+        call_id = new_call_id()
         forks = Forking(
             self._engine,
             company,
             shown,
             devices,
-            own_offer(session.a).encode(),
+            offer.encode(),
             on_answer=on_answer,
+            browser_offer=None if browser is None else browser.to_browser(offer).encode(),
+            api_call_id=call_id,
+            call_id=call_id,
         )
         dialling = Dialling(company, user.id, target, forks)
         self._engine.dialling_started(dialling)
@@ -180,16 +218,13 @@ def _not_taken(outcome: ForkOutcome) -> tuple[str, str]:
     return "failed", "bad SDP from the caller's phone"
 
 
-def _usable(body: bytes) -> bool:
-    try:
-        sdp.parse(body)
-    except sdp.SdpError:
-        return False
-    return True
+def _webrtc_failed(reason: str) -> None:
+    # Before the call takes the browser's end over: the ringing tone is all it carries.
+    log.info("click-to-call: WebRTC to the user's browser failed: %s", reason)
 
 
 def _as_if_dialled(
-    company: Company, user: User, target: str, response: Response, dialog: Dialog
+    company: Company, user: User, target: str, body: bytes, dialog: Dialog
 ) -> Request:
     """The INVITE the device would have sent to dial ``target``, with its SDP."""
     request = Request("INVITE", URI("sip", target, host=company.domain))
@@ -207,5 +242,5 @@ def _as_if_dialled(
     headers.add("CSeq", "1 INVITE")
     headers.add("Contact", f"<{dialog.remote_target}>")
     headers.add("Content-Type", "application/sdp")
-    request.body = response.body
+    request.body = body
     return request

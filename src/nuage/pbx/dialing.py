@@ -97,6 +97,7 @@ class Forking:
         identity_header: bool = False,
         browser_offer: bytes | None = None,
         api_call_id: str = "",
+        call_id: str | None = None,
     ) -> None:
         self.engine = engine
         self.company = company
@@ -109,7 +110,7 @@ class Forking:
         self._on_answer = on_answer
         self._on_provisional = on_provisional
         self._identity_header = identity_header
-        self.call_id = new_call_id()
+        self.call_id = call_id or new_call_id()
         self.from_tag = secrets.token_hex(6)
         self._cseq = itertools.count(1)
         self._handles: list[ClientTransactionHandle] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass, replace
 
 from nuage.media import sdp
@@ -273,6 +274,28 @@ def keep_telephone_event(
     fmtp = offered_audio.fmtp(offered)
     if fmtp:
         audio.attributes.append(sdp.Attribute("fmtp", f"{offered} {fmtp}"))
+
+
+def sending_codec_only(description: sdp.SessionDescription) -> sdp.SessionDescription:
+    """A copy of ``description`` whose audio section keeps only its first codec (the one
+    its party sends with: RFC 3264 lets an answer list several and send any of them) and
+    telephone-event. An answer standing for an offer to someone else (click-to-call,
+    RFC 3725) must leave that party no other choice."""
+    copy = deepcopy(description)
+    audio = audio_section(copy)
+    if audio is None:
+        return copy
+    first = next((fmt for fmt in audio.formats if is_audio_codec(audio, fmt)), None)
+    events = event_payload_type(copy)
+    kept = {fmt for fmt in (first, None if events is None else str(events)) if fmt is not None}
+    audio.formats = [fmt for fmt in audio.formats if fmt in kept]
+    audio.attributes = [
+        attribute
+        for attribute in audio.attributes
+        if attribute.name not in ("rtpmap", "fmtp", "rtcp-fb")
+        or (attribute.value or "").split(" ", 1)[0] in kept
+    ]
+    return copy
 
 
 def same_codec(

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nuage.media.engine import MediaSession
+from nuage.pbx.browser_ends import BrowserEnd
 from nuage.pbx.dialing import Forking, Party
 from nuage.sip.dialog import Dialog
 from nuage.sip.endpoint import SipEndpoint
@@ -94,6 +95,9 @@ class OriginatedInvite:
         self._ringing = False
         self._on_settled = on_settled
         self._tasks: set[asyncio.Task[None]] = set()
+        # The relay side's WebRTC end when the device is a browser (it answered a WebRTC
+        # offer with these ICE credentials): the call takes it over.
+        self.browser: BrowserEnd | None = None
 
     @property
     def final_sent(self) -> bool:
