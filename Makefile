@@ -41,13 +41,17 @@ lint: $(STAMP) $(WEB_MODULES)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Four test processes on two cores: most tests wait on real peers (audio, timers, ringing)
+# rather than compute; each test has its own ports, database and Redis prefix.
+PYTEST = $(BIN)/pytest -q -n 4
+
 unit: $(STAMP) web
 	cd web && npx vitest run
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 # The same suite against the machine's PostgreSQL (database `test`).
 pg-test: $(STAMP)
-	NUAGE_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test $(BIN)/pytest -q -m "db"
+	NUAGE_TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test $(PYTEST) -m "db"
 
 test: web lint typecheck unit pg-test
 
