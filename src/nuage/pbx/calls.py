@@ -1322,11 +1322,26 @@ class Call:
         stays, moving = leg.other, other_leg.other
         if stays is None or moving is None:
             return None
+        if any(call.conference or call.transcoding for call in (self, other_call)):
+            return None
+        joined: Call | None = self
         if other_call.faces_browser(moving):
             if self.faces_browser(stays):
-                return self if self._adopt(leg, other_call, other_leg) else None
-            return other_call if await other_call._join(other_leg, self, leg) else None
-        return self if await self._join(leg, other_call, other_leg) else None
+                joined = self if self._adopt(leg, other_call, other_leg) else None
+            else:
+                joined = other_call if await other_call._join(other_leg, self, leg) else None
+        elif not await self._join(leg, other_call, other_leg):
+            joined = None
+        if joined is not None:
+            log.info(
+                "call %s: %s joined with %s of call %s in call %s",
+                self.call_id,
+                stays.name,
+                moving.name,
+                other_call.call_id,
+                joined.call_id,
+            )
+        return joined
 
     def _adopt(self, leg: Leg, other_call: Call, other_leg: Leg) -> bool:
         """The other call's party moves into this call in place of ``leg`` with its relay
@@ -1334,9 +1349,7 @@ class Call:
         its ports (a browser its ICE and DTLS association) and needs no re-INVITE; the
         party that stays is re-offered only if the two spoke different codecs."""
         stays, moving = leg.other, other_leg.other
-        if stays is None or moving is None or self.conference or other_call.conference:
-            return False
-        if self.transcoding or other_call.transcoding:
+        if stays is None or moving is None:
             return False
         offer = other_call._sent.get(moving.media)
         answer = other_call._received.get(moving.media)
@@ -1360,14 +1373,6 @@ class Call:
         )
         if stays.other is not None:
             self._spawn(self._rename_to(stays.other))
-        log.info(
-            "call %s: %s joined %s with %s of call %s (its media moved along)",
-            self.call_id,
-            leg.name,
-            stays.name,
-            moving.name,
-            other_call.call_id,
-        )
         return True
 
     async def _join(self, leg: Leg, other_call: Call, other_leg: Leg) -> bool:
@@ -1376,9 +1381,7 @@ class Call:
         ``leg``'s party is then out of this call (not yet hung up in either)."""
         stays = leg.other
         moving = other_leg.other
-        if stays is None or moving is None or self.conference or other_call.conference:
-            return False
-        if self.transcoding or other_call.transcoding:
+        if stays is None or moving is None:
             return False
         described = self._received.get(stays.media)
         last_to_moving = other_call._sent.get(moving.media)
@@ -1411,14 +1414,6 @@ class Call:
             offer=offer.description,
             answer=answer,
             anchored=anchored,
-        )
-        log.info(
-            "call %s: %s joined %s with %s of call %s",
-            self.call_id,
-            leg.name,
-            stays.name,
-            moving.name,
-            other_call.call_id,
         )
         return True
 
