@@ -37,6 +37,7 @@ RINGING_MY_PHONES = {
     "state": "ringing",
     "answered_at": None,
     "recording": False,
+    "recording_since": None,
     "quality": None,
     "participants": [],
 }

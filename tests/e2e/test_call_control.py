@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -156,8 +157,13 @@ async def test_a_user_holds_records_keys_and_transfers_their_call(
         await control.resume(company, alice_id, call.id)
         assert control.call(company, alice_id, call.id).state == "talking"
 
+        before = datetime.now(UTC)
         await control.start_recording(company, alice_id, call.id)
-        assert control.call(company, bob_id, call.id).recording
+        recorded = control.call(company, bob_id, call.id)
+        assert recorded.recording and recorded.recording_since is not None
+        # Both see the one start the 5-minute limit counts from.
+        assert before <= recorded.recording_since <= datetime.now(UTC)
+        assert control.call(company, alice_id, call.id).recording_since == recorded.recording_since
         with pytest.raises(CallControlError):
             await control.start_recording(company, bob_id, call.id)
         await asyncio.sleep(2)

@@ -3,7 +3,7 @@
 // (switch, transfer, conference), how a call ended.
 import { act, fireEvent, screen, waitFor } from "@testing-library/preact";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Api } from "../src/api/client";
+import { type Api, ApiError } from "../src/api/client";
 import type { LiveCall } from "../src/api/types";
 import { translator } from "../src/i18n";
 import { audioOutput } from "../src/phone/output";
@@ -28,7 +28,10 @@ class FakeSoftphone implements SoftphoneControls {
   switchTo = vi.fn((id: string) => this.set({ current: id }));
   choose = vi.fn((on: boolean) => this.set({ choosing: on }));
   expected: [string, EndReason][] = [];
-  expectEnd = vi.fn((id: string, reason: EndReason) => this.expected.push([id, reason]));
+  expectEnd = vi.fn((id: string, reason: EndReason | null) => {
+    if (reason === null) this.expected = this.expected.filter(([each]) => each !== id);
+    else this.expected.push([id, reason]);
+  });
   sendDtmf = vi.fn((id: string, key: string) => this.patch(id, { keys: this.find(id).keys + key }));
   setMuted = vi.fn((id: string, on: boolean) => this.patch(id, { muted: on }));
   setHeld = vi.fn((id: string, on: boolean) => this.patch(id, { held: on }));
@@ -81,6 +84,7 @@ function live(extra: Partial<LiveCall> = {}): LiveCall {
     state: "talking",
     answered_at: null,
     recording: false,
+    recording_since: null,
     quality: null,
     participants: [],
     ...extra,
@@ -250,12 +254,14 @@ describe("In call", () => {
     fireEvent.click(dialog.querySelector(".button-primary") as Element);
     expect(startRecording).toHaveBeenCalledWith("api-1");
 
-    act(() => store.set({ calls: [live({ recording: true })] }));
-    expect(screen.getByText("Recording: 5:00 left")).toBeTruthy();
+    // The countdown runs from the server's start (here, 30 s before this screen showed).
+    const since = new Date(Date.now() - 30_000).toISOString();
+    act(() => store.set({ calls: [live({ recording: true, recording_since: since })] }));
+    expect(screen.getByText("Recording: 4:30 left")).toBeTruthy();
     act(() => {
       vi.advanceTimersByTime(61_000);
     });
-    expect(screen.getByText("Recording: 3:59 left")).toBeTruthy();
+    expect(screen.getByText("Recording: 3:29 left")).toBeTruthy();
     fireEvent.click(screen.getByRole("button", { name: "Stop recording" }));
     expect(stopRecording).toHaveBeenCalledWith("api-1");
 
@@ -353,6 +359,18 @@ describe("Two calls", () => {
       ["c1", "transferred"],
       ["c2", "transferred"],
     ]);
+  });
+
+  it("keeps both calls when the server refuses the transfer", async () => {
+    const attendedTransfer = vi.fn(async () => {
+      throw new ApiError(409, "conflict", "Camille's phone refused");
+    });
+    const softphone = twoCalls();
+    const { render, notices } = setup({ softphone, api: { attendedTransfer } as Partial<Api> });
+    render(<Screen softphone={softphone} />);
+    fireEvent.click(screen.getByRole("button", { name: "Transfer Lucas Dubois to Camille Lambert" }));
+    await waitFor(() => expect(notices).toEqual(["Something went wrong: Camille's phone refused"]));
+    expect(softphone.expected).toEqual([]);
   });
 
   it("merges both into a conference, with its participants", async () => {

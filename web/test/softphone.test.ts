@@ -257,9 +257,14 @@ describe("Softphone", () => {
     expect(softphone.get().current).toBe(first.id);
 
     // An ending the user caused (a transfer) is told as such; the other call comes on screen.
+    // A transfer that failed is forgotten: the second call's end is a plain hang-up.
+    softphone.expectEnd(second.id, "transferred");
+    softphone.expectEnd(second.id, null);
     softphone.expectEnd(first.id, "transferred");
     rtcs[0].emit("ended", { originator: "remote", cause: "Terminated" });
     expect(softphone.get()).toMatchObject({ current: second.id, ended: { reason: "transferred" } });
+    rtcs[1].emit("ended", { originator: "remote", cause: "Terminated" });
+    expect(softphone.get()).toMatchObject({ current: null, ended: { reason: "hangup" } });
   });
 
   it("answers a call ringing in during a call, holding the first", async () => {

@@ -64,6 +64,9 @@ class LiveCallOut(BaseModel):
     state: str  # ringing, talking, on hold, held, conference
     answered_at: datetime | None
     recording: bool
+    recording_since: datetime | None = Field(
+        description="when the recording started; it stops by itself 5 minutes later"
+    )
     quality: QualityOut | None
     participants: list[PartyOut]
 
@@ -77,6 +80,7 @@ class LiveCallOut(BaseModel):
             state=call.state,
             answered_at=call.answered_at,
             recording=call.recording,
+            recording_since=call.recording_since,
             quality=QualityOut.of(call.quality),
             participants=[PartyOut.of(party) for party in call.participants],
         )

@@ -46,6 +46,7 @@ class LiveCall:
     recording: bool
     quality: QualitySample | None
     participants: tuple[Party, ...] = ()  # the others in the conference
+    recording_since: datetime | None = None
 
 
 class CallControl:
@@ -202,7 +203,8 @@ class CallControl:
                 quality=None,
             )
         recordings = self._engine.recordings
-        recording = recordings is not None and recordings.is_recording(call)
+        recording_since = recordings.since(call) if recordings is not None else None
+        recording = recording_since is not None
         leg = call.leg_of(user_id)
         if leg is not None:
             # In a conference: the others in it, the first one standing for "the other".
@@ -224,6 +226,7 @@ class CallControl:
                 state=state,
                 answered_at=call.answered_at,
                 recording=recording,
+                recording_since=recording_since,
                 quality=call.quality.current(),
                 participants=others,
             )
@@ -237,6 +240,7 @@ class CallControl:
                 state="ringing",
                 answered_at=None,
                 recording=recording,
+                recording_since=recording_since,
                 quality=None,
             )
         if calling is None:
@@ -249,5 +253,6 @@ class CallControl:
             state="ringing",
             answered_at=None,
             recording=recording,
+            recording_since=recording_since,
             quality=None,
         )

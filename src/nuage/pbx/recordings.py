@@ -61,6 +61,12 @@ class RecordingService:
     def is_recording(self, call: Call) -> bool:
         return call in self._active
 
+    def since(self, call: Call) -> datetime | None:
+        """When the call's recording started, if it is being recorded (it stops by
+        itself ``max_seconds`` later)."""
+        active = self._active.get(call)
+        return None if active is None else active.started_at
+
     @property
     def active(self) -> int:
         return len(self._active)

@@ -63,6 +63,8 @@ export interface LiveCall {
   state: "ringing" | "talking" | "on hold" | "held" | "conference";
   answered_at: string | null;
   recording: boolean;
+  /** When the recording started (it stops by itself 5 minutes later); null if none. */
+  recording_since: string | null;
   /** From the parties' RTCP (F9); null until measured. */
   quality: Quality | null;
   participants: Party[];

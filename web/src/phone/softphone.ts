@@ -107,8 +107,8 @@ export interface SoftphoneControls {
    * the call on screen. */
   choose(on: boolean): void;
   /** The server will end the call because of an action of the user's (a transfer, a
-   * merge): its end is told as ``reason``. */
-  expectEnd(id: string, reason: EndReason): void;
+   * merge): its end is told as ``reason``; null: the action failed, the call goes on. */
+  expectEnd(id: string, reason: EndReason | null): void;
 }
 
 export interface Account {
@@ -465,8 +465,9 @@ export class Softphone implements SoftphoneControls {
     this.set({ choosing: on && this.state.calls.length > 0 });
   }
 
-  expectEnd(id: string, reason: EndReason): void {
-    if (this.sessions.has(id)) this.expected.set(id, reason);
+  expectEnd(id: string, reason: EndReason | null): void {
+    if (reason === null) this.expected.delete(id);
+    else if (this.sessions.has(id)) this.expected.set(id, reason);
   }
 
   // -- JsSIP's events ----------------------------------------------------------------

@@ -239,7 +239,7 @@ function InCall({ call, others, softphone }: { call: SoftCall; others: SoftCall[
           {talking && call.answeredAt !== null && <CallTimer since={call.answeredAt} />}
           {talking && <QualityIndicator quality={live?.quality ?? null} />}
         </div>
-        {live?.recording && <RecordingCountdown callId={call.id} />}
+        {live?.recording_since && <RecordingCountdown since={Date.parse(live.recording_since)} />}
       </div>
       {panel === "keypad" && (
         <section class="call-keypad" id="call-panel" aria-label={t("keypad")}>
@@ -380,6 +380,7 @@ function OtherCallBox({ call, current, softphone }: { call: SoftCall; current: S
       await action();
       notify(t(done));
     } catch (error) {
+      for (const each of ending) softphone.expectEnd(each.id, null);
       notify(t("error_generic", { message: (error as Error).message }), "error");
     } finally {
       setBusy(false);
@@ -536,16 +537,16 @@ function OutputChooser({ onChosen }: { onChosen: () => void }) {
 }
 
 /** How long the recording may still go on (F10: five minutes at most). */
-function RecordingCountdown({ callId }: { callId: string }) {
+/** Counts down from the server's start of the recording: the same on every screen and
+ * device, and after leaving the call screen and coming back. */
+function RecordingCountdown({ since }: { since: number }) {
   const t = useT();
-  const started = useRef(Date.now());
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
-    started.current = Date.now();
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(timer);
-  }, [callId]);
-  const left = Math.max(0, RECORDING_LIMIT_MS - (now - started.current));
+  }, []);
+  const left = Math.max(0, RECORDING_LIMIT_MS - (now - since));
   return (
     <p class="call-recording-left" role="timer" aria-live="off">
       <Icon name="record" size={14} />

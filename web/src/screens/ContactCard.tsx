@@ -168,6 +168,7 @@ function BlindTransfer({ name, extension }: { name: string; extension: string })
       notify(t("transfer_completed"));
       navigate("/");
     } catch (error) {
+      softphone.expectEnd(held.id, null);
       notify(t("error_generic", { message: (error as Error).message }), "error");
     }
   };
