@@ -451,11 +451,49 @@ def test_non_invite_server_absorbs_then_repeats_final_until_timer_j() -> None:
     assert isinstance(transaction, NonInviteServerTransaction)
     assert manager.receive_request(bye, UDP, 0.1) == []  # Trying absorbs
     ok = response(bye, 200)
-    assert manager.respond(transaction, ok, 0.2) == [Send(ok, UDP)]
+    # Over for the TU at once; only the response is kept, to answer retransmissions.
+    assert manager.respond(transaction, ok, 0.2) == [Send(ok, UDP), Terminated(transaction)]
     assert manager.receive_request(bye, UDP, 0.3) == [Send(ok, UDP)]
-    assert run_until(manager, 100.0) == [(32.2, [Terminated(transaction)])]  # Timer J
+    assert manager.receive_request(bye, UDP, 32.1) == [Send(ok, UDP)]
+    assert run_until(manager, 100.0) == [(32.2, [])]  # Timer J ends it silently
     # After Timer J the same request is new again.
     assert kinds(manager.receive_request(bye, UDP, 101.0)) == [NewRequest]
+
+
+def test_a_final_response_that_cannot_be_resent_ends_the_replay() -> None:
+    manager = TransactionManager()
+    register = request("REGISTER")
+    event = new_server(manager, register)
+    assert isinstance(event, NewRequest)
+    challenge = response(register, 401)
+    manager.respond(event.transaction, challenge, 0.0)
+    assert manager.send_error(challenge, 0.5) == []
+    assert len(manager) == 0
+    assert kinds(manager.receive_request(register, UDP, 0.6)) == [NewRequest]
+
+
+def test_replays_do_not_fill_the_transaction_table() -> None:
+    """A REGISTER flood leaves a replay per request for 32 s: they have a bound of their
+    own, four times the table's; past it a completed transaction stays whole (and counts
+    in the table) until Timer J."""
+    manager = TransactionManager(max_transactions=1)
+    for number in range(4):
+        register = request("REGISTER", branch=f"z9hG4bKflood{number}")
+        event = new_server(manager, register)
+        assert isinstance(event, NewRequest)
+        manager.respond(event.transaction, response(register, 200), 0.0)
+        assert len(manager) == 0
+    fifth = request("REGISTER", branch="z9hG4bKflood4")
+    event = new_server(manager, fifth)
+    assert isinstance(event, NewRequest)
+    ok = response(fifth, 200)
+    assert manager.respond(event.transaction, ok, 0.0) == [Send(ok, UDP)]
+    assert len(manager) == 1
+    assert manager.receive_request(fifth, UDP, 0.1) == [Send(ok, UDP)]
+    replayed = request("REGISTER", branch="z9hG4bKflood0")
+    assert kinds(manager.receive_request(replayed, UDP, 0.1)) == [Send]
+    run_until(manager, 40.0)
+    assert len(manager) == 0
 
 
 def test_non_invite_server_proceeding_repeats_provisional() -> None:

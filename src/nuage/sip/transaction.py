@@ -523,6 +523,29 @@ class _AckMemo:
         return []
 
 
+class _Replay:
+    """A non-INVITE server transaction over UDP once its final response is sent: kept
+    64*T1 (Timer J) only to answer retransmissions of its request with that response.
+    The machine and the parsed request go: under a REGISTER flood thousands of these
+    linger each second, and the collector went through all they held."""
+
+    __slots__ = ("deadline", "key", "peer", "response", "scheduled")
+
+    def __init__(self, key: tuple[object, ...], response: Response, peer: Peer, deadline: float):
+        self.key = key
+        self.response = response
+        self.peer = peer
+        self.deadline: float | None = deadline
+        self.scheduled: float | None = None
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+    def handle_timers(self, now: float) -> list[Action]:
+        self.deadline = None
+        return []
+
+
 class OverloadError(RuntimeError):
     """The transaction table is full."""
 
@@ -531,7 +554,10 @@ class TransactionManager:
     """The transaction tables: demultiplexes messages to machines and drives their timers.
 
     ``max_transactions`` bounds the tables: a new request beyond it gets a stateless 503,
-    a new client transaction raises :class:`OverloadError`.
+    a new client transaction raises :class:`OverloadError`. A non-INVITE server
+    transaction over UDP is over for the TU at its final response; a replay (the key, the
+    response, where it went) then answers retransmissions until Timer J. Replays have a
+    bound of their own, four times ``max_transactions``.
     """
 
     def __init__(
@@ -539,8 +565,12 @@ class TransactionManager:
     ) -> None:
         self.config = config or TimerConfig()
         self.max_transactions = max_transactions
+        # Replays (completed non-INVITE server transactions) are a few small objects each
+        # and do not count as transactions: 2000 REGISTERs/s leave 128,000 of them.
+        self.max_replays = 4 * max_transactions
+        self._replays = 0
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
-        self._servers: dict[tuple[object, ...], ServerTransaction] = {}
+        self._servers: dict[tuple[object, ...], ServerTransaction | _Replay] = {}
         # INVITE server transactions whose 2xx awaits its ACK, by (Call-ID, CSeq number).
         self._awaiting_ack: dict[tuple[str, int], InviteServerTransaction] = {}
         self._acks: dict[tuple[str, int, str], _AckMemo] = {}
@@ -548,7 +578,8 @@ class TransactionManager:
         self._counter = itertools.count()
 
     def __len__(self) -> int:
-        return len(self._clients) + len(self._servers)
+        """The transactions in progress (replays aside)."""
+        return len(self._clients) + len(self._servers) - self._replays
 
     # -- client side --
 
@@ -628,6 +659,8 @@ class TransactionManager:
             # RFC 2543 peers (17.2.3, simplified): the request's identity stands in for a branch.
             key = (request.call_id, request.from_.tag, request.cseq.seq, str(via), matched)
         transaction = self._servers.get(key)
+        if isinstance(transaction, _Replay):
+            return [Send(transaction.response, transaction.peer)]
         if transaction is not None:
             if method == "ACK" and transaction.state is State.ACCEPTED:
                 # A 2xx ACK reusing the INVITE's branch (RFC 2543 habit): still a 2xx ACK.
@@ -668,13 +701,31 @@ class TransactionManager:
         actions = transaction.send_response(response, now)
         if isinstance(transaction, InviteServerTransaction) and transaction.ack_key is not None:
             self._awaiting_ack[transaction.ack_key] = transaction
+        if (
+            isinstance(transaction, NonInviteServerTransaction)
+            and transaction.state is State.COMPLETED
+            and transaction.last_response is not None
+            and self._replays < self.max_replays
+        ):
+            # Timer J is the replay's from here: the transaction is over for the TU.
+            replay = _Replay(
+                transaction.key,
+                transaction.last_response,
+                transaction.peer,
+                now + 64 * self.config.t1,
+            )
+            actions += transaction._terminate()
+            self._after(transaction, [])
+            self._servers[transaction.key] = replay
+            self._replays += 1
+            self._schedule(replay)
         return self._after(transaction, actions)
 
     # -- both --
 
     def send_error(self, message: Request | Response, now: float) -> list[Action]:
         """The transport failed to send ``message``: fail the transaction that sent it."""
-        transaction: Transaction | None
+        transaction: Transaction | _Replay | None
         if isinstance(message, Request):
             if message.method == "ACK":
                 return []
@@ -685,6 +736,10 @@ class TransactionManager:
             transaction = self._servers.get(
                 (via.branch or "", via.host.lower(), via.port, message.cseq.method)
             )
+        if isinstance(transaction, _Replay):
+            # A retransmitted final response could not be sent: nothing more to answer.
+            self._drop_replay(transaction)
+            return []
         if transaction is None:
             return []
         return self._after(transaction, transaction.handle_transport_error(now))
@@ -710,6 +765,9 @@ class TransactionManager:
                 if self._acks.get(item.key) is item:
                     del self._acks[item.key]
                 continue
+            if isinstance(item, _Replay):
+                self._drop_replay(item)
+                continue
             actions += self._after(item, fired)  # type: ignore[arg-type]
         return actions
 
@@ -729,6 +787,11 @@ class TransactionManager:
         else:
             self._schedule(transaction)
         return actions
+
+    def _drop_replay(self, replay: _Replay) -> None:
+        if self._servers.get(replay.key) is replay:
+            del self._servers[replay.key]
+            self._replays -= 1
 
     def _schedule(self, item: _Timed) -> None:
         deadline = item.next_deadline()
