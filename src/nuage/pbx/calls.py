@@ -1737,33 +1737,32 @@ class Call:
     async def _rename_to(self, leg: Leg) -> None:
         """Tell a browser whose dialog moved into this call the call's id in the API (a
         body-less UPDATE, RFC 3311), so that the app acts on the call it is now in."""
-        if leg.dialog.peer is None:
-            return
-        request = leg.dialog.create_request("UPDATE", headers=[(API_CALL_ID_HEADER, self.call_id)])
-        try:
-            handle = await self.engine.endpoint.request(request, leg.dialog.peer)
-            await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
-        except Exception:
-            log.info("call %s: UPDATE to %s failed", self.call_id, leg.name)
+        await self._tell(leg, "UPDATE", [(API_CALL_ID_HEADER, self.call_id)])
 
     async def _send_notify(self, leg: Leg, subscribed: bool, status: str, final: bool) -> None:
-        if not subscribed or leg.gone or leg.dialog.peer is None:
+        if not subscribed or leg.gone:
             return
         state = "terminated;reason=noresource" if final else "active;expires=60"
-        request = leg.dialog.create_request(
-            "NOTIFY",
-            body=f"SIP/2.0 {status}\r\n".encode(),
-            headers=[
-                ("Event", "refer"),
-                ("Subscription-State", state),
-                ("Content-Type", "message/sipfrag;version=2.0"),
-            ],
-        )
+        headers = [
+            ("Event", "refer"),
+            ("Subscription-State", state),
+            ("Content-Type", "message/sipfrag;version=2.0"),
+        ]
+        await self._tell(leg, "NOTIFY", headers, f"SIP/2.0 {status}\r\n".encode())
+
+    async def _tell(
+        self, leg: Leg, method: str, headers: list[tuple[str, str]], body: bytes = b""
+    ) -> None:
+        """Send ``leg``'s party an in-dialog request it may refuse or miss: a failure is
+        logged, not the call's."""
+        if leg.dialog.peer is None:
+            return
+        request = leg.dialog.create_request(method, body=body, headers=headers)
         try:
             handle = await self.engine.endpoint.request(request, leg.dialog.peer)
             await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
         except Exception:
-            log.info("call %s: NOTIFY to %s failed", self.call_id, leg.name)
+            log.info("call %s: %s to %s failed", self.call_id, method, leg.name)
 
     # -- tear-down -------------------------------------------------------------------------
 

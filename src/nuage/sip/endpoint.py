@@ -467,11 +467,6 @@ class SipEndpoint:
 
     def _respond(self, transaction: ServerTransaction, response: Response) -> None:
         self._run(self._manager.respond(transaction, response, self._loop.time()))
-        if isinstance(transaction, NonInviteServerTransaction) and transaction.final_sent:
-            # The transaction lingers 32 s for retransmissions (Timer J) with no more use
-            # for its handle: at thousands of REGISTERs a second, kept handles were a
-            # fifth of the objects the collector went through.
-            self._servers.pop(transaction, None)
 
     async def _serve(self, handle: ServerTransactionHandle) -> None:
         try:

@@ -503,37 +503,20 @@ ServerTransaction = InviteServerTransaction | NonInviteServerTransaction
 Transaction = ClientTransaction | ServerTransaction
 
 
-class _AckMemo:
-    """An ACK we sent for a 2xx, kept 64*T1 to answer that 2xx's retransmissions."""
+class _Kept:
+    """A message kept 64*T1 only to answer retransmissions with it: the ACK we sent for a
+    2xx (resent when the 2xx comes again), or the final response of a non-INVITE server
+    transaction over UDP (resent when its request comes again; Timer J). For the latter
+    the machine and the parsed request go: under a REGISTER flood thousands linger each
+    second, and the collector went through all they held."""
 
-    __slots__ = ("ack", "deadline", "key", "peer", "scheduled")
+    __slots__ = ("deadline", "key", "message", "peer", "scheduled")
 
-    def __init__(self, key: tuple[str, int, str], ack: Request, peer: Peer, deadline: float):
+    def __init__(
+        self, key: tuple[object, ...], message: Request | Response, peer: Peer, deadline: float
+    ):
         self.key = key
-        self.ack = ack
-        self.peer = peer
-        self.deadline: float | None = deadline
-        self.scheduled: float | None = None
-
-    def next_deadline(self) -> float | None:
-        return self.deadline
-
-    def handle_timers(self, now: float) -> list[Action]:
-        self.deadline = None
-        return []
-
-
-class _Replay:
-    """A non-INVITE server transaction over UDP once its final response is sent: kept
-    64*T1 (Timer J) only to answer retransmissions of its request with that response.
-    The machine and the parsed request go: under a REGISTER flood thousands of these
-    linger each second, and the collector went through all they held."""
-
-    __slots__ = ("deadline", "key", "peer", "response", "scheduled")
-
-    def __init__(self, key: tuple[object, ...], response: Response, peer: Peer, deadline: float):
-        self.key = key
-        self.response = response
+        self.message = message
         self.peer = peer
         self.deadline: float | None = deadline
         self.scheduled: float | None = None
@@ -570,10 +553,10 @@ class TransactionManager:
         self.max_replays = 4 * max_transactions
         self._replays = 0
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
-        self._servers: dict[tuple[object, ...], ServerTransaction | _Replay] = {}
+        self._servers: dict[tuple[object, ...], ServerTransaction | _Kept] = {}
         # INVITE server transactions whose 2xx awaits its ACK, by (Call-ID, CSeq number).
         self._awaiting_ack: dict[tuple[str, int], InviteServerTransaction] = {}
-        self._acks: dict[tuple[str, int, str], _AckMemo] = {}
+        self._acks: dict[tuple[object, ...], _Kept] = {}
         self._heap: list[tuple[float, int, _Timed]] = []
         self._counter = itertools.count()
 
@@ -635,13 +618,13 @@ class TransactionManager:
     def _answer_2xx(self, response: Response, peer: Peer, cseq: CSeq) -> list[Action]:
         memo = self._acks.get((response.call_id, cseq.seq, response.to.tag or ""))
         if memo is not None and memo.deadline is not None:
-            return [Send(memo.ack, memo.peer)]
+            return [Send(memo.message, memo.peer)]
         return [StrayResponse(response, peer)]
 
     def remember_ack(self, ack: Request, peer: Peer, now: float) -> None:
         """Keep an ACK for a 2xx so that retransmissions of that 2xx are answered with it."""
         key = (ack.call_id, ack.cseq.seq, ack.to.tag or "")
-        memo = _AckMemo(key, ack, peer, now + 64 * self.config.t1)
+        memo = _Kept(key, ack, peer, now + 64 * self.config.t1)
         self._acks[key] = memo
         self._schedule(memo)
 
@@ -659,8 +642,8 @@ class TransactionManager:
             # RFC 2543 peers (17.2.3, simplified): the request's identity stands in for a branch.
             key = (request.call_id, request.from_.tag, request.cseq.seq, str(via), matched)
         transaction = self._servers.get(key)
-        if isinstance(transaction, _Replay):
-            return [Send(transaction.response, transaction.peer)]
+        if isinstance(transaction, _Kept):
+            return [Send(transaction.message, transaction.peer)]
         if transaction is not None:
             if method == "ACK" and transaction.state is State.ACCEPTED:
                 # A 2xx ACK reusing the INVITE's branch (RFC 2543 habit): still a 2xx ACK.
@@ -708,7 +691,7 @@ class TransactionManager:
             and self._replays < self.max_replays
         ):
             # Timer J is the replay's from here: the transaction is over for the TU.
-            replay = _Replay(
+            replay = _Kept(
                 transaction.key,
                 transaction.last_response,
                 transaction.peer,
@@ -725,7 +708,7 @@ class TransactionManager:
 
     def send_error(self, message: Request | Response, now: float) -> list[Action]:
         """The transport failed to send ``message``: fail the transaction that sent it."""
-        transaction: Transaction | _Replay | None
+        transaction: Transaction | _Kept | None
         if isinstance(message, Request):
             if message.method == "ACK":
                 return []
@@ -736,7 +719,7 @@ class TransactionManager:
             transaction = self._servers.get(
                 (via.branch or "", via.host.lower(), via.port, message.cseq.method)
             )
-        if isinstance(transaction, _Replay):
+        if isinstance(transaction, _Kept):
             # A retransmitted final response could not be sent: nothing more to answer.
             self._drop_replay(transaction)
             return []
@@ -761,12 +744,11 @@ class TransactionManager:
             if item.next_deadline() != deadline:
                 continue
             fired = item.handle_timers(now)
-            if isinstance(item, _AckMemo):
+            if isinstance(item, _Kept):
                 if self._acks.get(item.key) is item:
                     del self._acks[item.key]
-                continue
-            if isinstance(item, _Replay):
-                self._drop_replay(item)
+                else:
+                    self._drop_replay(item)
                 continue
             actions += self._after(item, fired)  # type: ignore[arg-type]
         return actions
@@ -788,7 +770,7 @@ class TransactionManager:
             self._schedule(transaction)
         return actions
 
-    def _drop_replay(self, replay: _Replay) -> None:
+    def _drop_replay(self, replay: _Kept) -> None:
         if self._servers.get(replay.key) is replay:
             del self._servers[replay.key]
             self._replays -= 1
