@@ -18,6 +18,7 @@ from nuage.sip.transaction import (
     NonInviteClientTransaction,
     NonInviteServerTransaction,
     OverloadError,
+    Replay,
     Send,
     State,
     StrayResponse,
@@ -453,14 +454,14 @@ def test_non_invite_server_absorbs_then_repeats_final_until_timer_j() -> None:
     ok = response(bye, 200)
     # Over for the TU at once; only the response is kept, to answer retransmissions.
     assert manager.respond(transaction, ok, 0.2) == [Send(ok, UDP), Terminated(transaction)]
-    assert manager.receive_request(bye, UDP, 0.3) == [Send(ok, UDP)]
-    assert manager.receive_request(bye, UDP, 32.1) == [Send(ok, UDP)]
+    assert manager.receive_request(bye, UDP, 0.3) == [Replay(bytes(ok), bye, UDP)]
+    assert manager.receive_request(bye, UDP, 32.1) == [Replay(bytes(ok), bye, UDP)]
     assert run_until(manager, 100.0) == [(32.2, [])]  # Timer J ends it silently
     # After Timer J the same request is new again.
     assert kinds(manager.receive_request(bye, UDP, 101.0)) == [NewRequest]
 
 
-def test_a_final_response_that_cannot_be_resent_ends_the_replay() -> None:
+def test_a_final_response_that_could_not_be_sent_is_tried_again_for_a_retransmission() -> None:
     manager = TransactionManager()
     register = request("REGISTER")
     event = new_server(manager, register)
@@ -469,7 +470,21 @@ def test_a_final_response_that_cannot_be_resent_ends_the_replay() -> None:
     manager.respond(event.transaction, challenge, 0.0)
     assert manager.send_error(challenge, 0.5) == []
     assert len(manager) == 0
-    assert kinds(manager.receive_request(register, UDP, 0.6)) == [NewRequest]
+    assert manager.receive_request(register, UDP, 0.6) == [Replay(bytes(challenge), register, UDP)]
+
+
+def test_an_rfc_2543_request_keeps_its_whole_transaction_until_timer_j() -> None:
+    """Without an RFC 3261 branch the key is the request's identity: no replay."""
+    manager = TransactionManager()
+    options = request("OPTIONS", branch="old-style")
+    event = new_server(manager, options)
+    assert isinstance(event, NewRequest)
+    ok = response(options, 200)
+    assert manager.respond(event.transaction, ok, 0.0) == [Send(ok, UDP)]
+    assert len(manager) == 1 and len(manager.replays) == 0
+    assert manager.receive_request(options, UDP, 0.1) == [Send(ok, UDP)]
+    run_until(manager, 40.0)
+    assert len(manager) == 0
 
 
 def test_replays_do_not_fill_the_transaction_table() -> None:
@@ -491,9 +506,9 @@ def test_replays_do_not_fill_the_transaction_table() -> None:
     assert len(manager) == 1
     assert manager.receive_request(fifth, UDP, 0.1) == [Send(ok, UDP)]
     replayed = request("REGISTER", branch="z9hG4bKflood0")
-    assert kinds(manager.receive_request(replayed, UDP, 0.1)) == [Send]
+    assert kinds(manager.receive_request(replayed, UDP, 0.1)) == [Replay]
     run_until(manager, 40.0)
-    assert len(manager) == 0
+    assert len(manager) == 0 and len(manager.replays) == 0
 
 
 def test_non_invite_server_proceeding_repeats_provisional() -> None:
@@ -543,8 +558,8 @@ def test_cancel_matches_invite_by_branch_but_is_its_own_transaction() -> None:
     assert received.transaction is not event.transaction
     ok = response(cancel, 200)
     manager.respond(received.transaction, ok, 1.1)
-    # A retransmitted CANCEL is answered by its own transaction, not passed up again.
-    assert manager.receive_request(cancel, UDP, 1.2) == [Send(ok, UDP)]
+    # A retransmitted CANCEL is answered by its own replay, not passed up again.
+    assert manager.receive_request(cancel, UDP, 1.2) == [Replay(bytes(ok), cancel, UDP)]
 
 
 def test_cancel_with_unknown_branch_matches_nothing() -> None:

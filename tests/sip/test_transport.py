@@ -16,7 +16,7 @@ from typing import Any, cast
 import pytest
 import uvloop
 
-from nuage.sip.message import Message, Request, Response, make_response
+from nuage.sip.message import Headers, Message, Request, Response, make_response
 from nuage.sip.parser import parse_message
 from nuage.sip.peer import Peer
 from nuage.sip.transport import TransportLayer
@@ -216,7 +216,7 @@ async def test_udp_response_routed_to_received_and_rport(host: str) -> None:
         request, peer = await collector.next()
         assert isinstance(request, Request)
         response = make_response(request, 200)
-        assert layer.response_destination(response, peer) == peer
+        assert layer.response_destination(response.top_via, peer) == peer
         layer.send(response, peer)
         data = await client.recv()
         assert data.startswith(b"SIP/2.0 200 OK\r\n")
@@ -236,6 +236,24 @@ async def test_udp_response_without_rport_goes_to_sent_by_port() -> None:
         layer.send(make_response(request, 200), peer)
         assert (await listener.recv()).startswith(b"SIP/2.0 200")
         assert sender.received.empty()
+
+
+@on_each_loop
+async def test_a_response_sent_again_goes_where_the_retransmitted_request_says() -> None:
+    async with started() as (layer, collector):
+        client = await udp_client(bound(layer, "udp", "127.0.0.1"))
+        client.send(options())
+        request, peer = await collector.next()
+        assert isinstance(request, Request)
+        sent = bytes(make_response(request, 200))
+        layer.send_again(sent, request, peer)
+        assert await client.recv() == sent
+        # Nowhere to go: counted, not reported (the request's next retransmission tries).
+        broken = Request("OPTIONS", request.uri, Headers([("Via", "garbage")]))
+        layer.send_again(sent, broken, peer)
+        await asyncio.sleep(0.05)
+        assert layer.stats.send_errors == 1
+        assert collector.errors.empty() and client.received.empty()
 
 
 @on_each_loop

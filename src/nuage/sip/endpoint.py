@@ -66,6 +66,7 @@ from nuage.sip.transaction import (
     NewRequest,
     NonInviteClientTransaction,
     NonInviteServerTransaction,
+    Replay,
     Send,
     ServerTransaction,
     StrayResponse,
@@ -99,6 +100,8 @@ class TransportLike(Protocol):
     stats: TransportStats
 
     def send(self, message: Message, peer: Peer) -> None: ...
+
+    def send_again(self, data: bytes, request: Request, source: Peer) -> None: ...
 
     def sent_by(self, transport: str) -> tuple[str, int]: ...
 
@@ -515,6 +518,8 @@ class SipEndpoint:
     def _perform(self, action: Action) -> None:
         if isinstance(action, Send):
             self.transport.send(action.message, action.peer)
+        elif isinstance(action, Replay):
+            self.transport.send_again(action.data, action.request, action.peer)
         elif isinstance(action, DeliverResponse):
             client = self._clients.get(action.transaction)
             if client is not None:

@@ -33,6 +33,7 @@ from typing import Protocol
 
 from nuage.sip.message import CSeq, Headers, Request, Response, make_response
 from nuage.sip.peer import Peer
+from nuage.sip.replays import Replays
 
 MAGIC_COOKIE = "z9hG4bK"
 RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
@@ -68,6 +69,16 @@ class Send:
     """Give ``message`` to the transport for ``peer``."""
 
     message: Request | Response
+    peer: Peer
+
+
+@dataclass(slots=True)
+class Replay:
+    """Give ``data``, a final response as first sent, to the transport again: ``request``,
+    a retransmission from ``peer``, asked for it."""
+
+    data: bytes
+    request: Request
     peer: Peer
 
 
@@ -141,6 +152,7 @@ class Terminated:
 
 Action = (
     Send
+    | Replay
     | DeliverResponse
     | NewRequest
     | CancelReceived
@@ -503,20 +515,14 @@ ServerTransaction = InviteServerTransaction | NonInviteServerTransaction
 Transaction = ClientTransaction | ServerTransaction
 
 
-class _Kept:
-    """A message kept 64*T1 only to answer retransmissions with it: the ACK we sent for a
-    2xx (resent when the 2xx comes again), or the final response of a non-INVITE server
-    transaction over UDP (resent when its request comes again; Timer J). For the latter
-    the machine and the parsed request go: under a REGISTER flood thousands linger each
-    second, and the collector went through all they held."""
+class _AckMemo:
+    """The ACK we sent for a 2xx, kept 64*T1 to answer that 2xx's retransmissions."""
 
-    __slots__ = ("deadline", "key", "message", "peer", "scheduled")
+    __slots__ = ("ack", "deadline", "key", "peer", "scheduled")
 
-    def __init__(
-        self, key: tuple[object, ...], message: Request | Response, peer: Peer, deadline: float
-    ):
+    def __init__(self, key: tuple[object, ...], ack: Request, peer: Peer, deadline: float):
         self.key = key
-        self.message = message
+        self.ack = ack
         self.peer = peer
         self.deadline: float | None = deadline
         self.scheduled: float | None = None
@@ -529,6 +535,13 @@ class _Kept:
         return []
 
 
+def _replay_key(key: tuple[object, ...]) -> str:
+    """A string for an RFC 3261 server transaction key (branch, sent-by host and port,
+    method): a replay's key, and nothing the collector tracks."""
+    branch, host, port, method = key
+    return f"{branch} {host} {port} {method}"
+
+
 class OverloadError(RuntimeError):
     """The transaction table is full."""
 
@@ -538,9 +551,10 @@ class TransactionManager:
 
     ``max_transactions`` bounds the tables: a new request beyond it gets a stateless 503,
     a new client transaction raises :class:`OverloadError`. A non-INVITE server
-    transaction over UDP is over for the TU at its final response; a replay (the key, the
-    response, where it went) then answers retransmissions until Timer J. Replays have a
-    bound of their own, four times ``max_transactions``.
+    transaction over UDP (with an RFC 3261 branch) is over for the TU at its final
+    response; its replay (:mod:`nuage.sip.replays`) then answers retransmissions until
+    Timer J. Replays have a bound of their own, four times ``max_transactions``; past it a
+    completed transaction stays whole until Timer J.
     """
 
     def __init__(
@@ -548,21 +562,19 @@ class TransactionManager:
     ) -> None:
         self.config = config or TimerConfig()
         self.max_transactions = max_transactions
-        # Replays (completed non-INVITE server transactions) are a few small objects each
-        # and do not count as transactions: 2000 REGISTERs/s leave 128,000 of them.
-        self.max_replays = 4 * max_transactions
-        self._replays = 0
+        # Replays do not count as transactions: 2000 REGISTERs/s leave 128,000 of them.
+        self.replays = Replays(64 * self.config.t1, 4 * max_transactions)
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
-        self._servers: dict[tuple[object, ...], ServerTransaction | _Kept] = {}
+        self._servers: dict[tuple[object, ...], ServerTransaction] = {}
         # INVITE server transactions whose 2xx awaits its ACK, by (Call-ID, CSeq number).
         self._awaiting_ack: dict[tuple[str, int], InviteServerTransaction] = {}
-        self._acks: dict[tuple[object, ...], _Kept] = {}
+        self._acks: dict[tuple[object, ...], _AckMemo] = {}
         self._heap: list[tuple[float, int, _Timed]] = []
         self._counter = itertools.count()
 
     def __len__(self) -> int:
         """The transactions in progress (replays aside)."""
-        return len(self._clients) + len(self._servers) - self._replays
+        return len(self._clients) + len(self._servers)
 
     # -- client side --
 
@@ -618,13 +630,13 @@ class TransactionManager:
     def _answer_2xx(self, response: Response, peer: Peer, cseq: CSeq) -> list[Action]:
         memo = self._acks.get((response.call_id, cseq.seq, response.to.tag or ""))
         if memo is not None and memo.deadline is not None:
-            return [Send(memo.message, memo.peer)]
+            return [Send(memo.ack, memo.peer)]
         return [StrayResponse(response, peer)]
 
     def remember_ack(self, ack: Request, peer: Peer, now: float) -> None:
         """Keep an ACK for a 2xx so that retransmissions of that 2xx are answered with it."""
         key = (ack.call_id, ack.cseq.seq, ack.to.tag or "")
-        memo = _Kept(key, ack, peer, now + 64 * self.config.t1)
+        memo = _AckMemo(key, ack, peer, now + 64 * self.config.t1)
         self._acks[key] = memo
         self._schedule(memo)
 
@@ -638,12 +650,14 @@ class TransactionManager:
         key: tuple[object, ...]
         if branch.startswith(MAGIC_COOKIE):
             key = (branch, via.host.lower(), via.port, matched)
+            if matched != "INVITE":
+                sent = self.replays.get(_replay_key(key))
+                if sent is not None:
+                    return [Replay(sent, request, peer)]
         else:
             # RFC 2543 peers (17.2.3, simplified): the request's identity stands in for a branch.
             key = (request.call_id, request.from_.tag, request.cseq.seq, str(via), matched)
         transaction = self._servers.get(key)
-        if isinstance(transaction, _Kept):
-            return [Send(transaction.message, transaction.peer)]
         if transaction is not None:
             if method == "ACK" and transaction.state is State.ACCEPTED:
                 # A 2xx ACK reusing the INVITE's branch (RFC 2543 habit): still a 2xx ACK.
@@ -688,27 +702,22 @@ class TransactionManager:
             isinstance(transaction, NonInviteServerTransaction)
             and transaction.state is State.COMPLETED
             and transaction.last_response is not None
-            and self._replays < self.max_replays
+            and len(transaction.key) == 4  # an RFC 3261 branch
+            and self.replays.keep(
+                _replay_key(transaction.key),
+                bytes(transaction.last_response),
+                now,
+            )
         ):
             # Timer J is the replay's from here: the transaction is over for the TU.
-            replay = _Kept(
-                transaction.key,
-                transaction.last_response,
-                transaction.peer,
-                now + 64 * self.config.t1,
-            )
             actions += transaction._terminate()
-            self._after(transaction, [])
-            self._servers[transaction.key] = replay
-            self._replays += 1
-            self._schedule(replay)
         return self._after(transaction, actions)
 
     # -- both --
 
     def send_error(self, message: Request | Response, now: float) -> list[Action]:
         """The transport failed to send ``message``: fail the transaction that sent it."""
-        transaction: Transaction | _Kept | None
+        transaction: Transaction | None
         if isinstance(message, Request):
             if message.method == "ACK":
                 return []
@@ -719,24 +728,22 @@ class TransactionManager:
             transaction = self._servers.get(
                 (via.branch or "", via.host.lower(), via.port, message.cseq.method)
             )
-        if isinstance(transaction, _Kept):
-            # A retransmitted final response could not be sent: nothing more to answer.
-            self._drop_replay(transaction)
-            return []
         if transaction is None:
             return []
         return self._after(transaction, transaction.handle_transport_error(now))
 
     def next_deadline(self) -> float | None:
         heap = self._heap
+        replay = self.replays.next_deadline()
         while heap:
             deadline, _, item = heap[0]
             if item.next_deadline() == deadline:
-                return deadline
+                return deadline if replay is None else min(deadline, replay)
             heapq.heappop(heap)
-        return None
+        return replay
 
     def handle_timers(self, now: float) -> list[Action]:
+        self.replays.expire(now)
         actions: list[Action] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
@@ -744,11 +751,9 @@ class TransactionManager:
             if item.next_deadline() != deadline:
                 continue
             fired = item.handle_timers(now)
-            if isinstance(item, _Kept):
+            if isinstance(item, _AckMemo):
                 if self._acks.get(item.key) is item:
                     del self._acks[item.key]
-                else:
-                    self._drop_replay(item)
                 continue
             actions += self._after(item, fired)  # type: ignore[arg-type]
         return actions
@@ -769,11 +774,6 @@ class TransactionManager:
         else:
             self._schedule(transaction)
         return actions
-
-    def _drop_replay(self, replay: _Kept) -> None:
-        if self._servers.get(replay.key) is replay:
-            del self._servers[replay.key]
-            self._replays -= 1
 
     def _schedule(self, item: _Timed) -> None:
         deadline = item.next_deadline()

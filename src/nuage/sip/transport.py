@@ -14,9 +14,10 @@ Choices the layer above relies on:
   18.1.1). That switch is the transaction user's, since only it knows whether the target
   accepts TCP: this layer sends over UDP whatever it is asked to.
 - Send failures are reported through ``on_send_error(message, peer, exc)`` from a later
-  loop iteration, never from inside ``send()``, so the caller is not re-entered. A
-  datagram dropped because the socket's send buffer is full is not reported: like loss
-  in the network, the transaction's retransmissions cover it.
+  loop iteration, never from inside ``send()``, so the caller is not re-entered; those
+  of :meth:`TransportLayer.send_again` are only counted. A datagram dropped because the
+  socket's send buffer is full is not reported: like loss in the network, the
+  transaction's retransmissions cover it.
 - Hosts given to ``send`` should be IP literals; a host name is resolved with one plain
   address look-up (the RFC 3263 NAPTR/SRV procedure belongs above).
 - Incoming requests get ``received`` and ``rport`` in their top Via (RFC 3261 section
@@ -109,7 +110,7 @@ class TransportStats:
     rejected: int = 0  # malformed requests answered with an error response
     dropped: int = 0  # inputs discarded: garbage, malformed responses, framing errors
     keepalives: int = 0  # CRLF keep-alives received (RFC 5626), answered on streams
-    send_errors: int = 0  # sends reported through on_send_error
+    send_errors: int = 0  # failed sends (reported through on_send_error but replays')
     send_dropped: int = 0  # datagrams dropped because the socket's send buffer was full
     callback_errors: int = 0  # on_message raised (a bug above us)
     tcp_connections: int = 0  # stream connections open now (inbound and outbound)
@@ -599,14 +600,14 @@ class TransportLayer:
 
     # sending
 
-    def response_destination(self, response: Response, source: Peer) -> Peer:
-        """Where a response to a request received from ``source`` goes (RFC 3261 18.2.2).
+    def response_destination(self, via: Via, source: Peer) -> Peer:
+        """Where a response whose top Via is ``via`` goes, its request having come from
+        ``source`` (RFC 3261 18.2.2).
 
         Streams: back on the request's connection (``connection_id`` kept), else to the
         Via received address and sent-by port. UDP: to received and rport when the top
         Via has them (RFC 3581), else to its sent-by host and port (default 5060).
         """
-        via = response.top_via
         params = via.params
         host = params.get("received") or via.host
         port = via.port or DEFAULT_PORTS.get(source.transport, 5060)
@@ -625,7 +626,7 @@ class TransportLayer:
         """
         if isinstance(message, Response):
             try:
-                peer = self.response_destination(message, peer)
+                peer = self.response_destination(message.top_via, peer)
             except SipSyntaxError as exc:
                 self._send_failed(message, peer, exc)
                 return
@@ -639,10 +640,21 @@ class TransportLayer:
         else:
             self._send_failed(message, peer, ValueError(f"no {peer.transport} transport"))
 
-    def _send_failed(self, message: Message, peer: Peer, exc: Exception) -> None:
+    def send_again(self, data: bytes, request: Request, source: Peer) -> None:
+        """Send ``data``, a final response sent before over UDP, again for ``request``, its
+        request retransmitted from ``source``. A failure is counted, not reported: the
+        request's next retransmission tries again."""
+        try:
+            destination = self.response_destination(request.top_via, source)
+        except SipSyntaxError as exc:
+            self._send_failed(None, source, exc)
+            return
+        self._send_udp(None, data, destination)
+
+    def _send_failed(self, message: Message | None, peer: Peer, exc: Exception) -> None:
         self.stats.send_errors += 1
         _log.debug("send to %s failed: %s", peer, exc)
-        if self._on_send_error is not None:
+        if self._on_send_error is not None and message is not None:
             self._loop.call_soon(self._report_send_error, self._on_send_error, message, peer, exc)
 
     @staticmethod
@@ -654,7 +666,7 @@ class TransportLayer:
         except Exception:
             _log.exception("on_send_error failed")
 
-    def _send_udp(self, message: Message, data: bytes, peer: Peer) -> None:
+    def _send_udp(self, message: Message | None, data: bytes, peer: Peer) -> None:
         if len(data) > _MAX_DATAGRAM:
             self._send_failed(message, peer, ValueError(f"{len(data)} bytes exceed a datagram"))
             return
@@ -668,7 +680,7 @@ class TransportLayer:
             return
         endpoint.sendto(data, (peer.host, peer.port))
 
-    async def _resolve_and_send_udp(self, message: Message, data: bytes, peer: Peer) -> None:
+    async def _resolve_and_send_udp(self, message: Message | None, data: bytes, peer: Peer) -> None:
         try:
             infos = await self._loop.getaddrinfo(peer.host, peer.port, type=socket.SOCK_DGRAM)
         except OSError as exc:
