@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import math
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,12 @@ REGISTERING_USERS = 200
 # A step where sipp's retransmissions hide a growing backlog is not a sustained rate,
 # even if every call ends up answered: the 99th percentile must stay under this.
 SUSTAINED_P99_MS = 1000.0
+# Longer than Timer J (32 s), so that the final responses kept to answer retransmissions
+# reach the count a server holds in service: a 20 s step never sees them expire.
+HELD_SECONDS = 90.0
+# A held call set-up run also needs every call's record closed this soon after the load
+# ends: a server that answers calls but falls behind on its records is not keeping up.
+MAX_RECORDS_LAG_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class Run:
     p50_ms: float
     p99_ms: float
     server_cpu_percent: float
+    # Seconds from the end of the load until every call's record was closed (held runs).
+    records_lag_s: float | None = None
 
     @property
     def clean(self) -> bool:
@@ -62,6 +73,7 @@ class Run:
             self.failed == 0
             and self.successful == self.attempted
             and self.p99_ms <= SUSTAINED_P99_MS
+            and (self.records_lag_s is None or self.records_lag_s <= MAX_RECORDS_LAG_S)
         )
 
 
@@ -90,6 +102,9 @@ class Stepped:
     profile_rate: float | None = None
     profile_cpu_percent: float | None = None
     main_thread_cpu_percent: float | None = None
+    # The best step held once more, on a fresh server, for `held_seconds`.
+    held: Step | None = None
+    held_seconds: float = 0.0
 
     @property
     def best(self) -> Step | None:
@@ -206,6 +221,42 @@ async def _setup_step(workdir: Path, rate: float, runs: int, seconds: float) -> 
     return step
 
 
+def _closed_records(server: BenchServer) -> int:
+    """The call records the server has closed, read from its SQLite file."""
+    uri = f"file:{server.workdir / 'data' / 'nuage.db'}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
+        [count] = db.execute("SELECT count(*) FROM call_records WHERE ended_at IS NOT NULL")
+        return int(count[0])
+
+
+async def _records_lag(server: BenchServer, calls: int, within: float = 60.0) -> float:
+    """Seconds until ``calls`` records are closed (infinity if not within ``within``)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < within:
+        if await asyncio.to_thread(_closed_records, server) >= calls:
+            return loop.time() - started
+        await asyncio.sleep(0.2)
+    return math.inf
+
+
+async def _held_setup(workdir: Path, rate: float, seconds: float) -> Step:
+    """One long run at ``rate`` on a fresh server, and how long its records took."""
+    async with bench_server(workdir / "server") as server, _callee(server, workdir, seconds + 90):
+        run = await _load(
+            "uac_call.xml",
+            server.sip_target,
+            workdir / "run",
+            rate,
+            seconds=seconds,
+            server=server,
+            source=CARRIER_HOST,
+            service=COMPANY_NUMBER,
+        )
+        lag = await _records_lag(server, run.attempted)
+    return Step(rate, [dataclasses.replace(run, records_lag_s=lag)])
+
+
 async def _profiled_setup(workdir: Path, rate: float, seconds: float) -> Stepped:
     """One run at `rate` with py-spy sampling the server; the hot spots, or none."""
     result = Stepped([], [], seconds, profile_rate=rate)
@@ -273,6 +324,9 @@ async def measure_setup_rate(
             break
     result = Stepped(steps, [], seconds)
     best = result.best
+    if best is not None:
+        result.held_seconds = max(seconds, HELD_SECONDS)
+        result.held = await _held_setup(workdir / "held", best.rate, result.held_seconds)
     profile_rate = best.rate if best is not None else rates[0]
     profiled = await _profiled_setup(workdir / "profile", profile_rate, seconds)
     result.profile = profiled.profile
@@ -335,4 +389,10 @@ async def measure_registrations(
         runs=runs,
         seconds=seconds,
     )
-    return Stepped(steps, [baseline], seconds)
+    result = Stepped(steps, [baseline], seconds)
+    if result.best is not None:
+        result.held_seconds = max(seconds, HELD_SECONDS)
+        result.held = await _register_step(
+            workdir / "held", result.best.rate, 1, result.held_seconds
+        )
+    return result

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,22 +48,20 @@ class CallRecorder:
 
     async def start(self, call: Call) -> RecordId:
         """Queue the record's creation; the returned future gives its id once written."""
-        started_at = datetime.now(UTC)
-
-        async def create(session: AsyncSession) -> int:
-            return await repositories.add_call_record(
-                session,
-                company_id=call.company.id,
-                call_id=call.tx.request.call_id,
-                direction=call.direction,
-                caller=call.caller.number,
-                caller_name=call.caller.name,
-                callee=call.callee.number,
-                started_at=started_at,
-                caller_user_id=call.caller.user_id,
-                callee_user_id=call.callee.user_id,
-            )
-
+        # The values, not the call: a queued write must not keep an ended call (its media,
+        # its messages) alive while the database catches up.
+        create = partial(
+            repositories.add_call_record,
+            company_id=call.company.id,
+            call_id=call.tx.request.call_id,
+            direction=call.direction,
+            caller=call.caller.number,
+            caller_name=call.caller.name,
+            callee=call.callee.number,
+            started_at=datetime.now(UTC),
+            caller_user_id=call.caller.user_id,
+            callee_user_id=call.callee.user_id,
+        )
         return asyncio.ensure_future(self._writer.run(create))
 
     def finish(self, record: RecordId, call: Call, outcome: str, reason: str) -> None:
