@@ -36,6 +36,10 @@ class MessageWaiting:
         if bus is not None:
             bus.watch(self._event)
 
+    def known_counts(self, company_id: int, user_id: int) -> MessageCounts | None:
+        """The user's counts if they were read already, without waiting."""
+        return self._counts.get((company_id, user_id))
+
     async def counts(self, company_id: int, user_id: int) -> MessageCounts:
         """The user's counts, read from the database the first time only."""
         key = (company_id, user_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import lru_cache
 
 from nuage.pbx.auth import UserAuthenticator
 from nuage.pbx.location import Binding, BindingChange, LocationService
@@ -117,11 +118,18 @@ class Registrar:
     def _contact_headers(
         self, company_id: int, user_id: int, now: datetime
     ) -> list[tuple[str, str]]:
-        headers = [("Date", format_datetime(now, usegmt=True))]
+        headers = [("Date", _date_header(int(now.timestamp())))]
         for binding in self._location.bindings(company_id, user_id, now):
             remaining = max(0, int((binding.expires_at - now).total_seconds()))
             headers.append(("Contact", f"<{binding.contact}>;expires={remaining}"))
         return headers
+
+
+@lru_cache(maxsize=1)
+def _date_header(second: int) -> str:
+    """The Date header of a second (RFC 3261 20.17): formatted once for every REGISTER
+    answered within it."""
+    return format_datetime(datetime.fromtimestamp(second, UTC), usegmt=True)
 
 
 def _is_fresh(binding: Binding, current: dict[str, Binding]) -> bool:

@@ -76,6 +76,11 @@ class UnsolicitedMwi:
 
     def registered(self, company_id: int, user_id: int, binding: Binding) -> None:
         """A device registered afresh (the registrar's listener)."""
+        known = self._waiting.known_counts(company_id, user_id)
+        if known is not None and not known.new:
+            # Nothing to light: no task for the common case (every phone of a restarted
+            # site registers afresh at once).
+            return
         self._spawn(self._tell(company_id, user_id, [binding], only_waiting=True))
 
     def _spawn(self, work: Coroutine[None, None, None]) -> None:
