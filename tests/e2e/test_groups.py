@@ -158,7 +158,9 @@ async def test_star_97_leaves_a_message_without_ringing_anyone(
             await alice.wait_event("CALL_CLOSED", timeout=10)
             _, created = await bobs.wait_for("voicemail.created", within=10)
             assert created["data"]["group_id"] is None
-            assert 1500 < created["data"]["duration_ms"] < 4000, created
+            # About 3.5 s, from the skipped greeting to "#" (whose own end the closed call
+            # shows); a loaded machine adds the DTMF's way through baresip, over 0.5 s.
+            assert 1500 < created["data"]["duration_ms"] < 5000, created
             # An extension without a box: refused, nothing answers.
             await alice.dial(f"sip:*979999@{DOMAIN}")
             await alice.wait_event("CALL_CLOSED", timeout=10)
