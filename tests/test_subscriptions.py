@@ -31,6 +31,7 @@ from nuage.sip.peer import Peer
 from nuage.sip.transaction import TimerConfig
 from nuage.store.database import Database
 from nuage.store.models import Company, Status, User
+from peers.waiting import until
 from test_provision import GLOBEX, ISSUE_PLAN, MORE_USERS, write
 
 pytestmark = pytest.mark.db
@@ -209,14 +210,6 @@ async def notifier(database: Database, tmp_path: Path) -> AsyncIterator[Notifier
         await directory.close()
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met within 5 s")
-
-
 async def test_subscribe_is_authenticated_then_notified_with_the_state(
     notifier: Notifier,
 ) -> None:
@@ -319,7 +312,7 @@ async def test_a_notify_refused_for_good_ends_the_subscription(
     phone.answer = status
     notifier.change("1002", "ringing")
     await phone.next_notify()
-    await _until(lambda: manager.count == 0)
+    await until(lambda: manager.count == 0)
     phone.answer = 200
     notifier.change("1002", "talking")
     assert (await phone.refresh(600)).status == 481

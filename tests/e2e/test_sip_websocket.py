@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from nuage.pbx.location import LocationService
 from nuage.server import NuageServer
 from nuage.store.models import CallRecord, Registration
 from peers import audio
+from peers.waiting import until
 from peers.webrtc import Browser, loopback_only
 from peers.websocket_phone import WebSocketPhone
 
@@ -69,14 +70,6 @@ async def only_record(server: NuageServer) -> CallRecord:
             return records[0]
         await asyncio.sleep(0.05)
     raise AssertionError(f"not one closed call record: {records}")
-
-
-async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    for _ in range(int(within / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 async def test_a_browser_registers_with_digest_over_websocket(tmp_path: Path) -> None:

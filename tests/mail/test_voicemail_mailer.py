@@ -29,7 +29,7 @@ from nuage.pbx.voicemail.outbox import MailOutbox
 from nuage.pbx.voicemail.store import BoxKey, VoicemailStore
 from nuage.store.database import Database
 from nuage.store.models import Company, Group, User, VoicemailMessage, VoicemailNotification
-from peers import audio
+from peers import audio, waiting
 from peers.ports import free_port
 from peers.smtp import MailSink
 
@@ -160,14 +160,6 @@ async def until(
     raise AssertionError(f"not reached: {row.__dict__}")
 
 
-async def counted(condition: Callable[[], bool]) -> None:
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the mailer's counts never got there")
-
-
 def tone_of(wav: bytes) -> tuple[float | None, float]:
     """The tone that dominates a mono 8 kHz WAV, and the WAV's length in seconds."""
     with wave.open(io.BytesIO(wav), "rb") as reader:
@@ -216,7 +208,7 @@ async def test_a_server_down_then_up_gets_the_mail_and_the_message_is_intact(
         assert failed.sent_at is None and failed.next_attempt_at is not None
         assert (failed.last_error or "").startswith("Error connecting to 127.0.0.1")
         # The sender counts its outbox after writing the failure down.
-        await counted(lambda: mailer.pending == 1)
+        await waiting.until(lambda: mailer.pending == 1, within=2.0)
         async with MailSink(port) as sink:
             [mail] = await sink.messages(1, within=5)
             sent = await until(acme.db, lambda row: row.sent_at is not None)

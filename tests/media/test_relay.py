@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import uvloop
@@ -18,6 +18,7 @@ from nuage.media.ports import PortsExhaustedError
 from nuage.media.relay import RELATCH_AFTER, Counters, RelaySession
 from nuage.media.rtp import RtpPacket
 from nuage.media.sdp import RtpMap
+from peers.waiting import until
 
 from . import free_udp_port_range
 
@@ -74,14 +75,6 @@ async def phone() -> Phone:
     loop = asyncio.get_running_loop()
     _, protocol = await loop.create_datagram_endpoint(Phone, local_addr=(HOST, 0))
     return protocol
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(400):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not reached within 2 s")
 
 
 @pytest.fixture

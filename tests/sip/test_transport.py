@@ -21,6 +21,7 @@ from nuage.sip.parser import parse_message
 from nuage.sip.peer import Peer
 from nuage.sip.transport import TransportLayer
 from peers.ports import free_port
+from peers.waiting import until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -80,15 +81,6 @@ def options(
         "\r\n"
     )
     return head.encode() + body
-
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Wait for what a callback with no event to await will make true."""
-    for _ in range(int(WAIT / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 class Collector:
@@ -326,7 +318,7 @@ async def test_failing_callback_does_not_break_the_transport() -> None:
         client = await udp_client(layer.local_addresses("udp")[0])
         client.send(options(call_id="first"))
         client.send(options(call_id="second"))
-        await eventually(lambda: len(seen) == 2)
+        await until(lambda: len(seen) == 2, within=WAIT)
         assert seen == ["first", "second"]
         assert layer.stats.callback_errors == 1
     finally:
@@ -340,7 +332,7 @@ async def test_udp_empty_and_keepalive_datagrams() -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.sendto(b"", address)
             sock.sendto(b"\r\n\r\n", address)
-        await eventually(lambda: layer.stats.dropped + layer.stats.keepalives == 2)
+        await until(lambda: layer.stats.dropped + layer.stats.keepalives == 2, within=WAIT)
         assert layer.stats.dropped == 1
         assert layer.stats.keepalives == 1
 
@@ -454,7 +446,7 @@ async def test_tcp_response_reconnects_to_sent_by_when_connection_is_gone() -> N
         assert isinstance(request, Request)
         writer.close()
         await writer.wait_closed()
-        await eventually(lambda: layer.stats.tcp_connections == 0)
+        await until(lambda: layer.stats.tcp_connections == 0, within=WAIT)
         # RFC 3261 18.2.2: the request's connection is gone, so a new one goes to sent-by.
         layer.send(make_response(request, 486), peer)
         while b"SIP/2.0 486" not in remote.data:
@@ -549,7 +541,7 @@ async def test_tcp_idle_connection_closed() -> None:
         # ...silence closes it.
         assert await asyncio.wait_for(reader.read(), WAIT) == b""
         assert layer.stats.tcp_idle_closed == 1
-        await eventually(lambda: layer.stats.tcp_connections == 0)
+        await until(lambda: layer.stats.tcp_connections == 0, within=WAIT)
         writer.close()
 
 
