@@ -176,6 +176,21 @@ async def _load(
     return _to_run(rate, calls, result, workdir, cpu)
 
 
+async def _carrier_calls(server: BenchServer, workdir: Path, rate: float, seconds: float) -> Run:
+    """The carrier calls the company number at ``rate`` for ``seconds``; each call hangs up
+    as soon as it is answered."""
+    return await _load(
+        "uac_call.xml",
+        server.sip_target,
+        workdir,
+        rate,
+        seconds=seconds,
+        server=server,
+        source=CARRIER_HOST,
+        service=COMPANY_NUMBER,
+    )
+
+
 @contextlib.asynccontextmanager
 async def _callee(server: BenchServer, workdir: Path, sipp_timeout: float) -> AsyncIterator[None]:
     """User 1001 registered by sipp, then answering as a sipp UAS on the same port."""
@@ -206,18 +221,7 @@ async def _setup_step(workdir: Path, rate: float, runs: int, seconds: float) -> 
     ):
         for number in range(runs):
             await _drained(server)
-            step.runs.append(
-                await _load(
-                    "uac_call.xml",
-                    server.sip_target,
-                    workdir / f"run-{number}",
-                    rate,
-                    seconds=seconds,
-                    server=server,
-                    source=CARRIER_HOST,
-                    service=COMPANY_NUMBER,
-                )
-            )
+            step.runs.append(await _carrier_calls(server, workdir / f"run-{number}", rate, seconds))
     return step
 
 
@@ -243,16 +247,7 @@ async def _records_lag(server: BenchServer, calls: int, within: float = 60.0) ->
 async def _held_setup(workdir: Path, rate: float, seconds: float) -> Step:
     """One long run at ``rate`` on a fresh server, and how long its records took."""
     async with bench_server(workdir / "server") as server, _callee(server, workdir, seconds + 90):
-        run = await _load(
-            "uac_call.xml",
-            server.sip_target,
-            workdir / "run",
-            rate,
-            seconds=seconds,
-            server=server,
-            source=CARRIER_HOST,
-            service=COMPANY_NUMBER,
-        )
+        run = await _carrier_calls(server, workdir / "run", rate, seconds)
         lag = await _records_lag(server, run.attempted)
     return Step(rate, [dataclasses.replace(run, records_lag_s=lag)])
 
@@ -265,16 +260,7 @@ async def _profiled_setup(workdir: Path, rate: float, seconds: float) -> Stepped
         if not await server.start_profile(output):
             return result
         threads_before = server.thread_cpu_seconds()
-        run = await _load(
-            "uac_call.xml",
-            server.sip_target,
-            workdir / "run",
-            rate,
-            seconds=seconds,
-            server=server,
-            source=CARRIER_HOST,
-            service=COMPANY_NUMBER,
-        )
+        run = await _carrier_calls(server, workdir / "run", rate, seconds)
         threads = server.thread_cpu_seconds()
         await server.stop_profile()
         result.profile = read_profile(output)
