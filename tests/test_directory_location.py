@@ -229,3 +229,32 @@ async def test_concurrent_registers_are_written_together_in_order(
         assert stored == {b.contact for b in live}
     finally:
         await writer.close()
+
+
+async def test_writer_bulk_rows_share_a_statement_and_fail_alone(database: Database) -> None:
+    writer = BatchWriter(database)
+    writer.start()
+    statements: list[int] = []
+
+    async def doubled(session: AsyncSession, rows: list[int]) -> list[int]:
+        statements.append(len(rows))
+        if -1 in rows:
+            raise ValueError("bad row")
+        return [2 * row for row in rows]
+
+    committed: list[int] = []
+    try:
+        futures = [writer.run_row(doubled, n) for n in range(100)]
+        bad = writer.run_row(doubled, -1)
+        writer.submit_row(doubled, 7, committed.append)
+        results = await asyncio.gather(*futures, bad, return_exceptions=True)
+        await writer.close()
+        assert results[:100] == [2 * n for n in range(100)]
+        assert isinstance(results[100], RuntimeError)
+        assert committed == [14]
+        # The first batch wrote its rows in one statement, failed on the bad row, and was
+        # replayed row by row: each good row still written once, the bad one alone failed.
+        assert statements[0] == 102
+        assert max(statements[1:]) == 1
+    finally:
+        await writer.close()

@@ -368,14 +368,18 @@ async def test_list_calls(database: Database, tmp_path: Path) -> None:
     async with database.transaction() as session:
         acme = await repo.company_by_domain(session, "acme.example")
         assert acme is not None
-        await repo.add_call_record(
+        await repo.add_call_records(
             session,
-            company_id=acme.id,
-            call_id="c1",
-            direction="inbound",
-            caller="+32475123456",
-            callee="1001",
-            started_at=datetime(2026, 3, 1, tzinfo=UTC),
+            [
+                repo.NewCallRecord(
+                    company_id=acme.id,
+                    call_id="c1",
+                    direction="inbound",
+                    caller="+32475123456",
+                    callee="1001",
+                    started_at=datetime(2026, 3, 1, tzinfo=UTC),
+                )
+            ],
         )
     by_domain = await list_calls(database, "acme.example")
     by_name = await list_calls(database, "Acme")

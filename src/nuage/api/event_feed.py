@@ -28,14 +28,14 @@ from nuage.api.statuses import StatusOut
 from nuage.api.voicemail import VoicemailOut
 from nuage.events import EventBus
 from nuage.pbx.call_engine import CallEngine
-from nuage.pbx.call_log import CallLog
+from nuage.pbx.call_log import CallLog, LogEntry
 from nuage.pbx.calls import Call
 from nuage.pbx.control import CallControl
 from nuage.pbx.directory import Directory
 from nuage.pbx.location import LocationService
 from nuage.pbx.originated import Dialling
 from nuage.pbx.presence import Presence
-from nuage.pbx.records import CallRecorder
+from nuage.pbx.records import CallRecorder, CompletedRecord
 from nuage.pbx.statuses import StatusError, StatusService
 from nuage.pbx.voicemail.service import Voicemail
 from nuage.pbx.voicemail.store import BoxKey
@@ -181,12 +181,25 @@ class EventFeed:
 
     # -- call log ---------------------------------------------------------------------------
 
-    def _record_completed(self, company_id: int, record_id: int, users: tuple[int, ...]) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._publish_log_entries(company_id, record_id, users)
+    def _record_completed(self, completed: CompletedRecord) -> None:
+        record = completed.record
+        if completed.recorded:
+            # The entries list the user's recordings: read back with them.
+            task = asyncio.get_running_loop().create_task(
+                self._publish_log_entries(record.company_id, record.id, completed.users)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        # Most calls: the entry is the record as written, nothing to read back.
+        callee = (
+            None
+            if record.callee_user_id is None
+            else self._directory.user_by_id(record.company_id, record.callee_user_id)
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        for user_id in completed.users:
+            entry = LogEntry.of(record, user_id, [], callee.name if callee is not None else "")
+            self._publish_log_entry(record.company_id, user_id, entry)
 
     async def _publish_log_entries(
         self, company_id: int, record_id: int, users: tuple[int, ...]
@@ -198,8 +211,11 @@ class EventFeed:
                 log.exception("call log entry %d not published", record_id)
                 return
             for entry in entries:
-                data = LogEntryOut.of(entry).model_dump(mode="json")
-                self._bus.publish(company_id, "call_log.created", data, user_id=user_id)
+                self._publish_log_entry(company_id, user_id, entry)
+
+    def _publish_log_entry(self, company_id: int, user_id: int, entry: LogEntry) -> None:
+        data = LogEntryOut.of(entry).model_dump(mode="json")
+        self._bus.publish(company_id, "call_log.created", data, user_id=user_id)
 
 
 def _kind(change: str, previous: dict[str, Any] | None, state: str) -> str:

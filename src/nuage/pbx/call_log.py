@@ -23,6 +23,20 @@ class LogEntry:
     # The colleague the user called, by their name today (records keep only the number).
     callee_name: str = ""
 
+    @classmethod
+    def of(
+        cls, record: CallRecord, user_id: int, recordings: list[Recording], callee_name: str
+    ) -> LogEntry:
+        """``record`` as ``user_id`` sees it in their log."""
+        incoming = record.callee_user_id == user_id
+        return cls(
+            record,
+            recordings,
+            incoming=incoming,
+            missed=incoming and record.answered_at is None,
+            callee_name=callee_name,
+        )
+
 
 class CallLog:
     def __init__(self, db: Database, data_dir: Path) -> None:
@@ -79,13 +93,7 @@ class CallLog:
         for recording in owned:
             by_call.setdefault(recording.call_record_id, []).append(recording)
         return [
-            LogEntry(
-                record,
-                by_call.get(record.id, []),
-                incoming=record.callee_user_id == user_id,
-                missed=record.callee_user_id == user_id and record.answered_at is None,
-                callee_name=callee_names[record.id],
-            )
+            LogEntry.of(record, user_id, by_call.get(record.id, []), callee_names[record.id])
             for record in records
         ]
 

@@ -80,6 +80,7 @@ from nuage.store.models import Company
 
 if TYPE_CHECKING:
     from nuage.pbx.call_engine import CallEngine
+    from nuage.pbx.records import OpenRecord
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,9 @@ class Call:
         self._leg_names = iter("CDEFGHIJKLMNOPQRSTUVWXYZ")
         self.transferred_to: list[Party] = []
         self.external_legs = 0
-        self._record: asyncio.Future[int] | None = None
+        self._record: OpenRecord | None = None
+        # Recordings of this call sent to the database so far (its log entries list them).
+        self.recordings_made = 0
         # From the parties' RTCP, which the relay forwards end to end.
         self.quality = CallQuality(LegQuality(), LegQuality())
         self._measuring = False
@@ -315,7 +318,7 @@ class Call:
         self.engine.external_calls[self.company.id] += 1
 
     async def run(self, destinations: list[Destination] | Application) -> None:
-        self._record = record_id = await self.engine.recorder.start(self)
+        self._record = record = self.engine.recorder.start(self)
         outcome, reason = "failed", ""
         try:
             outcome, reason = await self._connect(destinations)
@@ -337,7 +340,7 @@ class Call:
                 await recordings.stop(self, "hangup")
             if self.session is not None:
                 await self.session.close()
-            self.engine.recorder.finish(record_id, self, outcome, reason)
+            self.engine.recorder.finish(record, self, outcome, reason)
 
     def dismantle(self) -> None:
         """The call is over and everyone was told: its parts let go of each other, so that
@@ -357,7 +360,7 @@ class Call:
         if self._record is None:
             return None
         try:
-            return await asyncio.shield(self._record)
+            return await asyncio.shield(self._record.id)
         except Exception:
             return None
 

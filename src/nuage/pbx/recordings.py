@@ -130,6 +130,8 @@ class RecordingService:
                 stopped_by=stopped_by,
             )
 
+        # Counted as queued: the row is written before the record's closing, queued later.
+        call.recordings_made += 1
         await self._writer.run(register)
         return True
 

@@ -1,21 +1,25 @@
 """Call records: one per call, written as it starts and closed however it ends.
 
-Writes go through the group-commit writer, off the call set-up path: the start of a
-record is committed within one batch, before the call can end.
+Writes go through the group-commit writer, off the call set-up path, as rows of two bulk
+writes (records opened, records closed): a batch of calls costs a statement or two, not
+one per call. The start of a record is committed within one batch, before the call can
+end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nuage.store import repositories
+from nuage.store.models import CallRecord
+from nuage.store.repositories import CallRecordEnd, NewCallRecord
 from nuage.store.writer import BatchWriter
 
 if TYPE_CHECKING:
@@ -25,9 +29,32 @@ log = logging.getLogger(__name__)
 
 RecordId = asyncio.Future[int]
 
-# Told when a call record is complete (the call ended, or was refused), once committed:
-# (company id, record id, the users it concerns).
-RecordListener = Callable[[int, int, tuple[int, ...]], None]
+
+@dataclass(frozen=True, slots=True)
+class OpenRecord:
+    """A call's record as queued at its start; ``id`` gives its id once written."""
+
+    values: NewCallRecord
+    id: RecordId
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedRecord:
+    """A call record once its closing is committed: its values as written (not attached
+    to any session), the users it concerns, and whether any recording of the call was
+    registered (recordings are registered before the record is closed)."""
+
+    record: CallRecord
+    users: tuple[int, ...]
+    recorded: bool = False
+
+
+RecordListener = Callable[[CompletedRecord], None]
+
+
+async def _close(session: AsyncSession, ends: Sequence[CallRecordEnd]) -> list[None]:
+    await repositories.close_call_records(session, ends)
+    return [None] * len(ends)
 
 
 class CallRecorder:
@@ -38,20 +65,41 @@ class CallRecorder:
     def add_listener(self, listener: RecordListener) -> None:
         self._listeners.append(listener)
 
-    def _completed(self, company_id: int, record_id: int, users: tuple[int | None, ...]) -> None:
-        concerned = tuple(dict.fromkeys(user for user in users if user is not None))
+    def _completed(
+        self,
+        opened: NewCallRecord,
+        record_id: int,
+        end: CallRecordEnd | None = None,
+        *,
+        recorded: bool = False,
+    ) -> None:
+        values = {field: getattr(opened, field) for field in NewCallRecord.__slots__}
+        if end is not None:
+            values |= {
+                "outcome": end.outcome,
+                "ended_at": end.ended_at,
+                "answered_at": end.answered_at,
+                "reason": end.reason,
+                "mos_average": end.mos_average,
+                "mos_worst": end.mos_worst,
+            }
+        users = (opened.caller_user_id, opened.callee_user_id)
+        completed = CompletedRecord(
+            CallRecord(id=record_id, **values),
+            tuple(dict.fromkeys(user for user in users if user is not None)),
+            recorded,
+        )
         for listener in self._listeners:
             try:
-                listener(company_id, record_id, concerned)
+                listener(completed)
             except Exception:
                 log.exception("call record listener failed")
 
-    async def start(self, call: Call) -> RecordId:
-        """Queue the record's creation; the returned future gives its id once written."""
+    def start(self, call: Call) -> OpenRecord:
+        """Queue the record's creation."""
         # The values, not the call: a queued write must not keep an ended call (its media,
         # its messages) alive while the database catches up.
-        create = partial(
-            repositories.add_call_record,
+        opened = NewCallRecord(
             company_id=call.company.id,
             call_id=call.tx.request.call_id,
             direction=call.direction,
@@ -62,41 +110,40 @@ class CallRecorder:
             caller_user_id=call.caller.user_id,
             callee_user_id=call.callee.user_id,
         )
-        return asyncio.ensure_future(self._writer.run(create))
+        return OpenRecord(opened, self._writer.run_row(repositories.add_call_records, opened))
 
-    def finish(self, record: RecordId, call: Call, outcome: str, reason: str) -> None:
+    def finish(self, record: OpenRecord, call: Call, outcome: str, reason: str) -> None:
         """Queue the record's closing, once its creation is written; never waits, so an
         ended call is gone at once even when the database is slow."""
+        opened = record.values
+        average, worst = call.quality.average(), call.quality.worst()
         ended_at = datetime.now(UTC)
         # A call voicemail took was not answered by anyone: a missed call.
         answered_at = call.answered_at if outcome == "answered" else None
-        company_id = call.company.id
-        call_id = call.tx.request.call_id
-        average, worst = call.quality.average(), call.quality.worst()
+        recorded = call.recordings_made > 0
 
         def created(done: RecordId) -> None:
             if done.cancelled() or done.exception() is not None:
-                log.error("call record of %s was not created", call_id)
+                log.error("call record of %s was not created", opened.call_id)
                 return
             record_id = done.result()
+            end = CallRecordEnd(
+                company_id=opened.company_id,
+                record_id=record_id,
+                outcome=outcome,
+                ended_at=ended_at,
+                answered_at=answered_at,
+                reason=reason,
+                mos_average=None if average is None else round(average.mos, 2),
+                mos_worst=None if worst is None else round(worst.mos, 2),
+            )
+            self._writer.submit_row(
+                _close,
+                end,
+                lambda _: self._completed(opened, record_id, end, recorded=recorded),
+            )
 
-            async def close(session: AsyncSession) -> None:
-                await repositories.finish_call_record(
-                    session,
-                    company_id,
-                    record_id,
-                    outcome=outcome,
-                    ended_at=ended_at,
-                    answered_at=answered_at,
-                    reason=reason,
-                    mos_average=None if average is None else round(average.mos, 2),
-                    mos_worst=None if worst is None else round(worst.mos, 2),
-                )
-
-            self._writer.submit(close, lambda _: self._completed(company_id, record_id, users))
-
-        users = (call.caller.user_id, call.callee.user_id)
-        record.add_done_callback(created)
+        record.id.add_done_callback(created)
 
     def refused(
         self,
@@ -115,30 +162,24 @@ class CallRecorder:
     ) -> None:
         """A call refused before it rang anywhere (policy, unknown number, the callee's
         status), or a click-to-call the user's devices did not take (``started_at``:
-        when they started ringing): still recorded."""
+        when they started ringing): still recorded, whole in one row."""
         now = datetime.now(UTC)
-
-        async def record(session: AsyncSession) -> int:
-            record_id = await repositories.add_call_record(
-                session,
-                company_id=company_id,
-                call_id=call_id,
-                direction=direction,
-                caller=caller,
-                callee=callee,
-                started_at=started_at or now,
-                caller_name=caller_name,
-                caller_user_id=caller_user_id,
-                callee_user_id=callee_user_id,
-            )
-            await repositories.finish_call_record(
-                session, company_id, record_id, outcome=outcome, ended_at=now, reason=reason
-            )
-            return record_id
-
-        self._writer.submit(
-            record,
-            lambda record_id: self._completed(
-                company_id, record_id, (caller_user_id, callee_user_id)
-            ),
+        whole = NewCallRecord(
+            company_id=company_id,
+            call_id=call_id,
+            direction=direction,
+            caller=caller,
+            callee=callee,
+            started_at=started_at or now,
+            caller_name=caller_name,
+            caller_user_id=caller_user_id,
+            callee_user_id=callee_user_id,
+            ended_at=now,
+            outcome=outcome,
+            reason=reason,
+        )
+        self._writer.submit_row(
+            repositories.add_call_records,
+            whole,
+            lambda record_id: self._completed(whole, record_id),
         )

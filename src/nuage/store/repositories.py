@@ -9,6 +9,7 @@ dialled number, by a trunk's source address, by login email.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -17,6 +18,7 @@ from sqlalchemy import (
     CursorResult,
     Executable,
     Table,
+    bindparam,
     delete,
     insert,
     or_,
@@ -44,11 +46,14 @@ from nuage.store.models import (
 )
 
 __all__ = [
+    "CallRecordEnd",
     "DirectoryRows",
-    "add_call_record",
+    "NewCallRecord",
+    "add_call_records",
     "add_recording",
     "bump_directory_revision",
     "call_records",
+    "close_call_records",
     "companies",
     "company",
     "company_by_domain",
@@ -56,7 +61,6 @@ __all__ = [
     "directory_revision",
     "directory_snapshot",
     "expire_registrations",
-    "finish_call_record",
     "groups",
     "ivr_menus",
     "number_owner",
@@ -416,79 +420,107 @@ async def expire_registrations(session: AsyncSession, now: datetime) -> int:
 # -- call records --------------------------------------------------------------------------
 
 
-async def add_call_record(
-    session: AsyncSession,
-    *,
-    company_id: int,
-    call_id: str,
-    direction: str,
-    caller: str,
-    callee: str,
-    started_at: datetime,
-    caller_name: str = "",
-    caller_user_id: int | None = None,
-    callee_user_id: int | None = None,
-) -> int:
-    """Record a call as it starts; returns the new record's id."""
+@dataclass(frozen=True, slots=True)
+class NewCallRecord:
+    """A call record as written when its call starts (whole, for a call refused before
+    it rang anywhere)."""
+
+    company_id: int
+    call_id: str
+    direction: str
+    caller: str
+    callee: str
+    started_at: datetime
+    caller_name: str = ""
+    caller_user_id: int | None = None
+    callee_user_id: int | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecordEnd:
+    """How a call ended (and its quality, when measured), for its record."""
+
+    company_id: int
+    record_id: int
+    outcome: str
+    ended_at: datetime
+    answered_at: datetime | None = None
+    reason: str = ""
+    mos_average: float | None = None
+    mos_worst: float | None = None
+
+
+async def add_call_records(session: AsyncSession, records: Sequence[NewCallRecord]) -> list[int]:
+    """Write call records, as few statements as the backend allows; their ids, in order."""
+    if not records:
+        return []
     # Core on the session's connection, as for registrations: every call writes here.
     connection = await session.connection()
-    result = await connection.execute(
-        _INSERT_CALL_RECORD,
-        {
-            "company_id": company_id,
-            "call_id": call_id,
-            "direction": direction,
-            "caller": caller,
-            "caller_name": caller_name,
-            "callee": callee,
-            "started_at": started_at,
-            "caller_user_id": caller_user_id,
-            "callee_user_id": callee_user_id,
-        },
-    )
-    return int(result.scalar_one())
+    rows = [
+        {field: getattr(record, field) for field in NewCallRecord.__slots__} for record in records
+    ]
+    if connection.dialect.name == "postgresql":
+        # One INSERT ... RETURNING per thousand rows, ids sorted back into the rows' order.
+        result = await connection.execute(_INSERT_CALL_RECORD_SORTED, rows)
+        return [int(row_id) for row_id in result.scalars()]
+    # SQLite orders no RETURNING of a many-row INSERT. The first row's id is one more
+    # than the largest in the table, and from that write to the commit this transaction
+    # holds the database's only write lock: the ids after it are free, so the other
+    # rows take them, in one executemany.
+    first = int((await connection.execute(_INSERT_CALL_RECORD, rows[0])).scalar_one())
+    ids = list(range(first, first + len(rows)))
+    if len(rows) > 1:
+        await connection.execute(
+            insert(_CALL_RECORDS),
+            [{**row, "id": row_id} for row, row_id in zip(rows[1:], ids[1:], strict=True)],
+        )
+    return ids
 
 
-async def finish_call_record(
-    session: AsyncSession,
-    company_id: int,
-    record_id: int,
-    *,
-    outcome: str,
-    ended_at: datetime,
-    answered_at: datetime | None = None,
-    reason: str = "",
-    callee_user_id: int | None = None,
-    mos_average: float | None = None,
-    mos_worst: float | None = None,
-) -> bool:
-    """Close a record with its outcome (and the call's quality, when measured); False
-    when no such record in that company.
-
-    callee_user_id, when given, replaces the one recorded at the start: who answered is
-    known only at the end.
-    """
-    values: dict[str, object] = {
-        "outcome": outcome,
-        "ended_at": ended_at,
-        "answered_at": answered_at,
-        "reason": reason,
-        "mos_average": mos_average,
-        "mos_worst": mos_worst,
-    }
-    if callee_user_id is not None:
-        values["callee_user_id"] = callee_user_id
+async def close_call_records(session: AsyncSession, ends: Sequence[CallRecordEnd]) -> None:
+    """Write how calls ended, in one executemany; a record of another company than the
+    one given is left alone."""
+    if not ends:
+        return
     connection = await session.connection()
-    result = await connection.execute(
-        update(_CALL_RECORDS)
-        .where(_CALL_RECORDS.c.company_id == company_id, _CALL_RECORDS.c.id == record_id)
-        .values(values)
+    await connection.execute(
+        _CLOSE_CALL_RECORD,
+        [
+            {f"end_{field}": getattr(end, field) for field in CallRecordEnd.__slots__}
+            for end in ends
+        ],
     )
-    return bool(result.rowcount)
 
 
 _CALL_RECORDS = cast(Table, CallRecord.__table__)
 _INSERT_CALL_RECORD = insert(_CALL_RECORDS).returning(_CALL_RECORDS.c.id)
+_INSERT_CALL_RECORD_SORTED = insert(_CALL_RECORDS).returning(
+    _CALL_RECORDS.c.id, sort_by_parameter_order=True
+)
+_CLOSE_CALL_RECORD = (
+    update(_CALL_RECORDS)
+    .where(
+        _CALL_RECORDS.c.company_id == bindparam("end_company_id"),
+        _CALL_RECORDS.c.id == bindparam("end_record_id"),
+    )
+    .values(
+        {
+            column: bindparam(f"end_{column}")
+            for column in (
+                "outcome",
+                "ended_at",
+                "answered_at",
+                "reason",
+                "mos_average",
+                "mos_worst",
+            )
+        }
+    )
+)
 
 
 async def call_records(
