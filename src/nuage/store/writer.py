@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -16,6 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nuage.store.database import Database
 
 log = logging.getLogger(__name__)
+
+# At most one transaction this often (seconds): a transaction costs about a millisecond
+# of the server's CPU whatever it holds, so under load each one gathers the writes of
+# that time, and an idle writer still writes at once. The price: a write may wait this
+# long before its transaction starts.
+TRANSACTION_SPACING = 0.01
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,6 +55,7 @@ class BatchWriter:
     def __init__(self, db: Database, *, max_batch: int = 500, max_queue: int = 100_000) -> None:
         self._db = db
         self._max_batch = max_batch
+        self._last_write = -math.inf
         self._queue: asyncio.Queue[tuple[_Work, asyncio.Future[Any] | None]] = asyncio.Queue(
             max_queue
         )
@@ -113,8 +121,13 @@ class BatchWriter:
         self._task = None
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
+            wait = self._last_write + TRANSACTION_SPACING - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_write = loop.time()
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
