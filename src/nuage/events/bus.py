@@ -11,11 +11,12 @@ its company, or is told to resync.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -28,7 +29,7 @@ REPLAY_LIMIT = 1000
 BACKLOG_LIMIT = 2000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Event:
     company_id: int
     sequence: int
@@ -37,30 +38,20 @@ class Event:
     data: dict[str, Any]
     # Delivered to this user only (their calls, call log, favorites); None: the company.
     user_id: int | None = None
-    # The JSON sent to clients, made once however many connections receive it.
-    text: str = field(default="", compare=False)
 
-    @classmethod
-    def make(
-        cls,
-        company_id: int,
-        sequence: int,
-        type: str,
-        *,
-        timestamp: datetime,
-        data: dict[str, Any],
-        user_id: int | None,
-    ) -> Event:
-        text = json.dumps(
+    @functools.cached_property
+    def text(self) -> str:
+        """The JSON sent to clients: made once however many connections receive it, and
+        only if one does (most events of a busy node are kept for replay, never read)."""
+        return json.dumps(
             {
-                "type": type,
-                "sequence": sequence,
-                "timestamp": timestamp.isoformat(timespec="milliseconds"),
-                "data": data,
+                "type": self.type,
+                "sequence": self.sequence,
+                "timestamp": self.timestamp.isoformat(timespec="milliseconds"),
+                "data": self.data,
             },
             separators=(",", ":"),
         )
-        return cls(company_id, sequence, type, timestamp, data, user_id, text)
 
     def for_user(self, user_id: int) -> bool:
         return self.user_id is None or self.user_id == user_id

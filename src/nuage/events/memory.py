@@ -36,7 +36,7 @@ class InProcessBus:
         self, company_id: int, type: str, data: dict[str, Any], user_id: int | None = None
     ) -> None:
         self._sequences[company_id] += 1
-        event = Event.make(
+        event = Event(
             company_id,
             self._sequences[company_id],
             type,

@@ -197,7 +197,7 @@ class RedisBus:
 
 def _event(company_id: int, sequence: int, body: bytes) -> Event:
     fields = json.loads(body)
-    return Event.make(
+    return Event(
         company_id,
         sequence,
         fields["type"],

@@ -242,4 +242,5 @@ class CallEngine:
             dialog = Dialog.from_uac(request, response, peer=peer)
             self.endpoint.send_ack(dialog.create_ack(response.cseq.seq), peer)
             bye = await self.endpoint.request(dialog.create_request("BYE"), peer)
-            await asyncio.wait_for(bye.final(), BYE_TIMEOUT)
+            async with asyncio.timeout(BYE_TIMEOUT):
+                await bye.final()

@@ -661,7 +661,8 @@ class Call:
         seen: dict[str, tuple[int, float]] = {}
         while not self._ended.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ended.wait(), period)
+                async with asyncio.timeout(period):
+                    await self._ended.wait()
                 return
             now = loop.time()
             for leg in self.legs():
@@ -821,7 +822,8 @@ class Call:
         try:
             # Once the far end sent a provisional, no transaction timer ends the re-INVITE
             # (RFC 3261 17.1.1.2): without this bound a silent peer would hold it forever.
-            final = await asyncio.wait_for(handle.final(), _REINVITE_TIMEOUT)
+            async with asyncio.timeout(_REINVITE_TIMEOUT):
+                final = await handle.final()
         except TimeoutError:
             handle.cancel()
             tx.respond(408, "No answer to the re-INVITE")
@@ -1061,7 +1063,8 @@ class Call:
 
         source.media.add_listener(listener)
         try:
-            return await asyncio.wait_for(arrived, 0.2)
+            async with asyncio.timeout(0.2):
+                return await arrived
         except TimeoutError:
             return None
         finally:
@@ -1295,7 +1298,8 @@ class Call:
                 headers=[("Content-Type", DTMF_RELAY)],
             )
             handle = await self.engine.endpoint.request(request, other.dialog.peer)
-            await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
+            async with asyncio.timeout(BYE_TIMEOUT):
+                await handle.final()
 
     # -- attended transfer -----------------------------------------------------------------
 
@@ -1621,7 +1625,8 @@ class Call:
             await self._notify_transferor(transfer, "200 OK", final=True)
             # The transferor usually hangs up on the NOTIFY; if it does not, we do.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(transfer.transferor_left.wait(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await transfer.transferor_left.wait()
             await self._send_bye(transferor)
             return
         status = _transfer_failure(outcome)
@@ -1712,7 +1717,8 @@ class Call:
         )
         handle = await self.engine.endpoint.request(request, leg.dialog.peer)
         try:
-            final = await asyncio.wait_for(handle.final(), _REINVITE_TIMEOUT)
+            async with asyncio.timeout(_REINVITE_TIMEOUT):
+                final = await handle.final()
         except TimeoutError:
             handle.cancel()
             log.warning("call %s: no answer to our re-INVITE of %s", self.call_id, leg.name)
@@ -1763,7 +1769,8 @@ class Call:
         request = leg.dialog.create_request(method, body=body, headers=headers)
         try:
             handle = await self.engine.endpoint.request(request, leg.dialog.peer)
-            await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
+            async with asyncio.timeout(BYE_TIMEOUT):
+                await handle.final()
         except Exception:
             log.info("call %s: %s to %s failed", self.call_id, method, leg.name)
 
@@ -1798,7 +1805,8 @@ class Call:
             return
         try:
             handle = await self.engine.endpoint.request(dialog.create_request("BYE"), dialog.peer)
-            await asyncio.wait_for(handle.final(), BYE_TIMEOUT)
+            async with asyncio.timeout(BYE_TIMEOUT):
+                await handle.final()
         except Exception:
             log.warning("BYE to leg %s of call %s failed", name, self.call_id)
 

@@ -112,7 +112,8 @@ class IvrApplication:
         if not finished:
             return self._keys.get_nowait()
         with contextlib.suppress(TimeoutError):
-            return await asyncio.wait_for(self._keys.get(), self._menu.timeout_seconds)
+            async with asyncio.timeout(self._menu.timeout_seconds):
+                return await self._keys.get()
         return None
 
     async def _say(self, call: Call, caller: Leg, prompt: str) -> None:

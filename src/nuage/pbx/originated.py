@@ -167,4 +167,5 @@ class OriginatedInvite:
     async def _hang_up_device(self) -> None:
         with contextlib.suppress(Exception):
             bye = await self._endpoint.request(self.dialog.create_request("BYE"), self.source)
-            await asyncio.wait_for(bye.final(), _BYE_TIMEOUT)
+            async with asyncio.timeout(_BYE_TIMEOUT):
+                await bye.final()

@@ -143,7 +143,8 @@ class _Binding:
                 await self._task
         if unregister and self.state is RegistrationState.REGISTERED:
             try:
-                await asyncio.wait_for(self._register(0), self._owner.unregister_timeout)
+                async with asyncio.timeout(self._owner.unregister_timeout):
+                    await self._register(0)
             except (TimeoutError, _Refused) as exc:
                 log.info("un-REGISTER of trunk %s unanswered: %s", self.target.name, exc)
             else:

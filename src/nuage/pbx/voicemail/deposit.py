@@ -152,7 +152,8 @@ class VoicemailDeposit:
             if loop.time() - recording.last_sound_at > SILENCE_SECONDS:
                 return "silence"
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(call.over.wait(), _WATCH_PERIOD)
+                async with asyncio.timeout(_WATCH_PERIOD):
+                    await call.over.wait()
 
     async def _keep(self, call: Call, recording: CallRecording, path: Path, ended_by: str) -> None:
         await recording.stop()

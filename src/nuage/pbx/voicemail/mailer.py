@@ -101,7 +101,8 @@ class VoicemailMailer:
                 log.exception("voicemail mails: looking again in %.0f s", self._retry_after)
                 wait = self._retry_after
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def _send_due(self) -> float:
         """Send what is due unless the server is known to be down; the seconds until the
