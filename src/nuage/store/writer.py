@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 # of the server's CPU whatever it holds, so under load each one gathers the writes of
 # that time, and an idle writer still writes at once. The price: a write may wait this
 # long before its transaction starts.
-TRANSACTION_SPACING = 0.01
+TRANSACTION_SPACING = 0.025
 
 T = TypeVar("T")
 R = TypeVar("R")
