@@ -28,7 +28,7 @@ from nuage.pbx.subscriptions import SubscriptionManager
 from nuage.pbx.throttle import FailureThrottle
 from nuage.pbx.unsolicited_mwi import UnsolicitedMwi
 from nuage.pbx.voicemail.service import Voicemail
-from nuage.pbx.voicemail.store import BoxKey, VoicemailStore
+from nuage.pbx.voicemail.store import BoxKey, MessageCounts, VoicemailStore
 from nuage.sip.digest import DigestAuthenticator, authorization_for
 from nuage.sip.endpoint import ServerTransactionHandle, SipEndpoint, new_tag
 from nuage.sip.event_bodies import MESSAGE_SUMMARY
@@ -311,3 +311,34 @@ async def test_another_nodes_change_comes_by_the_event_bus(mwi: Mwi) -> None:
         await nothing_more(desk)
     finally:
         await desk.close()
+
+
+async def test_concurrent_first_asks_for_a_users_counts_read_once(
+    mwi: Mwi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a site's phones rebooting at once do: many REGISTERs with new Call-IDs, each
+    # asking for the user's counts before the first read is back.
+    store = mwi.voicemail.store
+    read = store.counts
+    reads: list[BoxKey] = []
+
+    async def counted(box: BoxKey) -> MessageCounts:
+        reads.append(box)
+        return await read(box)
+
+    monkeypatch.setattr(store, "counts", counted)
+    user_id = mwi.users["1002"]
+    await store.add_message(
+        mwi.box("1002"),
+        caller="1003",
+        caller_name="Camille",
+        path=mwi.data_dir / "voicemail" / "m.wav",
+        duration_ms=4000,
+    )
+    asks = [mwi.waiting.counts(mwi.company_id, user_id) for _ in range(20)]
+    results = await asyncio.gather(*asks)
+    assert results == [MessageCounts(1, 0)] * 20
+    assert reads == [mwi.box("1002")]
+    # Known from then on: no read at all.
+    assert await mwi.waiting.counts(mwi.company_id, user_id) == MessageCounts(1, 0)
+    assert len(reads) == 1

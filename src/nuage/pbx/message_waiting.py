@@ -25,6 +25,7 @@ class MessageWaiting:
     def __init__(self, voicemail: Voicemail, bus: EventBus | None = None) -> None:
         self._store = voicemail.store
         self._counts: dict[tuple[int, int], MessageCounts] = {}
+        self._first_reads: dict[tuple[int, int], asyncio.Future[MessageCounts]] = {}
         # Users whose counts are being read again; True: a change came during the read,
         # which may have missed it, so read once more.
         self._reading: dict[tuple[int, int], bool] = {}
@@ -41,14 +42,22 @@ class MessageWaiting:
         return self._counts.get((company_id, user_id))
 
     async def counts(self, company_id: int, user_id: int) -> MessageCounts:
-        """The user's counts, read from the database the first time only."""
+        """The user's counts, read from the database the first time only: callers that
+        ask while that read is under way wait for it rather than read again (each
+        REGISTER with a new Call-ID asks, and a site's phones all register at once)."""
         key = (company_id, user_id)
         known = self._counts.get(key)
-        if known is None:
-            read = await self._store.counts(BoxKey(company_id, user_id=user_id))
-            # A change read meanwhile is newer than this read: it wins.
-            known = self._counts.setdefault(key, read)
-        return known
+        if known is not None:
+            return known
+        reading = self._first_reads.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._store.counts(BoxKey(company_id, user_id=user_id)))
+            self._first_reads[key] = reading
+            reading.add_done_callback(lambda _: self._first_reads.pop(key, None))
+        # Shielded: a caller that gives up does not cancel the read the others wait for.
+        read = await asyncio.shield(reading)
+        # A change read meanwhile is newer than this read: it wins.
+        return self._counts.setdefault(key, read)
 
     def _message_left(
         self, company: Company, owner: User | Group, message: VoicemailMessage
