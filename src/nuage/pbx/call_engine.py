@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
@@ -72,6 +72,9 @@ class CallEngine:
         self._endpoint: SipEndpoint | None = None
         self._legs: dict[tuple[str, str], tuple[Call, Leg]] = {}
         self._calls: set[Call] = set()
+        # The same calls by company: whatever asks about a user's calls (presence, the
+        # API, BLF) looks at their company's, not at every tenant's.
+        self._calls_by_company: defaultdict[int, set[Call]] = defaultdict(set)
         # Calls from their INVITE to their answer (or failure), for load shedding.
         self._setting_up: set[Call] = set()
         self.external_calls: Counter[int] = Counter()
@@ -106,6 +109,9 @@ class CallEngine:
 
     def live_calls(self) -> list[Call]:
         return list(self._calls)
+
+    def calls_of_company(self, company_id: int) -> list[Call]:
+        return list(self._calls_by_company.get(company_id, ()))
 
     def diallings(self) -> list[Dialling]:
         return list(self._diallings.values())
@@ -149,6 +155,11 @@ class CallEngine:
 
     def forget(self, call: Call) -> None:
         self._calls.discard(call)
+        company_calls = self._calls_by_company.get(call.company.id)
+        if company_calls is not None:
+            company_calls.discard(call)
+            if not company_calls:
+                del self._calls_by_company[call.company.id]
         for leg in call.all_legs():
             key = (leg.dialog.call_id, leg.dialog.local_tag)
             # A leg handed over to another call (attended transfer) is that call's now.
@@ -184,6 +195,7 @@ class CallEngine:
             # The click-to-call goes on as this call, under its id: no end in between.
             del self._diallings[call.call_id]
         self._calls.add(call)
+        self._calls_by_company[company.id].add(call)
         self._setting_up.add(call)
         if direction == "outbound":
             call.count_external()

@@ -1094,8 +1094,8 @@ class Call:
         assert user_id is not None
         others = [
             (call, other_leg)
-            for call in self.engine.live_calls()
-            if call is not self and call.company.id == self.company.id
+            for call in self.engine.calls_of_company(self.company.id)
+            if call is not self
             for other_leg in [call.leg_of(user_id)]
             if other_leg is not None
         ]

@@ -56,10 +56,9 @@ class CallControl:
     def calls(self, company_id: int, user_id: int) -> list[LiveCall]:
         """The user's live calls."""
         found = []
-        calls: list[Call | Dialling] = [*self._engine.diallings(), *self._engine.live_calls()]
+        diallings = [d for d in self._engine.diallings() if d.company.id == company_id]
+        calls: list[Call | Dialling] = [*diallings, *self._engine.calls_of_company(company_id)]
         for call in calls:
-            if call.company.id != company_id:
-                continue
             view = self.view(call, user_id)
             if view is not None:
                 found.append(view)
@@ -151,10 +150,9 @@ class CallControl:
         dialling = self._dialling(company_id, user_id, call_id)
         if dialling is not None:
             return dialling
-        for call in self._engine.live_calls():
+        for call in self._engine.calls_of_company(company_id):
             if (
                 call.call_id == call_id
-                and call.company.id == company_id
                 and call.caller.user_id == user_id
                 and call.answered_at is None
                 and isinstance(call.tx, OriginatedInvite)
@@ -176,8 +174,8 @@ class CallControl:
         """The answered call and the user's leg in it."""
         if self._dialling(company_id, user_id, call_id) is not None:
             raise CallControlError("the call is not answered yet")
-        for call in self._engine.live_calls():
-            if call.call_id != call_id or call.company.id != company_id:
+        for call in self._engine.calls_of_company(company_id):
+            if call.call_id != call_id:
                 continue
             leg = call.leg_of(user_id)
             if leg is not None:

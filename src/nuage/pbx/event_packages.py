@@ -53,9 +53,8 @@ class DialogPackage:
     async def state(self, company: Company, user: User) -> DialogState:
         dialogs = [
             dialog
-            for call in self._calls.live_calls()
-            if call.company.id == company.id
-            and (dialog := _dialog_of(call, user.id, company.domain)) is not None
+            for call in self._calls.calls_of_company(company.id)
+            if (dialog := _dialog_of(call, user.id, company.domain)) is not None
         ]
         return tuple(sorted(dialogs, key=lambda dialog: dialog.id))
 

@@ -45,9 +45,7 @@ class Presence:
 
     def line_state(self, company_id: int, user_id: int) -> str:
         answered = held = ringing = 0
-        for call in self._calls.live_calls():
-            if call.company.id != company_id:
-                continue
+        for call in self._calls.calls_of_company(company_id):
             leg = call.leg_of(user_id)
             if leg is not None:
                 answered += 1
