@@ -323,6 +323,29 @@ async def test_ack_answers_retransmitted_2xx_without_bothering_the_tu() -> None:
         await uas.close()
 
 
+async def test_handles_are_let_go_at_their_final_and_ack(
+    pair: tuple[SipEndpoint, SipEndpoint, Uas],
+) -> None:
+    """The transactions live on 32 s after a call's set-up (Timer L, RFC 6026's M); the
+    handles (a call's messages and queues) must not, and a CANCEL that crosses late still
+    gets the INVITE's To tag."""
+    uac, uas, uas_tu = pair
+    target = peer_of(uas, "udp")
+    invite = invite_for(target, peer_of(uac, "udp"))
+    tx = await uac.request(invite, target)
+    ok = await tx.final()
+    assert uac._clients == {}
+    dialog = Dialog.from_uac(invite, ok, peer=target)
+    uac.send_ack(dialog.create_ack(invite.cseq.seq), target)
+    await _until(lambda: len(uas_tu.acks) == 1)
+    assert uas._servers == {}
+    uac._cancel(tx)  # what a CANCEL that crossed the 2xx would be
+    assert tx.cancel_handle is not None
+    cancelled = await tx.cancel_handle.final()
+    assert (cancelled.status, cancelled.to.tag) == (200, ok.to.tag)
+    assert uac._clients == {}
+
+
 async def _until(condition: Callable[[], bool], within: float = 5.0) -> None:
     async with asyncio.timeout(within):
         # The conditions watch state that TU callbacks fill in; polling keeps the TUs plain.

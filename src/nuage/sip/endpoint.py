@@ -524,6 +524,11 @@ class SipEndpoint:
             client = self._clients.get(action.transaction)
             if client is not None:
                 client._deliver(action.response)
+                if action.response.status >= 200:
+                    # Nothing more reaches a handle after its final: let it (its queue,
+                    # its responses) go now rather than with its transaction, which
+                    # lives on 32 s to absorb retransmissions (Timer D, RFC 6026's M).
+                    del self._clients[action.transaction]
         elif isinstance(action, NewRequest):
             handle = ServerTransactionHandle(self, action.transaction)
             self._servers[action.transaction] = handle
@@ -537,8 +542,10 @@ class SipEndpoint:
             self._cancel_received(action)
         elif isinstance(action, AckReceived):
             if action.invite is not None:
-                acked = self._servers.get(action.invite)
+                acked = self._servers.pop(action.invite, None)
                 if acked is not None:
+                    # Its 2xx acknowledged, the handle has nothing more to hear: let it
+                    # go now rather than at Timer L, 32 s on.
                     acked._ack_outcome(action.request)
             if self._on_ack is not None:
                 self._on_ack(action.request, action.peer)
@@ -574,7 +581,15 @@ class SipEndpoint:
     def _cancel_received(self, action: CancelReceived) -> None:
         cancel = action.transaction
         invite = self._servers.get(action.invite) if action.invite is not None else None
-        if invite is None:
+        # The INVITE's To tag: its handle's, or once the handle is gone (its 2xx was
+        # acknowledged), the one its 2xx carried.
+        if invite is not None:
+            tag: str | None = invite.to_tag
+        elif action.invite is not None and action.invite.last_response is not None:
+            tag = action.invite.last_response.to.tag
+        else:
+            tag = None
+        if tag is None:
             # RFC 3261 9.2: nothing to cancel.
             response = make_response(cancel.request, 481)
             response.headers.set("To", f"{response.headers.get('To')};tag={new_tag()}")
@@ -582,8 +597,8 @@ class SipEndpoint:
             # The CANCEL's 200 carries the same To tag as the INVITE's responses (9.2).
             response = make_response(cancel.request, 200)
             if cancel.request.to.tag is None:
-                response.headers.set("To", f"{response.headers.get('To')};tag={invite.to_tag}")
-            if not invite.final_sent:
+                response.headers.set("To", f"{response.headers.get('To')};tag={tag}")
+            if invite is not None and not invite.final_sent:
                 invite.mark_cancelled()
         self._run(self._manager.respond(cancel, response, self._loop.time()))
 
