@@ -72,7 +72,11 @@ async def test_the_app_installs_and_opens_offline(tmp_path: Path) -> None:
             sizes.add(icon["sizes"])
         assert {"192x192", "512x512"} <= sizes
 
-        await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        # The worker takes the page only once its install has fetched the whole shell
+        # anew (cache: "reload"): over 10 s once on a CI machine running four workers.
+        await page.wait_for_function(
+            "() => navigator.serviceWorker.controller !== null", timeout=30_000
+        )
         cached = await page.evaluate(CACHED)
         assert len(cached["keys"]) == 1 and cached["keys"][0].startswith("nuage-shell-")
         paths = cached["paths"]
