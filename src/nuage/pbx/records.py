@@ -73,16 +73,9 @@ class CallRecorder:
         *,
         recorded: bool = False,
     ) -> None:
-        values = {field: getattr(opened, field) for field in NewCallRecord.__slots__}
+        values = opened.columns()
         if end is not None:
-            values |= {
-                "outcome": end.outcome,
-                "ended_at": end.ended_at,
-                "answered_at": end.answered_at,
-                "reason": end.reason,
-                "mos_average": end.mos_average,
-                "mos_worst": end.mos_worst,
-            }
+            values |= end.columns()
         users = (opened.caller_user_id, opened.callee_user_id)
         completed = CompletedRecord(
             CallRecord(id=record_id, **values),

@@ -439,6 +439,10 @@ class NewCallRecord:
     outcome: str | None = None
     reason: str = ""
 
+    def columns(self) -> dict[str, Any]:
+        """The record's columns and their values."""
+        return {field: getattr(self, field) for field in self.__slots__}
+
 
 @dataclass(frozen=True, slots=True)
 class CallRecordEnd:
@@ -453,6 +457,14 @@ class CallRecordEnd:
     mos_average: float | None = None
     mos_worst: float | None = None
 
+    def columns(self) -> dict[str, Any]:
+        """The columns closing the record sets, and their values."""
+        return {column: getattr(self, column) for column in _END_COLUMNS}
+
+
+# What closing a record sets (company_id and record_id name the row).
+_END_COLUMNS = ("outcome", "ended_at", "answered_at", "reason", "mos_average", "mos_worst")
+
 
 async def add_call_records(session: AsyncSession, records: Sequence[NewCallRecord]) -> list[int]:
     """Write call records, as few statements as the backend allows; their ids, in order."""
@@ -460,9 +472,7 @@ async def add_call_records(session: AsyncSession, records: Sequence[NewCallRecor
         return []
     # Core on the session's connection, as for registrations: every call writes here.
     connection = await session.connection()
-    rows = [
-        {field: getattr(record, field) for field in NewCallRecord.__slots__} for record in records
-    ]
+    rows = [record.columns() for record in records]
     if connection.dialect.name == "postgresql":
         # One INSERT ... RETURNING per thousand rows, ids sorted back into the rows' order.
         result = await connection.execute(_INSERT_CALL_RECORD_SORTED, rows)
@@ -507,19 +517,7 @@ _CLOSE_CALL_RECORD = (
         _CALL_RECORDS.c.company_id == bindparam("end_company_id"),
         _CALL_RECORDS.c.id == bindparam("end_record_id"),
     )
-    .values(
-        {
-            column: bindparam(f"end_{column}")
-            for column in (
-                "outcome",
-                "ended_at",
-                "answered_at",
-                "reason",
-                "mos_average",
-                "mos_worst",
-            )
-        }
-    )
+    .values({column: bindparam(f"end_{column}") for column in _END_COLUMNS})
 )
 
 
