@@ -65,8 +65,8 @@ from bench.stats import median, percentile
 from bench.webrtc import WebRtcResult, measure_webrtc
 
 BENCH = Path(__file__).resolve().parent
-SETUP_RATES = [50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 350.0, 400.0, 500.0]
-REGISTER_RATES = [100.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 1500.0, 2000.0]
+SETUP_RATES = [50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0]
+REGISTER_RATES = [100.0, 200.0, 500.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0]
 MEDIA_POINTS = [100, 250, 500]
 # Concurrent browser calls (issue 6): WebRTC legs bridged to the carrier's RTP.
 WEBRTC_POINTS = [50, 100, 150]

@@ -15,8 +15,9 @@ import pytest
 from nuage.sip.dialog import Dialog
 from nuage.sip.endpoint import ServerTransactionHandle, SipEndpoint, new_tag
 from nuage.sip.message import URI, Headers, Request, Response
+from nuage.sip.parser import parse_message
 from nuage.sip.peer import Peer
-from nuage.sip.transaction import TimerConfig
+from nuage.sip.transaction import TimerConfig, TransactionManager
 from peers.ports import free_ports
 
 HOST = "127.0.0.1"
@@ -326,24 +327,32 @@ async def test_ack_answers_retransmitted_2xx_without_bothering_the_tu() -> None:
 async def test_handles_are_let_go_at_their_final_and_ack(
     pair: tuple[SipEndpoint, SipEndpoint, Uas],
 ) -> None:
-    """The transactions live on 32 s after a call's set-up (Timer L, RFC 6026's M); the
-    handles (a call's messages and queues) must not, and a CANCEL that crosses late still
-    gets the INVITE's To tag."""
+    """What absorbs retransmissions after a call's set-up lives on 32 s (Timer L); the
+    handles and transactions (a call's messages and queues) must not, and a CANCEL that
+    crosses the 2xx still gets the INVITE's To tag."""
     uac, uas, uas_tu = pair
     target = peer_of(uas, "udp")
     invite = invite_for(target, peer_of(uac, "udp"))
     tx = await uac.request(invite, target)
     ok = await tx.final()
-    assert uac._clients == {}
+    assert uac._clients == {} and len(uac._manager) == 0
     dialog = Dialog.from_uac(invite, ok, peer=target)
     uac.send_ack(dialog.create_ack(invite.cseq.seq), target)
     await _until(lambda: len(uas_tu.acks) == 1)
-    assert uas._servers == {}
-    uac._cancel(tx)  # what a CANCEL that crossed the 2xx would be
-    assert tx.cancel_handle is not None
-    cancelled = await tx.cancel_handle.final()
-    assert (cancelled.status, cancelled.to.tag) == (200, ok.to.tag)
-    assert uac._clients == {}
+    assert uas._servers == {} and len(uas._manager) == 0
+    uac._cancel(tx)  # a UAC sends no CANCEL once it has the final response
+    assert tx.cancel_handle is None
+    # The CANCEL the UAC sent before the 2xx reached it, arriving after the ACK.
+    cancel = TransactionManager().cancel_request(invite)
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.bind((HOST, 0))
+        await loop.sock_sendto(sock, bytes(cancel), (target.host, target.port))
+        async with asyncio.timeout(5):
+            answer = parse_message(await loop.sock_recv(sock, 65535))
+    assert isinstance(answer, Response)
+    assert (answer.status, answer.cseq.method, answer.to.tag) == (200, "CANCEL", ok.to.tag)
 
 
 async def _until(condition: Callable[[], bool], within: float = 5.0) -> None:

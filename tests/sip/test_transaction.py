@@ -19,6 +19,7 @@ from nuage.sip.transaction import (
     NonInviteServerTransaction,
     OverloadError,
     Replay,
+    Resend,
     Send,
     State,
     StrayResponse,
@@ -165,17 +166,22 @@ def test_invite_client_passes_2xx_up_without_ack_and_handles_repeats() -> None:
     invite = request()
     transaction, _ = manager.start_client(invite, UDP, 0.0)
     ok = response(invite, 200)
-    assert manager.receive_response(ok, UDP, 0.1) == [DeliverResponse(transaction, ok)]
-    assert transaction.state is State.ACCEPTED
+    # The 2xx ends the transaction (RFC 6026's Accepted state is the manager's).
+    assert manager.receive_response(ok, UDP, 0.1) == [
+        DeliverResponse(transaction, ok),
+        Terminated(transaction),
+    ]
+    assert len(manager) == 0
     # A retransmitted 2xx before the TU ACKed: the TU must see it.
     assert manager.receive_response(ok, UDP, 0.6) == [StrayResponse(ok, UDP)]
-    # Once the TU sent its ACK, repeats are answered with that ACK, here and after Timer M.
+    # Once the TU sent its ACK, repeats are answered with that ACK for 64*T1.
     ack = request("ACK", branch="z9hG4bKack", to_tag="to1")
-    manager.remember_ack(ack, UDP, 0.7)
-    assert manager.receive_response(ok, UDP, 1.6) == [Send(ack, UDP)]
-    fired = run_until(manager, 32.1)
-    assert (32.1, [Terminated(transaction)]) in fired
-    assert manager.receive_response(ok, UDP, 33.0) == [Send(ack, UDP)]
+    manager.remember_ack(bytes(ack), ack, UDP, 0.7)
+    assert manager.receive_response(ok, UDP, 1.6) == [Resend(bytes(ack), UDP)]
+    assert manager.receive_response(ok, UDP, 33.0) == [Resend(bytes(ack), UDP)]
+    # A late provisional or non-2xx final with the INVITE's branch is dropped.
+    assert manager.receive_response(response(invite, 180), UDP, 1.7) == []
+    assert manager.receive_response(response(invite, 486), UDP, 1.8) == []
     # The ACK memo itself expires after 64*T1.
     run_until(manager, 100.0)
     assert manager.receive_response(ok, UDP, 101.0) == [StrayResponse(ok, UDP)]
@@ -186,7 +192,8 @@ def test_invite_client_forked_2xx_with_other_tag_goes_to_tu() -> None:
     invite = request()
     manager.start_client(invite, UDP, 0.0)
     manager.receive_response(response(invite, 200, "to1"), UDP, 0.1)
-    manager.remember_ack(request("ACK", branch="z9hG4bKack", to_tag="to1"), UDP, 0.1)
+    ack = request("ACK", branch="z9hG4bKack", to_tag="to1")
+    manager.remember_ack(bytes(ack), ack, UDP, 0.1)
     fork = response(invite, 200, "to2")
     assert manager.receive_response(fork, UDP, 0.2) == [StrayResponse(fork, UDP)]
 
@@ -236,7 +243,10 @@ def test_cancel_and_invite_client_transactions_coexist() -> None:
     assert len(manager) == 2
     ok = response(cancel, 200)
     terminated = response(invite, 487)
-    assert manager.receive_response(ok, UDP, 0.2) == [DeliverResponse(cancel_tx, ok)]
+    assert manager.receive_response(ok, UDP, 0.2) == [
+        DeliverResponse(cancel_tx, ok),
+        Terminated(cancel_tx),
+    ]
     assert DeliverResponse(invite_tx, terminated) in manager.receive_response(terminated, UDP, 0.3)
 
 
@@ -263,26 +273,20 @@ def test_non_invite_client_proceeding_retransmits_at_t2() -> None:
     assert [at for at, acts in fired if sends(acts)] == [0.5, 4.5, 8.5]
 
 
-def test_non_invite_client_completed_absorbs_and_timer_k() -> None:
+@pytest.mark.parametrize(("transport", "peer"), [("UDP", UDP), ("TCP", TCP)])
+def test_non_invite_client_ends_at_its_final_and_drops_repeats(transport: str, peer: Peer) -> None:
     manager = TransactionManager(TimerConfig(t4=5.0))
-    bye = request("BYE")
-    transaction, _ = manager.start_client(bye, UDP, 0.0)
+    bye = request("BYE", transport=transport)
+    transaction, _ = manager.start_client(bye, peer, 0.0)
     ok = response(bye, 200)
-    assert manager.receive_response(ok, UDP, 0.1) == [DeliverResponse(transaction, ok)]
-    assert manager.receive_response(ok, UDP, 0.6) == []
-    assert run_until(manager, 100.0) == [(5.1, [Terminated(transaction)])]
-
-
-def test_non_invite_client_over_tcp_timer_k_is_zero() -> None:
-    manager = TransactionManager()
-    bye = request("BYE", transport="TCP")
-    transaction, _ = manager.start_client(bye, TCP, 0.0)
-    assert manager.next_deadline() == 32.0  # only Timer F
-    ok = response(bye, 200)
-    assert manager.receive_response(ok, TCP, 0.1) == [
+    # Timer K's absorbing is the manager's: a final matching no transaction is dropped.
+    assert manager.receive_response(ok, peer, 0.1) == [
         DeliverResponse(transaction, ok),
         Terminated(transaction),
     ]
+    assert len(manager) == 0
+    assert manager.receive_response(ok, peer, 0.6) == []
+    assert run_until(manager, 100.0) == []
 
 
 def test_client_transport_error_fails_the_transaction() -> None:
@@ -406,11 +410,24 @@ def test_invite_server_2xx_is_retransmitted_until_the_ack_and_accepted_absorbs()
     # RFC 6026: a retransmitted INVITE in Accepted is absorbed, not a new request.
     assert manager.receive_request(invite, UDP, 2.1) == []
     ack = request("ACK", branch="z9hG4bKnewbranch", to_tag="to1")
-    assert manager.receive_request(ack, UDP, 2.2) == [AckReceived(ack, UDP, transaction)]
-    # No more 2xx retransmissions; Timer L ends the transaction quietly.
-    assert run_until(manager, 100.0) == [(32.0, [Terminated(transaction)])]
+    # The ACK ends the transaction: only the 2xx's To tag stays, until Timer L.
+    assert manager.receive_request(ack, UDP, 2.2) == [
+        AckReceived(ack, UDP, transaction),
+        Terminated(transaction),
+    ]
+    assert len(manager) == 0
+    # No more 2xx retransmissions; the INVITE's retransmissions are still absorbed.
+    assert run_until(manager, 30.0) == []
+    assert manager.receive_request(invite, UDP, 30.0) == []
+    # A CANCEL crossing the 2xx learns its To tag.
+    cancel = new_server(manager, request("CANCEL"))
+    assert isinstance(cancel, CancelReceived)
+    assert cancel.invite is None and cancel.acknowledged_tag == "to1"
     # A late duplicate ACK still reaches the TU, with no transaction.
-    assert manager.receive_request(ack, UDP, 101.0) == [AckReceived(ack, UDP, None)]
+    assert manager.receive_request(ack, UDP, 31.0) == [AckReceived(ack, UDP, None)]
+    # After Timer L (64*T1 from the ACK) the same INVITE would be new.
+    run_until(manager, 100.0)
+    assert kinds(manager.receive_request(invite, UDP, 101.0))[-1] is NewRequest
 
 
 def test_invite_server_2xx_without_ack_reports_ack_timeout() -> None:

@@ -67,6 +67,7 @@ from nuage.sip.transaction import (
     NonInviteClientTransaction,
     NonInviteServerTransaction,
     Replay,
+    Resend,
     Send,
     ServerTransaction,
     StrayResponse,
@@ -102,6 +103,8 @@ class TransportLike(Protocol):
     def send(self, message: Message, peer: Peer) -> None: ...
 
     def send_again(self, data: bytes, request: Request, source: Peer) -> None: ...
+
+    def send_data(self, data: bytes, peer: Peer) -> None: ...
 
     def sent_by(self, transport: str) -> tuple[str, int]: ...
 
@@ -437,8 +440,9 @@ class SipEndpoint:
         self._add_via(ack, peer)
         if "Max-Forwards" not in ack.headers:
             ack.headers.add("Max-Forwards", "70")
-        self.transport.send(ack, peer)
-        self._manager.remember_ack(ack, peer, self._loop.time())
+        data = bytes(ack)
+        self.transport.send_data(data, peer)
+        self._manager.remember_ack(data, ack, peer, self._loop.time())
         self._rearm()
 
     def send_stateless(self, message: Request | Response, peer: Peer) -> None:
@@ -520,6 +524,8 @@ class SipEndpoint:
             self.transport.send(action.message, action.peer)
         elif isinstance(action, Replay):
             self.transport.send_again(action.data, action.request, action.peer)
+        elif isinstance(action, Resend):
+            self.transport.send_data(action.data, action.peer)
         elif isinstance(action, DeliverResponse):
             client = self._clients.get(action.transaction)
             if client is not None:
@@ -527,7 +533,7 @@ class SipEndpoint:
                 if action.response.status >= 200:
                     # Nothing more reaches a handle after its final: let it (its queue,
                     # its responses) go now rather than with its transaction, which
-                    # lives on 32 s to absorb retransmissions (Timer D, RFC 6026's M).
+                    # may live on 32 s to absorb retransmissions (Timer D).
                     del self._clients[action.transaction]
         elif isinstance(action, NewRequest):
             handle = ServerTransactionHandle(self, action.transaction)
@@ -588,7 +594,7 @@ class SipEndpoint:
         elif action.invite is not None and action.invite.last_response is not None:
             tag = action.invite.last_response.to.tag
         else:
-            tag = None
+            tag = action.acknowledged_tag
         if tag is None:
             # RFC 3261 9.2: nothing to cancel.
             response = make_response(cancel.request, 481)

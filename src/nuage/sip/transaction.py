@@ -9,12 +9,18 @@ says when to call :meth:`TransactionManager.handle_timers` next. The asyncio ada
 Machines (RFC 3261 17.1.1, 17.1.2, 17.2.1, 17.2.2, with RFC 6026's "Accepted" state):
 
 - :class:`InviteClientTransaction`: Timers A (retransmit, doubling, unreliable only), B (64*T1
-  timeout), D (absorb final retransmissions), M (RFC 6026: keep passing 2xx up); builds the ACK
-  for 3xx-6xx itself and passes 2xx up without ACK.
-- :class:`NonInviteClientTransaction`: Timers E (doubling, capped at T2), F (timeout), K.
+  timeout), D (absorb final retransmissions); builds the ACK for 3xx-6xx itself and passes
+  2xx up without ACK. A 2xx ends it: RFC 6026's Accepted state (Timer M) is the manager's,
+  which answers that 2xx's retransmissions with the ACK the TU sent and hands any other
+  2xx (a fork's) to the TU, with or without the transaction.
+- :class:`NonInviteClientTransaction`: Timers E (doubling, capped at T2), F (timeout). A final
+  response ends it: Timer K would only absorb that response's retransmissions, and the
+  manager drops a response that matches no transaction just the same.
 - :class:`InviteServerTransaction`: 100 Trying after ``trying_delay`` if the TU is silent; Timers
   G, H, I, L. In "Accepted" it also retransmits the 2xx until the ACK (RFC 3261 13.3.1.4): that
-  is the UAS core's duty, kept here so that one timer table drives everything.
+  is the UAS core's duty, kept here so that one timer table drives everything. Once the 2xx
+  is acknowledged the manager keeps only its To tag (:mod:`nuage.sip.expiring`) until Timer
+  L, to absorb the INVITE's retransmissions and answer a late CANCEL.
 - :class:`NonInviteServerTransaction`: Timer J.
 
 Over reliable transports (TCP, TLS, WS) Timers A, E, G do not run and D, I, J, K are zero.
@@ -31,9 +37,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from nuage.sip.expiring import Expiring
 from nuage.sip.message import CSeq, Headers, Request, Response, make_response
 from nuage.sip.peer import Peer
-from nuage.sip.replays import Replays
 
 MAGIC_COOKIE = "z9hG4bK"
 RELIABLE_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
@@ -83,6 +89,15 @@ class Replay:
 
 
 @dataclass(slots=True)
+class Resend:
+    """Give ``data``, the ACK sent for a 2xx, to the transport again for ``peer``: that
+    2xx came again."""
+
+    data: bytes
+    peer: Peer
+
+
+@dataclass(slots=True)
 class DeliverResponse:
     """A response for the TU of a client transaction (provisional, final, or a later 2xx)."""
 
@@ -99,10 +114,12 @@ class NewRequest:
 
 @dataclass(slots=True)
 class CancelReceived:
-    """A CANCEL (its own server transaction) and the INVITE transaction it matches, if any."""
+    """A CANCEL (its own server transaction) and the INVITE transaction it matches, if any;
+    ``acknowledged_tag``: the To tag of the 2xx of a matching INVITE already acknowledged."""
 
     transaction: NonInviteServerTransaction
     invite: InviteServerTransaction | None
+    acknowledged_tag: str | None = None
 
 
 @dataclass(slots=True)
@@ -153,6 +170,7 @@ class Terminated:
 Action = (
     Send
     | Replay
+    | Resend
     | DeliverResponse
     | NewRequest
     | CancelReceived
@@ -228,7 +246,7 @@ class _Machine:
 
 
 class InviteClientTransaction(_Machine):
-    """RFC 3261 17.1.1 with RFC 6026 "Accepted"."""
+    """RFC 3261 17.1.1; a 2xx ends it (its retransmissions are the manager's)."""
 
     __slots__ = ("_cancel_sent", "_interval", "cseq", "key", "last_ack")
 
@@ -254,7 +272,7 @@ class InviteClientTransaction(_Machine):
             return [Send(self.request, self.peer)]
         if name in ("B", "cancel") and self.state in (State.CALLING, State.PROCEEDING):
             return [TimedOut(self), *self._terminate()]
-        if name in ("D", "M"):
+        if name == "D":
             return self._terminate()
         return []
 
@@ -276,10 +294,7 @@ class InviteClientTransaction(_Machine):
             return []
         if status < 300:
             if state in (State.CALLING, State.PROCEEDING):
-                self.state = State.ACCEPTED
-                self._timers.clear()
-                self._timers["M"] = now + 64 * self.config.t1
-                return [DeliverResponse(self, response)]
+                return [DeliverResponse(self, response), *self._terminate()]
             return []
         if state in (State.CALLING, State.PROCEEDING):
             self.state = State.COMPLETED
@@ -336,8 +351,6 @@ class NonInviteClientTransaction(_Machine):
             return [Send(self.request, self.peer)]
         if name == "F" and self.state in (State.TRYING, State.PROCEEDING):
             return [TimedOut(self), *self._terminate()]
-        if name == "K":
-            return self._terminate()
         return []
 
     def handle_response(self, response: Response, now: float) -> list[Action]:
@@ -346,13 +359,7 @@ class NonInviteClientTransaction(_Machine):
         if response.status < 200:
             self.state = State.PROCEEDING
             return [DeliverResponse(self, response)]
-        self.state = State.COMPLETED
-        self._timers.clear()
-        actions: list[Action] = [DeliverResponse(self, response)]
-        if self.reliable:
-            return actions + self._terminate()
-        self._timers["K"] = now + self.config.t4
-        return actions
+        return [DeliverResponse(self, response), *self._terminate()]
 
 
 class InviteServerTransaction(_Machine):
@@ -435,7 +442,8 @@ class InviteServerTransaction(_Machine):
         return []
 
     def handle_ack(self, now: float) -> list[Action]:
-        """The ACK for our 2xx: stop retransmitting it; stay Accepted to absorb INVITEs."""
+        """The ACK for our 2xx: stop retransmitting it; stay Accepted to absorb INVITEs
+        (unless the manager keeps just the To tag for that)."""
         if self.state is State.ACCEPTED and self.ack_key is not None:
             self.ack_key = None
             self._timers.pop("G", None)
@@ -515,26 +523,6 @@ ServerTransaction = InviteServerTransaction | NonInviteServerTransaction
 Transaction = ClientTransaction | ServerTransaction
 
 
-class _AckMemo:
-    """The ACK we sent for a 2xx, kept 64*T1 to answer that 2xx's retransmissions."""
-
-    __slots__ = ("ack", "deadline", "key", "peer", "scheduled")
-
-    def __init__(self, key: tuple[object, ...], ack: Request, peer: Peer, deadline: float):
-        self.key = key
-        self.ack = ack
-        self.peer = peer
-        self.deadline: float | None = deadline
-        self.scheduled: float | None = None
-
-    def next_deadline(self) -> float | None:
-        return self.deadline
-
-    def handle_timers(self, now: float) -> list[Action]:
-        self.deadline = None
-        return []
-
-
 def _replay_key(key: tuple[object, ...]) -> str:
     """A string for an RFC 3261 server transaction key (branch, sent-by host and port,
     method): a replay's key, and nothing the collector tracks."""
@@ -552,9 +540,11 @@ class TransactionManager:
     ``max_transactions`` bounds the tables: a new request beyond it gets a stateless 503,
     a new client transaction raises :class:`OverloadError`. A non-INVITE server
     transaction over UDP (with an RFC 3261 branch) is over for the TU at its final
-    response; its replay (:mod:`nuage.sip.replays`) then answers retransmissions until
-    Timer J. Replays have a bound of their own, four times ``max_transactions``; past it a
-    completed transaction stays whole until Timer J.
+    response; its replay (:mod:`nuage.sip.expiring`) then answers retransmissions until
+    Timer J. An INVITE server transaction (RFC 3261 branch) is over at the ACK of its 2xx;
+    its To tag then absorbs retransmissions and answers a late CANCEL until Timer L.
+    Either has a bound of its own, four times ``max_transactions``; past it the transaction
+    stays whole until its timer.
     """
 
     def __init__(
@@ -563,12 +553,17 @@ class TransactionManager:
         self.config = config or TimerConfig()
         self.max_transactions = max_transactions
         # Replays do not count as transactions: 2000 REGISTERs/s leave 128,000 of them.
-        self.replays = Replays(64 * self.config.t1, 4 * max_transactions)
+        self.replays: Expiring[bytes] = Expiring(64 * self.config.t1, 4 * max_transactions)
+        # The To tags of the 2xx of INVITEs acknowledged, under their transaction's key.
+        self._acknowledged: Expiring[str] = Expiring(64 * self.config.t1, 4 * max_transactions)
+        # The ACKs sent for 2xx (as sent, and where to), by Call-ID, CSeq number, To tag.
+        self._acks: Expiring[tuple[bytes, Peer]] = Expiring(
+            64 * self.config.t1, 4 * max_transactions
+        )
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
         self._servers: dict[tuple[object, ...], ServerTransaction] = {}
         # INVITE server transactions whose 2xx awaits its ACK, by (Call-ID, CSeq number).
         self._awaiting_ack: dict[tuple[str, int], InviteServerTransaction] = {}
-        self._acks: dict[tuple[object, ...], _AckMemo] = {}
         self._heap: list[tuple[float, int, _Timed]] = []
         self._counter = itertools.count()
 
@@ -614,31 +609,23 @@ class TransactionManager:
         cseq = response.cseq
         transaction = self._clients.get((via.branch or "", cseq.method))
         if transaction is not None:
-            if (
-                transaction.state is State.ACCEPTED
-                and 200 <= response.status < 300
-                and isinstance(transaction, InviteClientTransaction)
-            ):
-                # The first 2xx went to the TU; repeats (retransmissions, forks) are
-                # answered from the ACK the TU sent, or handed to it as strays.
-                return self._answer_2xx(response, peer, cseq)
             return self._after(transaction, transaction.handle_response(response, now))
         if 200 <= response.status < 300 and cseq.method == "INVITE":
+            # The first 2xx ended its transaction; repeats (retransmissions, forks) are
+            # answered from the ACK the TU sent, or handed to it as strays (RFC 6026).
             return self._answer_2xx(response, peer, cseq)
         return []
 
     def _answer_2xx(self, response: Response, peer: Peer, cseq: CSeq) -> list[Action]:
-        memo = self._acks.get((response.call_id, cseq.seq, response.to.tag or ""))
-        if memo is not None and memo.deadline is not None:
-            return [Send(memo.ack, memo.peer)]
+        sent = self._acks.get(f"{response.call_id} {cseq.seq} {response.to.tag or ''}")
+        if sent is not None:
+            return [Resend(*sent)]
         return [StrayResponse(response, peer)]
 
-    def remember_ack(self, ack: Request, peer: Peer, now: float) -> None:
-        """Keep an ACK for a 2xx so that retransmissions of that 2xx are answered with it."""
-        key = (ack.call_id, ack.cseq.seq, ack.to.tag or "")
-        memo = _AckMemo(key, ack, peer, now + 64 * self.config.t1)
-        self._acks[key] = memo
-        self._schedule(memo)
+    def remember_ack(self, data: bytes, ack: Request, peer: Peer, now: float) -> None:
+        """Keep ``data``, ``ack`` as sent for a 2xx, so that retransmissions of that 2xx
+        are answered with it."""
+        self._acks.keep(f"{ack.call_id} {ack.cseq.seq} {ack.to.tag or ''}", (data, peer), now)
 
     # -- server side --
 
@@ -654,6 +641,8 @@ class TransactionManager:
                 sent = self.replays.get(_replay_key(key))
                 if sent is not None:
                     return [Replay(sent, request, peer)]
+            elif method == "INVITE" and _replay_key(key) in self._acknowledged:
+                return []  # a retransmission of an INVITE answered and acknowledged
         else:
             # RFC 2543 peers (17.2.3, simplified): the request's identity stands in for a branch.
             key = (request.call_id, request.from_.tag, request.cseq.seq, str(via), matched)
@@ -675,22 +664,33 @@ class TransactionManager:
         self._servers[key] = server
         actions = self._after(server, server.start(now))
         if isinstance(server, NonInviteServerTransaction) and method == "CANCEL":
-            invite = self._servers.get((*key[:-1], "INVITE"))
-            actions.append(
-                CancelReceived(
-                    server, invite if isinstance(invite, InviteServerTransaction) else None
-                )
-            )
+            invite_key = (*key[:-1], "INVITE")
+            invite = self._servers.get(invite_key)
+            if isinstance(invite, InviteServerTransaction):
+                actions.append(CancelReceived(server, invite))
+            else:
+                tag = self._acknowledged.get(_replay_key(invite_key)) if len(key) == 4 else None
+                actions.append(CancelReceived(server, None, tag))
         else:
             actions.append(NewRequest(server))
         return actions
 
     def _ack_2xx(self, request: Request, peer: Peer, now: float) -> list[Action]:
         invite = self._awaiting_ack.pop((request.call_id, request.cseq.seq), None)
-        if invite is not None:
-            invite.handle_ack(now)
-            self._schedule(invite)
-        return [AckReceived(request, peer, invite)]
+        if invite is None:
+            return [AckReceived(request, peer, None)]
+        invite.handle_ack(now)
+        actions: list[Action] = [AckReceived(request, peer, invite)]
+        if (
+            invite.last_response is not None
+            and len(invite.key) == 4  # an RFC 3261 branch
+            and self._acknowledged.keep(
+                _replay_key(invite.key), invite.last_response.to.tag or "", now
+            )
+        ):
+            # Timer L is the To tag's from here: the INVITE, its 2xx, the transaction go.
+            actions += invite._terminate()
+        return self._after(invite, actions)
 
     def respond(
         self, transaction: ServerTransaction, response: Response, now: float
@@ -734,28 +734,34 @@ class TransactionManager:
 
     def next_deadline(self) -> float | None:
         heap = self._heap
-        replay = self.replays.next_deadline()
+        kept = [
+            deadline
+            for deadline in (
+                self.replays.next_deadline(),
+                self._acknowledged.next_deadline(),
+                self._acks.next_deadline(),
+            )
+            if deadline is not None
+        ]
         while heap:
             deadline, _, item = heap[0]
             if item.next_deadline() == deadline:
-                return deadline if replay is None else min(deadline, replay)
+                kept.append(deadline)
+                break
             heapq.heappop(heap)
-        return replay
+        return min(kept, default=None)
 
     def handle_timers(self, now: float) -> list[Action]:
         self.replays.expire(now)
+        self._acknowledged.expire(now)
+        self._acks.expire(now)
         actions: list[Action] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, item = heapq.heappop(heap)
             if item.next_deadline() != deadline:
                 continue
-            fired = item.handle_timers(now)
-            if isinstance(item, _AckMemo):
-                if self._acks.get(item.key) is item:
-                    del self._acks[item.key]
-                continue
-            actions += self._after(item, fired)  # type: ignore[arg-type]
+            actions += self._after(item, item.handle_timers(now))  # type: ignore[arg-type]
         return actions
 
     def _after(self, transaction: Transaction, actions: list[Action]) -> list[Action]:

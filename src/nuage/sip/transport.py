@@ -254,7 +254,7 @@ class _StreamConnection(asyncio.Protocol):
         self.peer: Peer | None = None
         self.transport: asyncio.Transport | None = None
         self.framer = StreamFramer(max_size=layer.max_message_size)
-        self.pending: list[tuple[Message, Peer, bytes]] = []
+        self.pending: list[tuple[Message | None, Peer, bytes]] = []
         self.last_activity = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self.established = False  # counted in stats.tcp_connections
@@ -630,7 +630,14 @@ class TransportLayer:
             except SipSyntaxError as exc:
                 self._send_failed(message, peer, exc)
                 return
-        data = bytes(message)
+        self._send_data(message, bytes(message), peer)
+
+    def send_data(self, data: bytes, peer: Peer) -> None:
+        """Send ``data``, an ACK for a 2xx as serialized, to ``peer``. A failure is counted,
+        not reported: that 2xx's next retransmission asks for it again."""
+        self._send_data(None, data, peer)
+
+    def _send_data(self, message: Message | None, data: bytes, peer: Peer) -> None:
         if peer.transport == "udp":
             self._send_udp(message, data, peer)
         elif peer.transport == "tcp":
@@ -693,7 +700,7 @@ class TransportLayer:
                 return
         self._send_failed(message, peer, OSError(f"no UDP socket for {peer.host}"))
 
-    def _send_websocket(self, message: Message, data: bytes, peer: Peer) -> None:
+    def _send_websocket(self, message: Message | None, data: bytes, peer: Peer) -> None:
         # A peer known by its connection is reached over that one only, never over a later
         # connection that happens to come from the same address.
         if peer.connection_id is not None:
@@ -707,7 +714,7 @@ class TransportLayer:
         else:
             self._send_failed(message, peer, ConnectionResetError("WebSocket connection closed"))
 
-    def _send_stream(self, message: Message, data: bytes, peer: Peer) -> None:
+    def _send_stream(self, message: Message | None, data: bytes, peer: Peer) -> None:
         connection = None
         if peer.connection_id is not None:
             connection = self._connections.get(peer.connection_id)
