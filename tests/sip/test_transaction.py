@@ -121,7 +121,7 @@ def test_invite_client_provisional_stops_timers_and_non_2xx_is_acked() -> None:
 
     busy = response(invite, 486)
     actions = manager.receive_response(busy, UDP, 1.0)
-    assert kinds(actions) == [Send, DeliverResponse]
+    assert kinds(actions) == [Send, DeliverResponse, Terminated]
     ack = sends(actions)[0]
     assert isinstance(ack, Request)
     # RFC 3261 17.1.1.3: same Request-URI, top Via, From, Call-ID, Route; To from the response.
@@ -132,14 +132,35 @@ def test_invite_client_provisional_stops_timers_and_non_2xx_is_acked() -> None:
     assert ack.headers.get("From") == invite.headers.get("From")
     assert ack.headers.values("Route") == ["<sip:proxy.example.com;lr>"]
     assert ack.headers.get("CSeq") == "1 ACK"
-    assert transaction.state is State.COMPLETED
+    # Only the ACK, as sent, stays: the transaction (and its INVITE) is over.
+    assert len(manager) == 0
 
     # A retransmitted final is absorbed (not delivered again) and answered with the same ACK.
-    assert manager.receive_response(busy, UDP, 2.0) == [Send(ack, UDP)]
+    assert manager.receive_response(busy, UDP, 2.0) == [Resend(bytes(ack), UDP)]
     # Timer D: at least 32 s over UDP.
-    fired = run_until(manager, 100.0)
-    assert [(at, kinds(acts)) for at, acts in fired] == [(33.0, [Terminated])]
+    run_until(manager, 32.5)
+    assert manager.receive_response(busy, UDP, 32.5) == [Resend(bytes(ack), UDP)]
+    run_until(manager, 100.0)
+    assert manager.receive_response(busy, UDP, 100.0) == []
+
+
+def test_invite_client_keeps_whole_when_no_ack_can_be_kept() -> None:
+    manager = TransactionManager(max_transactions=1)
+    filler = request(branch="z9hG4bKfiller")
+    for number in range(4):  # the ACKs kept are bounded by four times the table's size
+        manager.start_client(request(branch=f"z9hG4bKf{number}"), UDP, 0.0)
+        manager.receive_response(response(request(branch=f"z9hG4bKf{number}"), 486), UDP, 0.0)
     assert len(manager) == 0
+    transaction, _ = manager.start_client(filler, UDP, 0.0)
+    busy = response(filler, 486)
+    assert kinds(manager.receive_response(busy, UDP, 0.1)) == [Send, DeliverResponse]
+    assert transaction.state is State.COMPLETED
+    # Past the bound it stays whole and answers from its own ACK until Timer D.
+    ack = transaction.last_ack
+    assert ack is not None
+    assert manager.receive_response(busy, UDP, 2.0) == [Send(ack, UDP)]
+    fired = run_until(manager, 100.0)
+    assert (32.1, [Terminated(transaction)]) in fired
 
 
 @pytest.mark.parametrize("status", [302, 404, 486, 503, 603])

@@ -12,7 +12,9 @@ Machines (RFC 3261 17.1.1, 17.1.2, 17.2.1, 17.2.2, with RFC 6026's "Accepted" st
   timeout), D (absorb final retransmissions); builds the ACK for 3xx-6xx itself and passes
   2xx up without ACK. A 2xx ends it: RFC 6026's Accepted state (Timer M) is the manager's,
   which answers that 2xx's retransmissions with the ACK the TU sent and hands any other
-  2xx (a fork's) to the TU, with or without the transaction.
+  2xx (a fork's) to the TU, with or without the transaction. A 3xx-6xx ends it too once
+  the manager keeps its ACK, as sent, to answer that response's retransmissions until
+  Timer D.
 - :class:`NonInviteClientTransaction`: Timers E (doubling, capped at T2), F (timeout). A final
   response ends it: Timer K would only absorb that response's retransmissions, and the
   manager drops a response that matches no transaction just the same.
@@ -90,8 +92,8 @@ class Replay:
 
 @dataclass(slots=True)
 class Resend:
-    """Give ``data``, the ACK sent for a 2xx, to the transport again for ``peer``: that
-    2xx came again."""
+    """Give ``data``, an ACK as sent, to the transport again for ``peer``: the final
+    response it acknowledged came again."""
 
     data: bytes
     peer: Peer
@@ -556,7 +558,8 @@ class TransactionManager:
         self.replays: Expiring[bytes] = Expiring(64 * self.config.t1, 4 * max_transactions)
         # The To tags of the 2xx of INVITEs acknowledged, under their transaction's key.
         self._acknowledged: Expiring[str] = Expiring(64 * self.config.t1, 4 * max_transactions)
-        # The ACKs sent for 2xx (as sent, and where to), by Call-ID, CSeq number, To tag.
+        # The ACKs sent (as sent, and where to): for a 2xx by "Call-ID CSeq-number To-tag",
+        # for a 3xx-6xx by the INVITE's branch (no spaces: the two kinds never meet).
         self._acks: Expiring[tuple[bytes, Peer]] = Expiring(
             64 * self.config.t1, 4 * max_transactions
         )
@@ -607,14 +610,27 @@ class TransactionManager:
     def receive_response(self, response: Response, peer: Peer, now: float) -> list[Action]:
         via = response.top_via
         cseq = response.cseq
-        transaction = self._clients.get((via.branch or "", cseq.method))
+        branch = via.branch or ""
+        transaction = self._clients.get((branch, cseq.method))
         if transaction is not None:
-            return self._after(transaction, transaction.handle_response(response, now))
-        if 200 <= response.status < 300 and cseq.method == "INVITE":
+            actions = transaction.handle_response(response, now)
+            if (
+                isinstance(transaction, InviteClientTransaction)
+                and transaction.state is State.COMPLETED
+                and transaction.last_ack is not None
+                and self._acks.keep(branch, (bytes(transaction.last_ack), transaction.peer), now)
+            ):
+                # Timer D is the ACK's from here: the INVITE and the transaction go.
+                actions += transaction._terminate()
+            return self._after(transaction, actions)
+        if cseq.method != "INVITE" or response.status < 200:
+            return []
+        if response.status < 300:
             # The first 2xx ended its transaction; repeats (retransmissions, forks) are
             # answered from the ACK the TU sent, or handed to it as strays (RFC 6026).
             return self._answer_2xx(response, peer, cseq)
-        return []
+        sent = self._acks.get(branch)
+        return [] if sent is None else [Resend(*sent)]
 
     def _answer_2xx(self, response: Response, peer: Peer, cseq: CSeq) -> list[Action]:
         sent = self._acks.get(f"{response.call_id} {cseq.seq} {response.to.tag or ''}")
