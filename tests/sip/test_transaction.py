@@ -146,13 +146,14 @@ def test_invite_client_provisional_stops_timers_and_non_2xx_is_acked() -> None:
 
 def test_invite_client_keeps_whole_when_no_ack_can_be_kept() -> None:
     manager = TransactionManager(max_transactions=1)
-    filler = request(branch="z9hG4bKfiller")
     for number in range(4):  # the ACKs kept are bounded by four times the table's size
-        manager.start_client(request(branch=f"z9hG4bKf{number}"), UDP, 0.0)
-        manager.receive_response(response(request(branch=f"z9hG4bKf{number}"), 486), UDP, 0.0)
+        refused = request(branch=f"z9hG4bKf{number}")
+        manager.start_client(refused, UDP, 0.0)
+        manager.receive_response(response(refused, 486), UDP, 0.0)
     assert len(manager) == 0
-    transaction, _ = manager.start_client(filler, UDP, 0.0)
-    busy = response(filler, 486)
+    last = request(branch="z9hG4bKlast")
+    transaction, _ = manager.start_client(last, UDP, 0.0)
+    busy = response(last, 486)
     assert kinds(manager.receive_response(busy, UDP, 0.1)) == [Send, DeliverResponse]
     assert transaction.state is State.COMPLETED
     # Past the bound it stays whole and answers from its own ACK until Timer D.
@@ -449,6 +450,20 @@ def test_invite_server_2xx_is_retransmitted_until_the_ack_and_accepted_absorbs()
     # After Timer L (64*T1 from the ACK) the same INVITE would be new.
     run_until(manager, 100.0)
     assert kinds(manager.receive_request(invite, UDP, 101.0))[-1] is NewRequest
+
+
+def test_cancel_after_the_ack_of_a_whole_invite_transaction_learns_its_tag() -> None:
+    # An RFC 2543 INVITE (no magic cookie) keeps its whole transaction until Timer L.
+    manager = TransactionManager()
+    invite = request(branch="old1")
+    event = new_server(manager, invite)
+    assert isinstance(event, NewRequest)
+    manager.respond(event.transaction, response(invite, 200), 0.0)
+    manager.receive_request(request("ACK", branch="old2", to_tag="to1"), UDP, 0.1)
+    assert len(manager) == 1
+    cancel = new_server(manager, request("CANCEL", branch="old1"))
+    assert isinstance(cancel, CancelReceived)
+    assert cancel.invite is event.transaction and cancel.acknowledged_tag == "to1"
 
 
 def test_invite_server_2xx_without_ack_reports_ack_timeout() -> None:

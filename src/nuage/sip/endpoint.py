@@ -589,12 +589,7 @@ class SipEndpoint:
         invite = self._servers.get(action.invite) if action.invite is not None else None
         # The INVITE's To tag: its handle's, or once the handle is gone (its 2xx was
         # acknowledged), the one its 2xx carried.
-        if invite is not None:
-            tag: str | None = invite.to_tag
-        elif action.invite is not None and action.invite.last_response is not None:
-            tag = action.invite.last_response.to.tag
-        else:
-            tag = action.acknowledged_tag
+        tag = invite.to_tag if invite is not None else action.acknowledged_tag
         if tag is None:
             # RFC 3261 9.2: nothing to cancel.
             response = make_response(cancel.request, 481)

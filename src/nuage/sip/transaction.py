@@ -386,6 +386,13 @@ class InviteServerTransaction(_Machine):
     def final_sent(self) -> bool:
         return self.last_response is not None and self.last_response.status >= 200
 
+    @property
+    def acknowledged_tag(self) -> str | None:
+        """The To tag of its 2xx once that 2xx is acknowledged, else None."""
+        if self.state is State.ACCEPTED and self.ack_key is None and self.last_response:
+            return self.last_response.to.tag
+        return None
+
     def start(self, now: float) -> list[Action]:
         if self.config.trying_delay <= 0:
             return self._send_trying()
@@ -683,7 +690,7 @@ class TransactionManager:
             invite_key = (*key[:-1], "INVITE")
             invite = self._servers.get(invite_key)
             if isinstance(invite, InviteServerTransaction):
-                actions.append(CancelReceived(server, invite))
+                actions.append(CancelReceived(server, invite, invite.acknowledged_tag))
             else:
                 tag = self._acknowledged.get(_replay_key(invite_key)) if len(key) == 4 else None
                 actions.append(CancelReceived(server, None, tag))

@@ -633,8 +633,8 @@ class TransportLayer:
         self._send_data(message, bytes(message), peer)
 
     def send_data(self, data: bytes, peer: Peer) -> None:
-        """Send ``data``, an ACK for a 2xx as serialized, to ``peer``. A failure is counted,
-        not reported: that 2xx's next retransmission asks for it again."""
+        """Send ``data``, an ACK as serialized, to ``peer``. A failure is counted, not
+        reported: the next retransmission of the response it acknowledges asks again."""
         self._send_data(None, data, peer)
 
     def _send_data(self, message: Message | None, data: bytes, peer: Peer) -> None:
