@@ -5,6 +5,7 @@ import { EventStream } from "./events";
 import { createPhone } from "./phone";
 import { Softphone } from "./phone/softphone";
 import { Session } from "./session";
+import { installShellWorker } from "./shell_worker";
 import { Store } from "./store";
 import "./styles.css";
 
@@ -49,7 +50,5 @@ document.addEventListener("visibilitychange", () => {
 render(<App services={{ session, api, store, phone, softphone }} stream={stream} />, document.getElementById("app")!);
 
 if ("serviceWorker" in navigator && import.meta.env.PROD) {
-  window.addEventListener("load", () => {
-    navigator.serviceWorker.register("/sw.js").catch(() => undefined);
-  });
+  window.addEventListener("load", () => void installShellWorker(navigator.serviceWorker));
 }
